@@ -1,0 +1,358 @@
+"""Feature-fusion topologies as data: FPN, PANet, BiFPN, QuFPN and custom node graphs.
+
+A topology is a list of nodes. Ids ``0 .. num_levels-1`` are the backbone/extra feature maps of
+levels ``min_level .. max_level``; node ``i`` gets id ``num_levels + i``. Each node fuses its inputs
+(resampled to its level) and the network's output at each level is the last node of that level
+(EfficientDet, arXiv 1911.09070, Sec. 3.1 and Fig. 2). Built-in node lists equal effdet 0.4.1's
+``effdet/config/fpn_config.py`` node for node, input order included, so parameter counts match.
+
+A ``DetectorSpec.topology`` string is one of:
+
+* a built-in name (``list_topologies()``), generated for any ``min_level .. max_level``;
+* a YAML file (``*.yaml`` / ``*.yml``) with the schema::
+
+      name: my_graph
+      min_level: 3
+      max_level: 7
+      nodes:                       # in order; node i has id num_levels + i
+        - {level: 6, inputs: [3, 4]}
+        - {level: 5, inputs: [2, 5], fusion: fast}   # optional fixed fusion for this node
+
+* an inline graph, ``Topology.to_string()``: ``NAME@P<min>-P<max>:P6=3+4,P5=2+5,...`` where a node
+  may end in ``~FUSION`` to fix its fusion (no spaces or shell-special characters, so it fits on a
+  command line unquoted and in a trial record).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from scalesearch.errors import UserError, unknown_name
+
+FUSIONS = ("sum", "softmax", "fast", "channel_softmax", "channel_fast")
+FUSION_ALIASES = {
+    "attn": "softmax",
+    "fastattn": "fast",
+    "channel_attn": "channel_softmax",
+    "channel_fastattn": "channel_fast",
+}
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_INLINE_RE = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)@P(?P<min>\d+)-P(?P<max>\d+):(?P<nodes>.*)$")
+_NODE_RE = re.compile(r"^P(?P<level>\d+)=(?P<inputs>-?\d+(?:\+-?\d+)*)(?:~(?P<fusion>[a-z_]+))?$")
+
+
+def canonical_fusion(name: str) -> str:
+    """Map a fusion name or alias (``attn``, ``fastattn``, ...) to one of ``FUSIONS``."""
+    name = FUSION_ALIASES.get(name, name)
+    if name not in FUSIONS:
+        raise unknown_name("fusion", name, FUSIONS + tuple(FUSION_ALIASES))
+    return name
+
+
+@dataclass(frozen=True)
+class Node:
+    """One fusion node: output ``level`` and the ids of its ``inputs`` (in fusion-weight order).
+
+    ``fusion`` fixes this node's fusion method regardless of the spec's (``None``: use the spec's).
+    Only QuFPN's quad-add nodes use it: effdet always fuses them with fast normalized fusion.
+    """
+
+    level: int
+    inputs: tuple[int, ...]
+    fusion: str | None = None
+
+    def __post_init__(self) -> None:
+        # YAML and JSON give lists; keep nodes hashable.
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A validated node graph over levels ``min_level .. max_level`` (see the module docstring)."""
+
+    name: str
+    min_level: int
+    max_level: int
+    nodes: tuple[Node, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", tuple(self.nodes))
+        _validate(self)
+
+    @property
+    def num_levels(self) -> int:
+        return self.max_level - self.min_level + 1
+
+    def level_of(self, node_id: int) -> int:
+        """Level of any id: an input feature map (``id < num_levels``) or a node."""
+        if node_id < self.num_levels:
+            return self.min_level + node_id
+        return self.nodes[node_id - self.num_levels].level
+
+    def outputs(self) -> list[int]:
+        """Id of the last node of each level, ``min_level .. max_level``."""
+        last = {node.level: self.num_levels + i for i, node in enumerate(self.nodes)}
+        return [last[level] for level in range(self.min_level, self.max_level + 1)]
+
+    def to_string(self) -> str:
+        """The inline form, parsed back by ``get_topology`` (round trip exact)."""
+        body = ",".join(
+            f"P{n.level}=" + "+".join(map(str, n.inputs)) + (f"~{n.fusion}" if n.fusion else "")
+            for n in self.nodes
+        )
+        return f"{self.name}@P{self.min_level}-P{self.max_level}:{body}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML schema as plain data (see ``save_topology``)."""
+        nodes = []
+        for n in self.nodes:
+            entry: dict[str, Any] = {"level": n.level, "inputs": list(n.inputs)}
+            if n.fusion:
+                entry["fusion"] = n.fusion
+            nodes.append(entry)
+        return {"name": self.name, "min_level": self.min_level, "max_level": self.max_level, "nodes": nodes}
+
+
+def _validate(topo: Topology) -> None:
+    """Raise ``UserError`` naming the first bad node: levels, inputs (earlier ids only), coverage."""
+    where = f"topology {topo.name!r}"
+    if not isinstance(topo.name, str) or not _NAME_RE.match(topo.name):
+        raise UserError(f"{where}: name must use only letters, digits, '_', '.', '-', but got {topo.name!r}")
+    if not (isinstance(topo.min_level, int) and isinstance(topo.max_level, int)
+            and 1 <= topo.min_level < topo.max_level):
+        raise UserError(f"{where}: 1 <= min_level < max_level must hold, "
+                        f"but got (min_level={topo.min_level!r}, max_level={topo.max_level!r})")
+    for i, node in enumerate(topo.nodes):
+        _validate_node(topo, where, topo.num_levels + i, node)
+    produced = {node.level for node in topo.nodes}
+    for level in range(topo.min_level, topo.max_level + 1):
+        if level not in produced:
+            raise UserError(f"{where}: no node produces P{level} "
+                            f"(every level P{topo.min_level}..P{topo.max_level} needs one)")
+
+
+def _validate_node(topo: Topology, where: str, node_id: int, node: Node) -> None:
+    label = f"{where} node {node_id} (P{node.level})"
+    if not isinstance(node.level, int) or not topo.min_level <= node.level <= topo.max_level:
+        raise UserError(f"{label}: level must be in P{topo.min_level}..P{topo.max_level}, but got {node.level!r}")
+    if not node.inputs:
+        raise UserError(f"{label}: needs at least one input, but got none")
+    if node.fusion is not None and node.fusion not in FUSIONS:
+        raise UserError(f"{label}: fusion must be one of {', '.join(FUSIONS)}, but got {node.fusion!r}")
+    seen: set[int] = set()
+    for x in node.inputs:
+        if not isinstance(x, int) or isinstance(x, bool) or x < 0:
+            raise UserError(f"{label}: input {x!r} is not a valid id (valid ids 0..{node_id - 1})")
+        if x == node_id:
+            raise UserError(f"{label}: input {x} is the node itself, a cycle (valid ids 0..{node_id - 1})")
+        if x > node_id:
+            # Inputs must be earlier ids: that order is what keeps the graph acyclic.
+            raise UserError(f"{label}: input {x} does not exist yet (valid ids 0..{node_id - 1})")
+        if x in seen:
+            raise UserError(f"{label}: input {x} is listed twice")
+        seen.add(x)
+
+
+# ---- built-in generators ------------------------------------------------------------------------
+
+class _Builder:
+    """Appends nodes and tracks, per level, the ids that produced it (index 0 is the input map)."""
+
+    def __init__(self, min_level: int, max_level: int) -> None:
+        self.min_level, self.max_level = min_level, max_level
+        self.num_levels = max_level - min_level + 1
+        self.ids = {level: [level - min_level] for level in range(min_level, max_level + 1)}
+        self.nodes: list[Node] = []
+
+    def last(self, level: int) -> int:
+        return self.ids[level][-1]
+
+    def add(self, level: int, inputs: list[int], fusion: str | None = None) -> int:
+        self.nodes.append(Node(level, tuple(inputs), fusion))
+        new_id = self.num_levels + len(self.nodes) - 1
+        self.ids[level].append(new_id)
+        return new_id
+
+    def top_down(self, first: int, with_top_pass: bool) -> None:
+        """Nodes ``first .. min_level`` each fuse their level's last id with the level above's."""
+        if with_top_pass:
+            self.add(self.max_level, [self.last(self.max_level)])
+        for level in range(first, self.min_level - 1, -1):
+            self.add(level, [self.last(level), self.last(level + 1)])
+
+    def topology(self, name: str) -> Topology:
+        return Topology(name, self.min_level, self.max_level, tuple(self.nodes))
+
+
+def _fpn(lo: int, hi: int) -> Topology:
+    """Top-down only (Lin et al. 2017; the paper's Fig. 2a, repeated). The top level passes through
+    one single-input node (a separable conv on the smallest map, the cheapest place) so that every
+    level has an output: exactly PANet's top-down half, which makes Table 5's FPN-vs-PANet
+    comparison differ only by the bottom-up path."""
+    b = _Builder(lo, hi)
+    b.top_down(hi - 1, with_top_pass=True)
+    return b.topology("fpn")
+
+
+def _panet(lo: int, hi: int) -> Topology:
+    """PANet (Liu et al. 2018; Fig. 2b): top-down then bottom-up, as effdet's ``pan`` config."""
+    b = _Builder(lo, hi)
+    b.top_down(hi - 1, with_top_pass=True)
+    b.add(lo, [b.last(lo)])
+    for level in range(lo + 1, hi + 1):
+        b.add(level, [b.last(level), b.last(level - 1)])
+    return b.topology("panet")
+
+
+def _bifpn_paths(b: _Builder) -> None:
+    """BiFPN (Sec. 3.3, Fig. 2d): top-down, then bottom-up where each middle node also takes its
+    level's input (the same-level skip edge) and every id at that level, as effdet/automl."""
+    b.top_down(b.max_level - 1, with_top_pass=False)
+    for level in range(b.min_level + 1, b.max_level + 1):
+        b.add(level, b.ids[level] + [b.last(level - 1)])
+
+
+def _bifpn(lo: int, hi: int) -> Topology:
+    b = _Builder(lo, hi)
+    _bifpn_paths(b)
+    return b.topology("bifpn")
+
+
+def _qufpn(lo: int, hi: int) -> Topology:
+    """QuFPN (Wu et al. 2020, IEEE 9225379; as effdet's ``qufpn``): BiFPN's two paths, then a
+    bottom-up path from the inputs and a top-down path back, then one quad-add node per level that
+    fuses the first pair's and the second pair's outputs. effdet fuses the quad-add nodes with
+    fast normalized fusion whatever the config says, so those nodes carry ``fusion="fast"``."""
+    b = _Builder(lo, hi)
+    _bifpn_paths(b)
+    first = {level: b.last(level) for level in range(lo, hi + 1)}
+    up = {lo: 0}  # path 3 starts from the P_min input map (id 0)
+    for level in range(lo + 1, hi + 1):
+        up[level] = b.add(level, [level - lo, up[level - 1]])
+    down = {hi: up[hi]}
+    for level in range(hi - 1, lo, -1):
+        down[level] = b.add(level, [level - lo, up[level], down[level + 1]])
+    down[lo] = b.add(lo, [0, down[lo + 1]])
+    for level in range(lo, hi + 1):
+        b.add(level, [first[level], down[level]], fusion="fast")
+    return b.topology("qufpn")
+
+
+_GENERATORS: dict[str, Callable[[int, int], Topology]] = {
+    "fpn": _fpn,
+    "panet": _panet,
+    "bifpn": _bifpn,
+    "qufpn": _qufpn,
+}
+
+
+def list_topologies() -> list[str]:
+    """Names of the built-in topologies."""
+    return list(_GENERATORS)
+
+
+@functools.lru_cache(maxsize=256)
+def _builtin(name: str, min_level: int, max_level: int) -> Topology:
+    if not 1 <= min_level < max_level:
+        raise UserError(f"topology {name!r}: 1 <= min_level < max_level must hold, "
+                        f"but got (min_level={min_level}, max_level={max_level})")
+    return _GENERATORS[name](min_level, max_level)
+
+
+# ---- parsing ------------------------------------------------------------------------------------
+
+def parse_inline(text: str) -> Topology:
+    """Parse ``Topology.to_string()``'s form; ``UserError`` naming the bad node otherwise."""
+    match = _INLINE_RE.match(text.strip())
+    if not match:
+        raise UserError(f"inline topology: must look like 'NAME@P3-P7:P6=3+4,P5=2+5,...', but got {text!r}")
+    lo, hi = int(match["min"]), int(match["max"])
+    nodes = []
+    for i, part in enumerate(match["nodes"].split(",") if match["nodes"] else []):
+        node = _NODE_RE.match(part.strip())
+        if not node:
+            raise UserError(f"inline topology {match['name']!r} node {hi - lo + 1 + i}: must look like "
+                            f"'P4=1+7+8' or 'P3=8+20~fast', but got {part!r}")
+        fusion = canonical_fusion(node["fusion"]) if node["fusion"] else None
+        nodes.append(Node(int(node["level"]), tuple(int(x) for x in node["inputs"].split("+")), fusion))
+    return Topology(match["name"], lo, hi, tuple(nodes))
+
+
+def _require(data: Any, key: str, kind: type, where: str) -> Any:
+    if key not in data:
+        raise UserError(f"{where}: missing key {key!r}")
+    value = data[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise UserError(f"{where}.{key}: must be {kind.__name__}, but got {value!r}")
+    return value
+
+
+def _check_keys(data: Any, allowed: set[str], where: str) -> None:
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: must be a mapping, but got {data!r}")
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise UserError(f"{where}: unknown key {unknown[0]!r} (valid keys: {', '.join(sorted(allowed))})")
+
+
+def topology_from_dict(data: Any, where: str = "topology") -> Topology:
+    """Build a topology from the YAML schema (module docstring); ``where`` prefixes errors."""
+    _check_keys(data, {"name", "min_level", "max_level", "nodes"}, where)
+    nodes = []
+    for i, entry in enumerate(_require(data, "nodes", list, where)):
+        at = f"{where}: nodes[{i}]"
+        _check_keys(entry, {"level", "inputs", "fusion"}, at)
+        inputs = _require(entry, "inputs", list, at)
+        fusion = entry.get("fusion")
+        nodes.append(Node(_require(entry, "level", int, at), tuple(inputs),
+                          canonical_fusion(fusion) if fusion is not None else None))
+    return Topology(_require(data, "name", str, where), _require(data, "min_level", int, where),
+                    _require(data, "max_level", int, where), tuple(nodes))
+
+
+def _read_yaml(path: Path) -> Any:
+    import yaml
+
+    if not path.is_file():
+        raise UserError(f"topology file {str(path)!r} does not exist")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"topology file {str(path)!r}: invalid YAML ({exc})".replace("\n", " ")) from None
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Load a YAML topology file (schema in the module docstring)."""
+    return topology_from_dict(_read_yaml(Path(path)), where=str(path))
+
+
+def save_topology(topology: Topology, path: str | Path) -> None:
+    """Write ``topology`` as YAML, loadable by ``load_topology`` / ``get_topology``."""
+    import yaml
+
+    Path(path).write_text(yaml.safe_dump(topology.to_dict(), sort_keys=False, default_flow_style=None))
+
+
+def get_topology(name_or_path_or_inline: str, min_level: int = 3, max_level: int = 7) -> Topology:
+    """Resolve a spec's ``topology`` string (built-in name, YAML path or inline graph).
+
+    Built-ins are generated for ``min_level .. max_level``; a file or inline graph carries its own
+    levels, which must be the requested ones.
+    """
+    text = name_or_path_or_inline
+    if text in _GENERATORS:
+        return _builtin(text, min_level, max_level)
+    if "@" in text and ":" in text:
+        topo = parse_inline(text)
+    elif text.endswith((".yaml", ".yml")) or "/" in text:
+        topo = load_topology(text)
+    else:
+        raise unknown_name("topology", text, list_topologies())
+    if (topo.min_level, topo.max_level) != (min_level, max_level):
+        raise UserError(f"topology {topo.name!r}: graph covers P{topo.min_level}..P{topo.max_level}, "
+                        f"but the spec asks for P{min_level}..P{max_level}")
+    return topo
