@@ -356,3 +356,84 @@ def get_topology(name_or_path_or_inline: str, min_level: int = 3, max_level: int
         raise UserError(f"topology {topo.name!r}: graph covers P{topo.min_level}..P{topo.max_level}, "
                         f"but the spec asks for P{min_level}..P{max_level}")
     return topo
+
+
+# ---- parameterized families (for search) --------------------------------------------------------
+
+@dataclass(frozen=True)
+class TopologyFamily:
+    """A graph family: a fixed sequence of nodes (ids and levels fixed), each with one or more
+    candidate input sets. A sampler picks one candidate per node with several (a "decision").
+
+    YAML schema (``load_family``): ``name``, ``min_level``, ``max_level`` and ``nodes``, each
+    ``{level: L, inputs: [ids]}`` (fixed) or ``{level: L, candidates: [[ids], [ids], ...]}``,
+    optionally with ``fusion``. Every candidate is validated at load, so every build is valid.
+    """
+
+    name: str
+    min_level: int
+    max_level: int
+    candidates: tuple[tuple[Node, ...], ...]  # per node: its options, all at the same level
+
+    def __post_init__(self) -> None:
+        base = self._topology({key: 0 for key in self.choices()})
+        where = f"topology family {self.name!r}"
+        for i, options in enumerate(self.candidates):
+            for node in options[1:]:
+                _validate_node(base, where, base.num_levels + i, node)
+
+    def _decision(self, i: int) -> str:
+        return f"node{self.max_level - self.min_level + 1 + i}_P{self.candidates[i][0].level}"
+
+    def choices(self) -> dict[str, int]:
+        """Decision name (``node9_P4``) -> number of candidate input sets, for nodes with >= 2."""
+        return {self._decision(i): len(opts) for i, opts in enumerate(self.candidates) if len(opts) > 1}
+
+    @property
+    def num_graphs(self) -> int:
+        return functools.reduce(lambda a, b: a * b, self.choices().values(), 1)
+
+    def build(self, choice_index_by_name: dict[str, int]) -> Topology:
+        """The topology for one candidate index per decision (all of ``choices()``, no others)."""
+        options = self.choices()
+        for key in choice_index_by_name:
+            if key not in options:
+                raise unknown_name(f"decision of topology family {self.name!r}", key, options)
+        for key, count in options.items():
+            if key not in choice_index_by_name:
+                raise UserError(f"topology family {self.name!r}: missing decision {key!r}")
+            index = choice_index_by_name[key]
+            if not isinstance(index, int) or not 0 <= index < count:
+                raise UserError(f"topology family {self.name!r}: decision {key!r} must be in 0..{count - 1}, "
+                                f"but got {index!r}")
+        return self._topology(choice_index_by_name)
+
+    def _topology(self, picks: dict[str, int]) -> Topology:
+        nodes = [opts[picks[self._decision(i)]] if len(opts) > 1 else opts[0]
+                 for i, opts in enumerate(self.candidates)]
+        code = ".".join(str(picks[key]) for key in self.choices())
+        return Topology(f"{self.name}-{code}" if code else self.name, self.min_level, self.max_level, tuple(nodes))
+
+
+def family_from_dict(data: Any, where: str = "topology family") -> TopologyFamily:
+    """Build a family from its YAML schema (``TopologyFamily``); ``where`` prefixes errors."""
+    _check_keys(data, {"name", "min_level", "max_level", "nodes"}, where)
+    candidates = []
+    for i, entry in enumerate(_require(data, "nodes", list, where)):
+        at = f"{where}: nodes[{i}]"
+        _check_keys(entry, {"level", "inputs", "candidates", "fusion"}, at)
+        if ("inputs" in entry) == ("candidates" in entry):
+            raise UserError(f"{at}: give exactly one of 'inputs' or 'candidates', but got {sorted(entry)}")
+        sets = [_require(entry, "inputs", list, at)] if "inputs" in entry else _require(entry, "candidates", list, at)
+        if not sets or not all(isinstance(s, list) for s in sets):
+            raise UserError(f"{at}.candidates: must be a non-empty list of input lists, but got {sets!r}")
+        fusion = canonical_fusion(entry["fusion"]) if entry.get("fusion") is not None else None
+        level = _require(entry, "level", int, at)
+        candidates.append(tuple(Node(level, tuple(s), fusion) for s in sets))
+    return TopologyFamily(_require(data, "name", str, where), _require(data, "min_level", int, where),
+                          _require(data, "max_level", int, where), tuple(candidates))
+
+
+def load_family(path: str | Path) -> TopologyFamily:
+    """Load a ``TopologyFamily`` YAML file (e.g. ``spaces/topology_bifpn_family.yaml``)."""
+    return family_from_dict(_read_yaml(Path(path)), where=str(path))
