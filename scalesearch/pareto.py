@@ -1,0 +1,184 @@
+"""Pareto fronts, hypervolume and seed-repeat aggregation over trial records.
+
+Pure functions over the records of ``scalesearch.search.records`` (plain dicts); nothing here
+plots or reads files. Conventions, fixed once for the whole project:
+
+* **Feasible** means ``state == "complete"`` with finite ``map``, ``flops`` and ``params``.
+  Infeasible, failed, pruned and running trials never enter a front.
+* **Dominance**: ``a`` dominates ``b`` when ``a`` is no worse on every objective and strictly better
+  on at least one. Equal points therefore do not dominate each other: **duplicates and exact ties are
+  all kept on the front** (as Optuna's ``study.best_trials`` does), so a report lists every trial that
+  reached a front point, e.g. two seeds that scored the same.
+* **Hypervolume** (2-D, exact) is measured in the plane (log10 FLOPs, mAP): the area dominated by the
+  front and bounded by the reference point (log10 ``ref_flops``, mAP 0). Units: decades of FLOPs x mAP.
+  The log axis gives each doubling of compute the same weight, as the paper's FLOPs plots do.
+  ``ref_flops`` defaults to twice the largest FLOPs budget (twice the largest feasible FLOPs when the
+  study has no budget), so that a trial right at the budget still adds area.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from scalesearch.spec import DetectorSpec
+
+Record = dict[str, Any]
+Objectives = Sequence[tuple[str, str]]  # (record key, "max" | "min")
+
+MAP_FLOPS: Objectives = (("map", "max"), ("flops", "min"))
+MAP_PARAMS: Objectives = (("map", "max"), ("params", "min"))
+SPEC_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(DetectorSpec) if f.name != "name")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_feasible(record: Record) -> bool:
+    """A complete trial with finite mAP, FLOPs and params (the only trials fronts consider)."""
+    return record.get("state") == "complete" and all(_finite(record.get(k)) for k in ("map", "flops", "params"))
+
+
+def feasible(records: Iterable[Record]) -> list[Record]:
+    return [r for r in records if is_feasible(r)]
+
+
+def non_dominated_mask(points: np.ndarray) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of ``points`` [N, M], all objectives minimised.
+
+    Equal rows do not dominate each other, so duplicates of a front point are all kept.
+    """
+    points = np.asarray(points, dtype=float).reshape(len(points), -1)
+    no_worse = (points[:, None, :] <= points[None, :, :]).all(axis=2)  # [i, j]: i no worse than j
+    better = (points[:, None, :] < points[None, :, :]).any(axis=2)
+    dominated = (no_worse & better).any(axis=0)
+    return ~dominated
+
+
+def _as_minimised(records: Sequence[Record], objectives: Objectives) -> np.ndarray:
+    """[N, M] matrix of the objectives, signs flipped so that every column is minimised."""
+    signs = [-1.0 if sense == "max" else 1.0 for _, sense in objectives]
+    return np.array([[s * float(r[k]) for s, (k, _) in zip(signs, objectives)] for r in records]).reshape(
+        len(records), len(objectives)
+    )
+
+
+def pareto_front(records: Iterable[Record], objectives: Objectives = MAP_FLOPS) -> list[Record]:
+    """The non-dominated feasible records, sorted by the first minimised objective (cost), then number."""
+    candidates = feasible(records)
+    if not candidates:
+        return []
+    mask = non_dominated_mask(_as_minimised(candidates, objectives))
+    cost = next(key for key, sense in objectives if sense == "min")
+    front = [r for r, keep in zip(candidates, mask) if keep]
+    return sorted(front, key=lambda r: (r[cost], -r["map"], r.get("number", 0)))
+
+
+def fronts_by(records: Iterable[Record], key: str = "topology", objectives: Objectives = MAP_FLOPS) -> dict[str, list[Record]]:
+    """One front per value of ``key`` (e.g. per topology), over that group's feasible records."""
+    groups: dict[str, list[Record]] = {}
+    for record in feasible(records):
+        groups.setdefault(str(record.get(key)), []).append(record)
+    return {name: pareto_front(group, objectives) for name, group in sorted(groups.items())}
+
+
+def hypervolume_2d(points: np.ndarray, ref: Sequence[float]) -> float:
+    """Exact area dominated by ``points`` [N, 2] (both minimised) and bounded by ``ref`` (x, y).
+
+    Points not strictly better than ``ref`` on both axes add nothing. Sweep over x: each strip
+    [x_i, x_{i+1}) is dominated up to the best y seen so far.
+    """
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    pts = pts[(pts[:, 0] < ref[0]) & (pts[:, 1] < ref[1])]
+    if len(pts) == 0:
+        return 0.0
+    pts = pts[np.lexsort((pts[:, 1], pts[:, 0]))]
+    best_y = np.minimum.accumulate(pts[:, 1])
+    right = np.append(pts[1:, 0], ref[0])
+    return float(np.sum((right - pts[:, 0]) * (ref[1] - best_y)))
+
+
+def reference_flops(records: Iterable[Record], budgets: Iterable[float] = ()) -> float | None:
+    """Twice the largest FLOPs budget, else twice the largest feasible FLOPs; None with neither."""
+    records = list(records)
+    budgets = [float(b) for b in budgets] + [float(r["budget_flops"]) for r in records if _finite(r.get("budget_flops"))]
+    if budgets:
+        return 2.0 * max(budgets)
+    flops = [float(r["flops"]) for r in feasible(records)]
+    return 2.0 * max(flops) if flops else None
+
+
+def study_hypervolume(records: Iterable[Record], ref_flops: float) -> float:
+    """Hypervolume of the mAP/FLOPs front in (log10 FLOPs, mAP) with reference (log10 ref_flops, 0)."""
+    good = feasible(records)
+    if not good:
+        return 0.0
+    points = np.array([[math.log10(r["flops"]), -float(r["map"])] for r in good])
+    return hypervolume_2d(points, (math.log10(ref_flops), 0.0))
+
+
+def hypervolume_history(records: Iterable[Record], ref_flops: float) -> list[tuple[int, float]]:
+    """(trial number, hypervolume of the trials numbered up to it), for every trial in number order."""
+    ordered = sorted(records, key=lambda r: r["number"])
+    return [(r["number"], study_hypervolume(ordered[: i + 1], ref_flops)) for i, r in enumerate(ordered)]
+
+
+def best_under_budget(records: Iterable[Record], budget: float, cost: str = "flops") -> Record | None:
+    """The feasible record with the highest mAP among those with ``cost <= budget``.
+
+    Ties on mAP go to the cheaper trial, then to the lower trial number. None when nothing fits.
+    """
+    fits = [r for r in feasible(records) if r[cost] <= budget]
+    if not fits:
+        return None
+    return min(fits, key=lambda r: (-r["map"], r[cost], r.get("number", 0)))
+
+
+def group_key(record: Record) -> str:
+    """The record's ``group`` label; without one, its spec fields and ``phi`` (all but the seed)."""
+    if record.get("group") not in (None, ""):
+        return str(record["group"])
+    parts = [f"{k}={record[k]}" for k in (*SPEC_FIELDS, "phi") if k in record]
+    return "/".join(parts)
+
+
+def aggregate_repeats(records: Iterable[Record]) -> list[Record]:
+    """Seed repeats of the same point, aggregated over the feasible records.
+
+    Returns one dict per group, sorted by mean FLOPs: ``group``, ``n``, ``map_mean``, ``map_std``
+    (sample standard deviation, ddof=1; NaN when n == 1), ``map_min``, ``map_max``, ``flops`` and
+    ``params`` (means; equal within a group), ``numbers`` (trial numbers), ``seeds`` and ``record``
+    (the group's first record, for its spec fields).
+    """
+    groups: dict[str, list[Record]] = {}
+    for record in feasible(records):
+        groups.setdefault(group_key(record), []).append(record)
+    return sorted((_summarise(name, rs) for name, rs in groups.items()), key=lambda g: (g["flops"], g["group"]))
+
+
+def _summarise(name: str, records: list[Record]) -> Record:
+    maps = np.array([r["map"] for r in records], dtype=float)
+    records = sorted(records, key=lambda r: r.get("number", 0))
+    return {
+        "group": name,
+        "n": len(maps),
+        "map_mean": float(maps.mean()),
+        "map_std": float(maps.std(ddof=1)) if len(maps) > 1 else float("nan"),
+        "map_min": float(maps.min()),
+        "map_max": float(maps.max()),
+        "flops": float(np.mean([r["flops"] for r in records])),
+        "params": float(np.mean([r["params"] for r in records])),
+        "numbers": [r.get("number") for r in records],
+        "seeds": [r.get("seed") for r in records],
+        "record": records[0],
+    }
+
+
+def has_repeats(groups: Iterable[Record]) -> bool:
+    """True when at least one aggregated point was run with more than one seed."""
+    return any(g["n"] > 1 for g in groups)
