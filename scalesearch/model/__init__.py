@@ -1,0 +1,5 @@
+"""EfficientDet-style detector modules built from a ``DetectorSpec``."""
+
+from scalesearch.model.detector import EfficientDet, build_detector
+
+__all__ = ["EfficientDet", "build_detector"]

@@ -1,0 +1,85 @@
+"""EfficientNet-family backbones from timm at any width/depth multiplier.
+
+timm registers fixed variants (``efficientnet_b3`` = width 1.2, depth 1.4); its generator functions
+(``timm.models.efficientnet._gen_*``) take the multipliers as arguments and apply timm's own
+``round_channels`` (multiple of 8, never below 90 %) and per-stage depth ceil. We call those
+generators with ``features_only=True`` so that the compound scaling of EfficientNet (arXiv
+1905.11946, Sec. 3.3) works at any real multiplier, as EfficientDet's backbone scaling needs
+(arXiv 1911.09070, Sec. 4.2).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Callable
+
+from torch import nn
+
+from scalesearch.errors import UserError, unknown_name
+from scalesearch.spec import DetectorSpec
+
+# Registered timm names whose generator takes (variant, channel_multiplier, depth_multiplier).
+_FAMILIES: tuple[tuple[str, str], ...] = (
+    (r"(tf_)?efficientnet_(b\d|l2)", "_gen_efficientnet"),
+    (r"(tf_)?efficientnet_lite\d", "_gen_efficientnet_lite"),
+    (r"(tf_)?efficientnet_(es|em|el)", "_gen_efficientnet_edge"),
+)
+# Backbone maps come from the stages of stride 2**level; EfficientNet stops at stride 32 (P5).
+MAX_BACKBONE_LEVEL = 5
+
+
+def _generator(name: str) -> Callable | None:
+    from timm.models import efficientnet
+
+    for pattern, func in _FAMILIES:
+        if re.fullmatch(pattern, name):
+            return getattr(efficientnet, func)
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def backbone_names() -> tuple[str, ...]:
+    """timm model names this builder can scale (registered names of the supported families)."""
+    import timm
+
+    return tuple(n for n in timm.list_models() if _generator(n) is not None)
+
+
+def backbone_levels(spec: DetectorSpec) -> list[int]:
+    """Pyramid levels taken from the backbone (the rest are made by the feature network)."""
+    if spec.min_level > MAX_BACKBONE_LEVEL:
+        raise UserError(
+            f"spec.min_level: must be <= {MAX_BACKBONE_LEVEL} (the backbone's last stride is 32), "
+            f"but got {spec.min_level}"
+        )
+    return list(range(spec.min_level, min(spec.max_level, MAX_BACKBONE_LEVEL) + 1))
+
+
+def build_backbone(spec: DetectorSpec) -> nn.Module:
+    """timm ``EfficientNetFeatures`` returning the maps of ``backbone_levels(spec)``.
+
+    Input ``Tensor[B, 3, R, R]``; output list of ``Tensor[B, C_l, R / 2**l, R / 2**l]``. Channels
+    and strides are in ``module.feature_info`` (timm's record, never literals).
+    ``tf_compat`` selects TensorFlow "same" padding and BN eps 1e-3, as timm's ``tf_efficientnet_*``.
+    """
+    gen = _generator(spec.backbone)
+    if gen is None:
+        raise unknown_name("backbone", spec.backbone, backbone_names())
+    kwargs = {"bn_eps": 1e-3, "pad_type": "same"} if spec.tf_compat else {}
+    # timm feature index i is the map of stride 2**(i+1).
+    out_indices = tuple(level - 1 for level in backbone_levels(spec))
+    model = gen(
+        spec.backbone,
+        channel_multiplier=spec.width_multiplier,
+        depth_multiplier=spec.depth_multiplier,
+        pretrained=spec.pretrained,
+        features_only=True,
+        out_indices=out_indices,
+        **kwargs,
+    )
+    reductions = model.feature_info.reduction()
+    expected = [2**level for level in backbone_levels(spec)]
+    if list(reductions) != expected:  # a timm change would silently shift levels otherwise
+        raise RuntimeError(f"backbone {spec.backbone}: feature strides {reductions} != {expected}")
+    return model

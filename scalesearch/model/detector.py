@@ -1,0 +1,46 @@
+"""``build_detector``: turn a ``DetectorSpec`` into an EfficientDet-style module."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from scalesearch.model.backbone import build_backbone
+from scalesearch.model.fpn import FeatureNetwork
+from scalesearch.model.head import Head
+from scalesearch.spec import DetectorSpec
+from scalesearch.topology import canonical_fusion, get_topology
+
+
+class EfficientDet(nn.Module):
+    """Backbone -> feature network -> shared class and box heads; raw per-level outputs.
+
+    ``forward(images: Tensor[B, 3, R, R])`` returns ``(cls_outputs, box_outputs)``: lists over levels
+    min..max of ``Tensor[B, A * num_classes, R / 2**l, R / 2**l]`` and ``Tensor[B, A * 4, ...]``
+    (A = ``spec.num_anchors``). Anchors, loss and NMS live in ``scalesearch.detection``.
+    """
+
+    def __init__(self, spec: DetectorSpec, backbone: nn.Module, fpn: nn.Module, class_net: nn.Module,
+                 box_net: nn.Module) -> None:
+        super().__init__()
+        self.spec = spec
+        self.backbone = backbone
+        self.fpn = fpn
+        self.class_net = class_net
+        self.box_net = box_net
+
+    def forward(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        feats = self.fpn(self.backbone(images))
+        return self.class_net(feats), self.box_net(feats)
+
+
+def build_detector(spec: DetectorSpec) -> EfficientDet:
+    """Build the detector a spec describes (random init; ``spec.pretrained`` loads timm backbone weights)."""
+    canonical_fusion(spec.fusion)  # fail on a bad name before building anything
+    topology = get_topology(spec.topology, spec.min_level, spec.max_level)
+    backbone = build_backbone(spec)
+    fpn = FeatureNetwork(spec, topology, backbone.feature_info.channels())
+    head_args = (spec.fpn_channels, spec.head_repeats, spec.num_levels, spec.num_anchors)
+    class_net = Head(*head_args, spec.num_classes, tf_compat=spec.tf_compat, prior_bias=True)
+    box_net = Head(*head_args, 4, tf_compat=spec.tf_compat)
+    return EfficientDet(spec, backbone, fpn, class_net, box_net)
