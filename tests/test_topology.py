@@ -247,3 +247,17 @@ def test_draw_topology_writes_png(tmp_path):
     draw_topology(get_topology("qufpn"), path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 10_000
+
+
+def test_report_markdown_tables_and_ratios():
+    from scalesearch.commands.topologies import Row, render_markdown
+
+    rows = [Row("d0", "fpn", "sum", 3_000_000, 2_000_000_000, 100_000, 400_000_000),
+            Row("d0", "bifpn", "sum", 3_880_010, 2_500_000_000, 150_000, 300_000_000)]
+    text = render_markdown(rows, ["fpn", "bifpn"], {"date": "today"}, {"bifpn": "figures/topology_bifpn.png"},
+                           {("d0", "bifpn", "sum"): 3_880_010})
+    assert "- date: today" in text
+    assert "- **bifpn** (8 nodes, 19 edges): `5:P6[3,4] 6:P5[2,5]" in text
+    assert "![bifpn](figures/topology_bifpn.png)" in text
+    assert "| fpn | sum | 3,000,000 | - | 2.000 | 100,000 | 0.400 | 1.00x | 1.00x |" in text
+    assert "| bifpn | sum | 3,880,010 | 3,880,010 (equal) | 2.500 | 150,000 | 0.300 | 1.50x | 0.75x |" in text

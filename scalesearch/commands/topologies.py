@@ -54,6 +54,30 @@ def measure(variants: list[str], topologies: list[str], fusions: list[str], prog
     return rows
 
 
+# effdet 0.4.1's fpn_name for our (topology, fusion), where it has one (effdet config/fpn_config.py).
+EFFDET_FPN = {("bifpn", "sum"): "bifpn_sum", ("bifpn", "softmax"): "bifpn_attn", ("bifpn", "fast"): "bifpn_fa",
+              ("panet", "sum"): "pan_sum", ("panet", "fast"): "pan_fa",
+              ("qufpn", "sum"): "qufpn_sum", ("qufpn", "fast"): "qufpn_fa"}
+
+
+def effdet_params(rows: list[Row]) -> dict[tuple[str, str, str], int]:
+    """Parameter counts of effdet's ``tf_efficientdet_<variant>`` with the matching ``fpn_name``
+    (90 classes), as an independent check of ours; empty when effdet is not installed."""
+    try:
+        from effdet.config import get_efficientdet_config
+        from effdet.efficientdet import EfficientDet
+    except ImportError:
+        return {}
+    out = {}
+    for r in rows:
+        if (r.topology, r.fusion) in EFFDET_FPN:
+            config = get_efficientdet_config(f"tf_efficientdet_{r.variant}")
+            config.fpn_name = EFFDET_FPN[r.topology, r.fusion]
+            model = EfficientDet(config, pretrained_backbone=False)
+            out[r.variant, r.topology, r.fusion] = sum(p.numel() for p in model.parameters())
+    return out
+
+
 def _node_list(topo: Topology) -> str:
     first = topo.num_levels
     return " ".join(
@@ -62,23 +86,26 @@ def _node_list(topo: Topology) -> str:
     )
 
 
-def _variant_table(rows: list[Row], variant: str) -> list[str]:
+def _variant_table(rows: list[Row], variant: str, effdet: dict[tuple[str, str, str], int]) -> list[str]:
     """One markdown table; ratios are against ``fpn`` with the same fusion (the paper's Table 5 base)."""
     ref = {r.fusion: r for r in rows if r.variant == variant and r.topology == "fpn"}
     out = [f"### {variant.upper()}", "",
-           "| topology | fusion | params | FLOPs (B) | fusion-net params | fusion-net FLOPs (B) "
-           "| fusion-net params vs fpn | fusion-net FLOPs vs fpn |",
-           "|---|---|---:|---:|---:|---:|---:|---:|"]
+           "| topology | fusion | params | effdet 0.4.1 params | FLOPs (B) | fusion-net params "
+           "| fusion-net FLOPs (B) | fusion-net params vs fpn | fusion-net FLOPs vs fpn |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in (r for r in rows if r.variant == variant):
         base = ref.get(r.fusion)
         ratio_p = f"{r.fpn_params / base.fpn_params:.2f}x" if base else "-"
         ratio_f = f"{r.fpn_flops / base.fpn_flops:.2f}x" if base else "-"
-        out.append(f"| {r.topology} | {r.fusion} | {r.params:,} | {r.flops / 1e9:.3f} | {r.fpn_params:,} "
+        theirs = effdet.get((r.variant, r.topology, r.fusion))
+        check = "-" if theirs is None else f"{theirs:,} " + ("(equal)" if theirs == r.params else "(**differs**)")
+        out.append(f"| {r.topology} | {r.fusion} | {r.params:,} | {check} | {r.flops / 1e9:.3f} | {r.fpn_params:,} "
                    f"| {r.fpn_flops / 1e9:.3f} | {ratio_p} | {ratio_f} |")
     return out + [""]
 
 
-def render_markdown(rows: list[Row], topologies: list[str], meta: dict[str, str], figures: dict[str, str]) -> str:
+def render_markdown(rows: list[Row], topologies: list[str], meta: dict[str, str], figures: dict[str, str],
+                    effdet: dict[tuple[str, str, str], int]) -> str:
     """The report: provenance, node lists, drawings, one table per variant."""
     variants = list(dict.fromkeys(r.variant for r in rows))
     lines = ["# Fusion topologies: parameters and FLOPs", "",
@@ -88,7 +115,9 @@ def render_markdown(rows: list[Row], topologies: list[str], meta: dict[str, str]
               "changed; 90 classes. FLOPs are fvcore multiply-adds of one image at the preset's resolution;",
               "fvcore does not count element-wise ops, so the fusion weights change params, not FLOPs.",
               "\"fusion-net\" is the `fpn` part alone (all repeats). qufpn's five quad-add nodes always use",
-              "fast fusion (as effdet), so its `sum`/`softmax` rows still carry their fast weights.", "",
+              "fast fusion (as effdet), so its `sum`/`softmax` rows still carry their fast weights.",
+              "\"effdet 0.4.1 params\" counts effdet's `tf_efficientdet_<variant>` with the matching `fpn_name`",
+              "(`bifpn_sum/attn/fa`, `pan_sum/fa`, `qufpn_sum/fa`), built independently as a check.", "",
               "## Node lists (P3-P7)", "",
               "Ids 0..4 are the input maps P3..P7; node `id:P<level>[inputs]`; outputs are the last node of",
               "each level. `fpn` is top-down only, with one single-input node passing P7 through (PANet's",
@@ -99,7 +128,7 @@ def render_markdown(rows: list[Row], topologies: list[str], meta: dict[str, str]
                   f"`{_node_list(topo)}`"]
     lines += [""] + [f"![{name}]({path})" for name, path in figures.items()] + ["", "## Counts", ""]
     for variant in variants:
-        lines += _variant_table(rows, variant)
+        lines += _variant_table(rows, variant, effdet)
     return "\n".join(lines)
 
 
@@ -188,13 +217,14 @@ def run(args: argparse.Namespace) -> int:
     md_path = Path(args.md) if args.md else None
     figures = _draw_all(topologies + list(args.draw), Path(args.figures), md_path) if args.figures else {}
     rows = measure(variants, topologies, fusions, progress=not args.quiet)
+    effdet = effdet_params(rows)
     meta = {
         "command": f"`{_command(args)}`",
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": _machine(),
         "run time": f"{time.time() - start:.0f} s",
     }
-    text = render_markdown(rows, topologies, meta, figures)
+    text = render_markdown(rows, topologies, meta, figures, effdet)
     if md_path:
         md_path.parent.mkdir(parents=True, exist_ok=True)
         md_path.write_text(text + "\n")
