@@ -1,0 +1,145 @@
+"""Parameters and fvcore FLOPs of a spec, per part, exact and cheap.
+
+FLOPs are fvcore's: one multiply-add counts as one FLOP (the paper's convention, Table 2), batch 1,
+eval mode. A plain fvcore trace of D6 at 1280 px takes ~21 GB; instead we trace at the two smallest
+valid resolutions and extrapolate exactly. With ``u = R / 2**max_level`` (an integer, since every
+level must divide evenly), every op fvcore counts is either proportional to a feature map's area,
+hence to ``u**2`` (convolutions, batch norm, nearest upsampling), or independent of ``R`` (the 1x1
+convolutions of squeeze-excitation blocks, which act on pooled 1x1 maps). So per part and operator
+``flops(u) = a * u**2 + b`` with integers a, b, solved from ``u = 1`` and ``u = 2``; ``tests/test_cost.py``
+pins the result equal to plain traces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from scalesearch.spec import DetectorSpec
+
+PARTS = ("backbone", "fpn", "class_net", "box_net")
+CACHE_ENV = "SCALESEARCH_COST_CACHE"  # a directory for the on-disk cache (unset: memory only)
+_METHOD_VERSION = 1  # bump when the counting changes, to invalidate disk caches
+_MEMORY: dict[DetectorSpec, "Cost"] = {}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Params and FLOPs (multiply-adds per image) of one spec.
+
+    ``by_part``: ``{part: (params, flops)}`` for ``backbone``, ``fpn``, ``class_net``, ``box_net``;
+    ``by_operator``: FLOPs per fvcore operator (``conv``, ``batch_norm``, ``upsample_nearest2d``).
+    """
+
+    params: int
+    flops: int
+    by_part: dict[str, tuple[int, int]]
+    by_operator: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["by_part"] = {k: list(v) for k, v in self.by_part.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Cost":
+        by_part = {k: (int(v[0]), int(v[1])) for k, v in data["by_part"].items()}
+        return cls(int(data["params"]), int(data["flops"]), by_part, dict(data.get("by_operator", {})))
+
+
+def _model(spec: DetectorSpec) -> torch.nn.Module:
+    from scalesearch.model import build_detector
+
+    return build_detector(spec.replace(pretrained=False)).eval()
+
+
+def count_params(spec: DetectorSpec) -> dict[str, int]:
+    """Parameters per part; the model is built on the meta device (no memory, no trace)."""
+    with torch.device("meta"):
+        model = _model(spec)
+    return {part: sum(p.numel() for p in getattr(model, part).parameters()) for part in PARTS}
+
+
+def trace_flops(model: torch.nn.Module, resolution: int) -> dict[tuple[str, str], int]:
+    """A plain fvcore count at ``resolution`` px: ``{(part, operator): flops}`` (batch 1, no grad)."""
+    from fvcore.nn import FlopCountAnalysis
+
+    logging.getLogger("fvcore").setLevel(logging.ERROR)  # unsupported elementwise ops are not FLOPs here
+    images = torch.zeros(1, 3, resolution, resolution)
+    with torch.no_grad():
+        analysis = FlopCountAnalysis(model, images)
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        table = analysis.by_module_and_operator()
+    return {(part, op): int(n) for part in PARTS for op, n in table[part].items()}
+
+
+def _fit(f1: dict, f2: dict, u: int) -> dict:
+    """Per key, ``a * u**2 + b`` from the counts at u = 1 (``f1``) and u = 2 (``f2``), in integers."""
+    out = {}
+    for key in set(f1) | set(f2):
+        a, rem = divmod(f2.get(key, 0) - f1.get(key, 0), 3)
+        if rem:  # would mean an op whose count is not quadratic in the resolution
+            raise RuntimeError(f"cost: {key} FLOPs are not a * u**2 + b (counts {f1.get(key)}, {f2.get(key)})")
+        out[key] = a * u * u + (f1.get(key, 0) - a)
+    return out
+
+
+def count_flops(spec: DetectorSpec, model: torch.nn.Module | None = None) -> dict[tuple[str, str], int]:
+    """fvcore FLOPs at ``spec.resolution`` per (part, operator), from traces at 1x and 2x 2**max_level px."""
+    model = model if model is not None else _model(spec)
+    stride = 2**spec.max_level
+    u = spec.resolution // stride
+    if u <= 2:
+        return trace_flops(model, spec.resolution)
+    return _fit(trace_flops(model, stride), trace_flops(model, 2 * stride), u)
+
+
+def _cache_file(spec: DetectorSpec, cache_dir: Path) -> Path:
+    import fvcore
+    import timm
+
+    key = spec.replace(pretrained=False).to_dict()
+    key.pop("name")
+    key["_versions"] = [_METHOD_VERSION, torch.__version__, timm.__version__, getattr(fvcore, "__version__", "")]
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    return cache_dir / f"cost-{digest}.json"
+
+
+def _compute(spec: DetectorSpec) -> Cost:
+    params = count_params(spec)
+    flops = count_flops(spec)
+    by_part = {part: (params[part], sum(n for (p, _), n in flops.items() if p == part)) for part in PARTS}
+    by_op: dict[str, int] = {}
+    for (_, op), n in sorted(flops.items()):
+        by_op[op] = by_op.get(op, 0) + n
+    return Cost(sum(params.values()), sum(f for _, f in by_part.values()), by_part, by_op)
+
+
+def count_cost(spec: DetectorSpec, cache_dir: str | Path | None = None) -> Cost:
+    """Params and FLOPs of ``spec`` (exact; peak memory of a trace at 2 * 2**max_level px).
+
+    Cached in memory by spec (the ``name`` and ``pretrained`` fields do not matter) and, when
+    ``cache_dir`` or ``$SCALESEARCH_COST_CACHE`` is set, as one JSON file per spec in that directory.
+    """
+    key = spec.replace(pretrained=False, name=None)
+    if key in _MEMORY:
+        return _MEMORY[key]
+    cache_dir = cache_dir or os.environ.get(CACHE_ENV)
+    path = _cache_file(key, Path(cache_dir)) if cache_dir else None
+    if path is not None and path.is_file():
+        cost = Cost.from_dict(json.loads(path.read_text()))
+    else:
+        cost = _compute(key)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(cost.to_dict()))
+            tmp.replace(path)  # atomic: parallel trials may count the same spec
+    _MEMORY[key] = cost
+    return cost
