@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+_SCALE, _SHIFT = 1 / (255 * IMAGENET_STD), IMAGENET_MEAN / IMAGENET_STD  # (x / 255 - mean) / std = x * a - b
 
 
 def base_size(width: int, height: int, resolution: int) -> tuple[int, int, float]:
@@ -25,17 +26,19 @@ def normalize_pad(image: torch.Tensor, resolution: int) -> torch.Tensor:
     """uint8 Tensor[3, h, w] (h, w <= R) -> float32 Tensor[3, R, R], ImageNet-normalised, padded with 0."""
     out = torch.zeros(3, resolution, resolution)
     h, w = image.shape[1:]
-    out[:, :h, :w] = (image.float() * (1 / 255) - IMAGENET_MEAN) / IMAGENET_STD
+    out[:, :h, :w] = image.float().mul_(_SCALE).sub_(_SHIFT)
     return out
 
 
 def resize(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Bilinear resize of a uint8 Tensor[3, H, W] to [3, height, width] (antialiased when shrinking)."""
+    """Bilinear, antialiased resize of a uint8 Tensor[3, H, W] to [3, height, width].
+
+    Stays in uint8: torch's uint8 path (fastest for channels-last input, which the HWC cache gives)
+    is ~4x faster than resizing in float.
+    """
     if image.shape[1:] == (height, width):
         return image
-    shrink = width < image.shape[2] or height < image.shape[1]
-    out = F.interpolate(image[None].float(), size=(height, width), mode="bilinear", align_corners=False, antialias=shrink)
-    return out[0].round_().clamp_(0, 255).to(torch.uint8)
+    return F.interpolate(image[None], size=(height, width), mode="bilinear", align_corners=False, antialias=True)[0]
 
 
 def clip_boxes(boxes: torch.Tensor, width: float, height: float) -> torch.Tensor:
