@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CATEGORIES, ann, bright_box, write_image
+from coco_fixtures import CATEGORIES, ann, bright_box, write_image
 from PIL import Image
 
 from scalesearch.data import CocoDetection, DatasetInfo, resolve_dataset
