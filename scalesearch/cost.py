@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -68,7 +69,9 @@ def count_params(spec: DetectorSpec) -> dict[str, int]:
 
 def trace_flops(model: torch.nn.Module, resolution: int) -> dict[tuple[str, str], int]:
     """A plain fvcore count at ``resolution`` px: ``{(part, operator): flops}`` (batch 1, no grad)."""
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():  # fvcore's import scripts a loss with the deprecated torch.jit.script
+        warnings.simplefilter("ignore", FutureWarning)
+        from fvcore.nn import FlopCountAnalysis
 
     logging.getLogger("fvcore").setLevel(logging.ERROR)  # unsupported elementwise ops are not FLOPs here
     images = torch.zeros(1, 3, resolution, resolution)

@@ -63,9 +63,9 @@ def build_backbone(spec: DetectorSpec) -> nn.Module:
     and strides are in ``module.feature_info`` (timm's record, never literals).
     ``tf_compat`` selects TensorFlow "same" padding and BN eps 1e-3, as timm's ``tf_efficientnet_*``.
     """
-    gen = _generator(spec.backbone)
-    if gen is None:
+    if spec.backbone not in backbone_names():
         raise unknown_name("backbone", spec.backbone, backbone_names())
+    gen = _generator(spec.backbone)
     kwargs = {"bn_eps": 1e-3, "pad_type": "same"} if spec.tf_compat else {}
     # timm feature index i is the map of stride 2**(i+1).
     out_indices = tuple(level - 1 for level in backbone_levels(spec))

@@ -1,0 +1,63 @@
+"""``scalesearch count``: params and FLOPs per part of one preset or compound-scaled spec."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from scalesearch.spec import DetectorSpec
+
+
+def spec_from_args(args: argparse.Namespace) -> DetectorSpec:
+    """The preset (default D0) or ``PAPER_RULE`` at ``--phi``, with the command-line overrides."""
+    from scalesearch.scaling import compound_spec, preset
+    from scalesearch.topology import canonical_fusion
+
+    overrides = {
+        "resolution": args.resolution, "topology": args.topology, "num_classes": args.num_classes,
+        "backbone": args.backbone,
+        "fusion": canonical_fusion(args.fusion) if args.fusion is not None else None,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if args.phi is not None:
+        return compound_spec(args.phi, **overrides)
+    return preset(args.preset or "d0").replace(**overrides)
+
+
+def render(spec: DetectorSpec, cost) -> str:
+    """A small text table: one line per part, then the total."""
+    lines = [f"{spec.name or 'spec'}: {spec.backbone} R={spec.resolution} W={spec.fpn_channels} "
+             f"D_fpn={spec.fpn_repeats} D_head={spec.head_repeats} {spec.topology}/{spec.fusion} "
+             f"P{spec.min_level}-P{spec.max_level} classes={spec.num_classes}",
+             f"{'part':<10} {'params':>14} {'FLOPs':>18}"]
+    for part, (params, flops) in cost.by_part.items():
+        lines.append(f"{part:<10} {params:>14,} {flops:>18,}")
+    lines.append(f"{'total':<10} {cost.params:>14,} {cost.flops:>18,}  ({cost.flops / 1e9:.3f}B multiply-adds)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scalesearch.cost import count_cost
+
+    spec = spec_from_args(args)
+    cost = count_cost(spec)
+    print(render(spec, cost))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"spec": spec.to_dict(), **cost.to_dict()}, indent=2) + "\n")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("count", help="params and FLOPs per part of one spec",
+                              description=__doc__.splitlines()[0])
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--preset", metavar="NAME", help="released config d0..d7, d7x (default d0)")
+    which.add_argument("--phi", type=float, metavar="P", help="the paper's compound rule at phi (any real)")
+    p.add_argument("--resolution", type=int, metavar="R", help="input size, a multiple of 2**max_level")
+    p.add_argument("--topology", metavar="T", help="topology name, YAML path or inline graph")
+    p.add_argument("--fusion", metavar="F", help="sum, softmax, fast, channel_softmax, channel_fast")
+    p.add_argument("--backbone", metavar="NAME", help="timm EfficientNet-family name")
+    p.add_argument("--num-classes", type=int, metavar="N", help="classes (default 90)")
+    p.add_argument("--json", metavar="PATH", help="write the spec and counts as JSON")
+    p.set_defaults(func=run)
