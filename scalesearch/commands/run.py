@@ -1,0 +1,48 @@
+"""``scalesearch run STUDY.yaml``: run or resume a search study."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run", help="run (or resume) a search study",
+        description="Run a search study; rerunning on the same output folder resumes it.")
+    parser.add_argument("study", help="study YAML file (e.g. studies/quickstart.yaml)")
+    parser.add_argument("--out", help="run folder (default: the study's output, else runs/<name>)")
+    parser.add_argument("--n-trials", type=int, help="finished trials to reach (overrides search.n_trials)")
+    parser.add_argument("--backend", choices=("optuna", "ray"), help="overrides search.backend")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override a study key (value parsed as YAML); repeatable")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scalesearch.config import load_study
+    from scalesearch.search.records import best_record
+    from scalesearch.search.runner import run_study
+
+    overrides = list(args.overrides)
+    if args.n_trials is not None:
+        overrides.append(f"search.n_trials={args.n_trials}")
+    if args.backend:
+        overrides.append(f"search.backend={args.backend}")
+    if args.out:
+        overrides.append(f"output={args.out}")
+    config = load_study(args.study, overrides)
+    run_dir = config.output_dir()
+    records = run_study(config, run_dir, command=" ".join(["scalesearch", *sys.argv[1:]]), progress=not args.quiet)
+    states = {}
+    for record in records:
+        states[record["state"]] = states.get(record["state"], 0) + 1
+    best = best_record(records)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    print(f"{run_dir}: {len(records)} trials ({counts})")
+    if best is not None:
+        print(f"best: trial {best['number']} map {best['map']:.4f} at {best['flops'] / 1e9:.3f}B FLOPs "
+              f"({best['group']})")
+    return 0

@@ -1,0 +1,57 @@
+"""``scalesearch trials RUN_DIR``: the trial table of a run (either backend), or its records as JSON."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+COLUMNS = (("number", "#", "{}"), ("state", "state", "{}"), ("seed", "seed", "{}"),
+           ("flops", "GFLOPs", "{:.3f}"), ("params", "Mparams", "{:.3f}"), ("map", "mAP", "{:.4f}"),
+           ("map50", "AP50", "{:.4f}"), ("seconds", "s", "{:.1f}"), ("group", "point", "{}"),
+           ("reason", "reason", "{}"))
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("trials", help="print or export the trials of a run",
+                                   description="Print a run's trial table, or write its records as JSON.")
+    parser.add_argument("run_dir", help="run folder (made by scalesearch run)")
+    parser.add_argument("--json", metavar="PATH", help="write the list of trial records to PATH ('-' for stdout)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from scalesearch.search.records import load_records
+
+    records = load_records(args.run_dir)
+    if args.json:
+        text = json.dumps(records, indent=1, default=str)
+        if args.json == "-":
+            sys.stdout.write(text + "\n")
+        else:
+            Path(args.json).write_text(text)
+            print(f"wrote {len(records)} records to {args.json}")
+        return 0
+    print(format_table(records))
+    return 0
+
+
+def format_table(records: list[dict[str, Any]]) -> str:
+    """Aligned text table, one line per trial (costs in GFLOPs / millions of parameters)."""
+    rows = [[title for _, title, _ in COLUMNS]]
+    for record in records:
+        rows.append([_cell(record, key, fmt) for key, _, fmt in COLUMNS])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def _cell(record: dict[str, Any], key: str, fmt: str) -> str:
+    value = record.get(key)
+    if value is None:
+        return "-"
+    if key in ("flops", "params"):
+        value = value / 1e9 if key == "flops" else value / 1e6
+    return fmt.format(value)

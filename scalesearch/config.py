@@ -1,0 +1,427 @@
+"""Study files: YAML -> one validated, frozen ``StudyConfig``.
+
+Validation happens once, here (STYLE habit 5); every mistake is a ``UserError`` that names the key
+path, the rule, then the value. ``load_study(path, overrides)`` is the entry point; overrides are
+``key.path=value`` strings whose values are parsed as YAML (``--set search.n_trials=8``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from scalesearch.errors import UserError
+
+SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "grid", "gp", "qmc", "cmaes", "brute_force")
+SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
+PRUNERS = ("none", "median", "hyperband")
+# Metrics a study may optimize: COCO metrics (higher is better) and costs (lower is better).
+METRICS = ("map", "map50", "map75", "map_small", "map_medium", "map_large", "flops", "params",
+           "images_per_second", "train_seconds")
+_SUFFIXES = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
+_NUMBER_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMBGT]?)\s*$")
+
+Scalar = Union[bool, int, float, str]
+
+
+def parse_count(value: Any) -> float:
+    """``2.5e9``, ``"2.5e9"``, ``"2.5B"``, ``"300M"``, ``"1.2G"`` -> float (ValueError otherwise)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number such as 2.5e9 or '2.5B'")
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = _NUMBER_RE.match(str(value).upper())
+    if not match:
+        raise ValueError("must be a number such as 2.5e9 or '2.5B'")
+    return float(match.group(1)) * _SUFFIXES.get(match.group(2), 1.0)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitFiles(_Model):
+    """An explicit split: an image folder and a COCO annotation file."""
+
+    images: str
+    annotations: str
+
+    @model_validator(mode="after")
+    def _exists(self) -> "SplitFiles":
+        for key in ("images", "annotations"):
+            if not Path(getattr(self, key)).exists():
+                raise ValueError(f"{key}: the path must exist, but got {getattr(self, key)!r}")
+        return self
+
+
+class DatasetConfig(_Model):
+    """``path``: ``null``/``synthetic`` (built-in data) or a COCO folder; ``train``/``val`` override files."""
+
+    path: str | None = None
+    train: SplitFiles | None = None
+    val: SplitFiles | None = None
+    synthetic: dict[str, float | int] = Field(default_factory=dict)  # synthetic_dataset() settings
+
+    @field_validator("synthetic")
+    @classmethod
+    def _synthetic(cls, value: dict[str, Any]) -> dict[str, Any]:
+        import inspect
+
+        from scalesearch.data import synthetic_dataset
+
+        names = [p for p in inspect.signature(synthetic_dataset).parameters if p != "root"]
+        for key in value:
+            if key not in names:
+                raise ValueError(_choice_message("key", key, tuple(names)))
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is None or value == "synthetic":
+            return None
+        if not Path(value).exists():
+            raise ValueError(f"the dataset folder must exist, but got {value!r}")
+        return value
+
+
+class RangeParam(_Model):
+    """A numeric range; an int range when ``low``/``high`` (and ``step``) are ints."""
+
+    low: float | int
+    high: float | int
+    step: float | int | None = None
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _order(self) -> "RangeParam":
+        if self.low > self.high:
+            raise ValueError(f"low <= high must hold, but got (low={self.low}, high={self.high})")
+        if self.step is not None and self.step <= 0:
+            raise ValueError(f"step > 0 must hold, but got {self.step}")
+        if self.log and (self.low <= 0 or self.step is not None):
+            raise ValueError(f"a log range needs low > 0 and no step, but got (low={self.low}, step={self.step})")
+        return self
+
+    @property
+    def is_int(self) -> bool:
+        return all(isinstance(v, int) for v in (self.low, self.high, self.step or 1))
+
+
+class ChoiceParam(_Model):
+    choices: list[Scalar] = Field(min_length=1)
+
+
+Param = Union[RangeParam, ChoiceParam, list[Scalar], Scalar]
+
+
+class BudgetsConfig(_Model):
+    """FLOPs (multiply-adds) budget or ladder, optional params budget, and how rungs are assigned.
+
+    ``assign``: ``round_robin`` gives sampled point k the rung ``k mod len(ladder)`` so every rung
+    gets the same share of points; ``sampled`` makes the rung a categorical parameter the sampler sees.
+    """
+
+    flops: list[float] | None = None
+    params: float | None = None
+    assign: Literal["round_robin", "sampled"] = "round_robin"
+
+    @field_validator("flops", mode="before")
+    @classmethod
+    def _ladder(cls, value: Any) -> list[float] | None:
+        if value is None:
+            return None
+        values = [parse_count(v) for v in (value if isinstance(value, list) else [value])]
+        if not values:
+            raise ValueError("the FLOPs ladder must not be empty")
+        if any(v <= 0 for v in values):
+            raise ValueError(f"every FLOPs budget must be > 0, but got {value!r}")
+        return sorted(set(values))
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _params(cls, value: Any) -> float | None:
+        if value is None:
+            return None
+        number = parse_count(value)
+        if number <= 0:
+            raise ValueError(f"the params budget must be > 0, but got {value!r}")
+        return number
+
+
+class RayConfig(_Model):
+    address: str | None = None
+    asha: bool = False
+    grace_period: int = Field(default=1, ge=1)
+    resources_per_trial: dict[str, float] = Field(default_factory=lambda: {"cpu": 1.0})
+    max_failures: int = Field(default=1, ge=0)
+    num_cpus: int | None = Field(default=None, ge=1)
+
+
+class SearchConfig(_Model):
+    backend: Literal["optuna", "ray"] = "optuna"
+    sampler: str = "tpe"
+    n_trials: int = Field(default=20, ge=1)
+    workers: int = Field(default=1, ge=1)
+    seed: int | None = None
+    pruning: str = "none"
+    storage: str | None = None
+    threads_per_worker: int | None = Field(default=None, ge=1)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler(cls, value: str) -> str:
+        return _choice("sampler", value, SAMPLERS)
+
+    @field_validator("pruning", mode="before")
+    @classmethod
+    def _pruning(cls, value: Any) -> str:
+        if isinstance(value, bool):
+            return "median" if value else "none"
+        return _choice("pruner", str(value), PRUNERS)
+
+
+class Objective(_Model):
+    metric: str
+    direction: Literal["maximize", "minimize"]
+
+
+class StudyConfig(_Model):
+    """The resolved study; ``space`` holds parameter name -> fixed value / choices / range."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    seed: int = 0
+    seeds: int = Field(default=1, ge=1)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    space: dict[str, Param] = Field(min_length=1)
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    objectives: list[Objective] = Field(default_factory=lambda: [Objective(metric="map", direction="maximize")])
+    train: dict[str, Any] = Field(default_factory=dict)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    output: str | None = None
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _objectives(cls, value: Any) -> list[dict[str, str]]:
+        return parse_objectives(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "StudyConfig":
+        multi = len(self.objectives) > 1
+        if multi and self.search.sampler in SINGLE_OBJECTIVE_SAMPLERS:
+            raise ValueError(f"search.sampler: {self.search.sampler!r} handles one objective only, "
+                             f"but the study has {len(self.objectives)}")
+        if multi and self.search.pruning != "none":
+            raise ValueError(f"search.pruning: pruning needs a single objective, but got "
+                             f"{self.search.pruning!r} with {len(self.objectives)} objectives")
+        if multi and self.search.ray.asha:
+            raise ValueError("search.ray.asha: ASHA needs a single objective, but the study has two")
+        return self
+
+    @property
+    def directions(self) -> list[str]:
+        return [o.direction for o in self.objectives]
+
+    @property
+    def sampler_seed(self) -> int:
+        return self.seed if self.search.seed is None else self.search.seed
+
+    def output_dir(self) -> Path:
+        return Path(self.output or f"runs/{self.name}")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def parse_objectives(value: Any) -> list[dict[str, str]]:
+    """``"maximize map"``, ``["maximize map", "minimize flops"]`` or ``{map: maximize}`` -> list."""
+    items = value if isinstance(value, list) else [value]
+    if isinstance(value, dict):
+        items = [f"{v} {k}" for k, v in value.items()]
+    out = []
+    for item in items:
+        if isinstance(item, dict) and set(item) == {"metric", "direction"}:
+            item = f"{item['direction']} {item['metric']}"
+        words = str(item).split() if isinstance(item, str) else []
+        if len(words) != 2 or words[0] not in ("maximize", "minimize") or words[1] not in METRICS:
+            raise ValueError(f"each objective must read 'maximize|minimize METRIC' with METRIC one of "
+                             f"{', '.join(METRICS)}, but got {item!r}")
+        out.append({"metric": words[1], "direction": words[0]})
+    if not 1 <= len(out) <= 2 or len({o["metric"] for o in out}) != len(out):
+        raise ValueError(f"give one or two different objectives, but got {value!r}")
+    return out
+
+
+def _choice(kind: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(_choice_message(kind, value, choices))
+    return value
+
+
+def _choice_message(kind: str, value: str, choices: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(value, choices, n=3, cutoff=0.5)
+    hint = f"close names: {', '.join(close)}" if close else f"valid names: {', '.join(choices)}"
+    return f"unknown {kind} {value!r} ({hint})"
+
+
+# ---- loading ------------------------------------------------------------------------------------
+
+def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> StudyConfig:
+    """Read a study file, apply ``key.path=value`` overrides, validate; ``UserError`` on any mistake."""
+    path = Path(path)
+    raw = read_yaml(path, what="study file")
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: a study file must be a mapping of keys, but got {type(raw).__name__}")
+    for item in overrides:
+        apply_override(raw, item)
+    return validate_study(raw, base=path.parent)
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """Parse a YAML file; missing files and syntax errors (with their line) are ``UserError``s."""
+    if not path.is_file():
+        raise UserError(f"{what} {str(path)!r}: the file must exist, but it was not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{what} {str(path)!r}: YAML syntax error{where}: {problem}") from None
+
+
+def validate_study(raw: dict[str, Any], base: Path = Path(".")) -> StudyConfig:
+    """Validate a raw mapping (a ``space:`` file name is read first, from the CWD or ``base``)."""
+    raw = dict(raw)
+    if isinstance(raw.get("space"), str):
+        raw["space"] = _read_space_file(raw["space"], base)
+    try:
+        config = StudyConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise _user_error(exc) from None
+    from scalesearch.search.space import SearchSpace  # checks parameter names and values
+
+    SearchSpace(config)
+    validate_train(config.train)
+    return config
+
+
+def _read_space_file(name: str, base: Path) -> dict[str, Any]:
+    candidates = [Path(name), base / name, base.parent / name]
+    path = next((p for p in candidates if p.is_file()), Path(name))
+    data = read_yaml(path, what="space file")
+    if isinstance(data, dict) and set(data) == {"space"}:
+        data = data["space"]
+    if not isinstance(data, dict):
+        raise UserError(f"space file {name!r}: must be a mapping of parameter names, but got {data!r}")
+    return data
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one ``key.path=value`` (value parsed as YAML) to the raw study mapping, in place."""
+    key, sep, text = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(re.match(r"^[A-Za-z0-9_\-]+$", p) for p in parts):
+        raise UserError(f"--set: each override must read KEY.PATH=VALUE, but got {item!r}")
+    _check_override_path(parts)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    node = raw
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def _check_override_path(parts: list[str]) -> None:
+    """Unknown keys are reported against the schema (free-form mappings accept any key)."""
+    model: Any = StudyConfig
+    for i, part in enumerate(parts):
+        if model is None:  # inside a free-form mapping (space, train, resources)
+            return
+        fields = model.model_fields
+        if part not in fields:
+            path = ".".join(parts[: i + 1])
+            close = difflib.get_close_matches(part, list(fields), n=3, cutoff=0.5)
+            hint = f"close names: {', '.join(close)}" if close else f"valid keys: {', '.join(fields)}"
+            raise UserError(f"--set {path}: unknown key {part!r} ({hint})")
+        model = _model_of(fields[part].annotation)
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The BaseModel class inside ``X``, ``X | None`` and the like (None for other types)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_of(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _user_error(exc: ValidationError) -> UserError:
+    """The first pydantic error as one line: key path, rule, value (close names for unknown keys)."""
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"] if not _is_union_tag(p)]
+    path = ".".join(loc) or "study"
+    if err["type"] == "extra_forbidden":
+        return _unknown_key(loc)
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] in ("value_error", "assertion_error"):
+        return UserError(f"{path}: {message}")
+    return UserError(f"{path}: {message.lower()}, but got {err.get('input')!r}")
+
+
+def _is_union_tag(part: Any) -> bool:
+    """pydantic inserts the tried union member (``RangeParam``, ``list[...]``) into error paths."""
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in ("bool", "int", "float", "str"))
+
+
+def _unknown_key(loc: list[str]) -> UserError:
+    model: Any = StudyConfig
+    for part in loc[:-1]:
+        model = _model_of(model.model_fields[part].annotation) if model and part in model.model_fields else None
+    names = list(model.model_fields) if model else []
+    close = difflib.get_close_matches(loc[-1], names, n=3, cutoff=0.5)
+    hint = f"close names: {', '.join(close)}" if close else f"valid keys: {', '.join(names)}"
+    return UserError(f"{'.'.join(loc)}: unknown key {loc[-1]!r} ({hint})")
+
+
+def validate_train(train: dict[str, Any]) -> None:
+    """Check ``train`` keys and types against ``scalesearch.train.TrainConfig``."""
+    make_train_config(train, seed=0)
+
+
+def make_train_config(train: dict[str, Any], seed: int) -> Any:
+    """``train`` settings + this trial's seed -> ``TrainConfig`` (``UserError`` naming ``train.KEY``)."""
+    import dataclasses
+
+    from pydantic import TypeAdapter
+
+    from scalesearch.train import TrainConfig
+
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    for key in train:
+        if key not in names or key == "seed":
+            close = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
+            hint = f"close names: {', '.join(close)}" if close else f"valid keys: {', '.join(names)}"
+            rule = "is set per trial from the study's seed" if key == "seed" else f"unknown key {key!r} ({hint})"
+            raise UserError(f"train.{key}: {rule}")
+    try:
+        return TypeAdapter(TrainConfig).validate_python({**train, "seed": seed})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise UserError(f"train.{key}: {err['msg'].lower()}, but got {err.get('input')!r}") from None
