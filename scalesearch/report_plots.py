@@ -1,0 +1,163 @@
+"""Report figures (matplotlib, Agg backend). Each function only draws what ``pareto`` computed.
+
+Every function writes one PNG to ``path`` and returns it. Colours come from ``topology_colors`` so
+a topology keeps its colour across figures and runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from scalesearch import pareto
+
+Record = dict[str, Any]
+_LABELS = {"flops": "FLOPs (multiply-adds, log scale)", "params": "parameters (log scale)"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def topology_colors(names: Iterable[str]) -> dict[str, Any]:
+    plt = _plt()
+    cmap = plt.get_cmap("tab10")
+    return {name: cmap(i % 10) for i, name in enumerate(sorted(set(names)))}
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
+def _step(ax, front: Sequence[Record], cost: str, **style) -> None:
+    """Draw a front as a staircase: mAP reached with at most that much cost."""
+    if front:
+        ax.step([r[cost] for r in front], [r["map"] for r in front], where="post", **style)
+
+
+def scatter_front(records: Sequence[Record], cost: str, path: Path, colors: dict[str, Any],
+                  budgets: Sequence[float] = (), title: str = "", baselines: frozenset[int] = frozenset()) -> Path:
+    """mAP vs ``cost`` ("flops" or "params") for every feasible trial, coloured by topology, with the
+    overall front (black), per-topology fronts (dashed), budget lines and the paper-rule baselines (stars).
+    Infeasible/failed trials with a known cost are drawn as grey crosses at mAP 0."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    good = pareto.feasible(records)
+    for topo, color in colors.items():
+        pts = [r for r in good if str(r.get("topology")) == topo and r["number"] not in baselines]
+        if pts:
+            ax.scatter([r[cost] for r in pts], [r["map"] for r in pts], color=color, s=22, label=topo, alpha=0.8)
+    base = [r for r in good if r["number"] in baselines]
+    if base:
+        ax.scatter([r[cost] for r in base], [r["map"] for r in base], marker="*", s=140, color="gold",
+                   edgecolor="black", zorder=5, label="paper rule")
+    bad = [r for r in records if not pareto.is_feasible(r) and isinstance(r.get(cost), (int, float))]
+    if bad:
+        ax.scatter([r[cost] for r in bad], [0.0] * len(bad), marker="x", color="grey", s=18, label="not trained / failed")
+    objectives = (("map", "max"), (cost, "min"))
+    for topo, front in pareto.fronts_by(records, "topology", objectives).items():
+        _step(ax, front, cost, color=colors.get(topo, "grey"), linestyle="--", linewidth=1)
+    _step(ax, pareto.pareto_front(records, objectives), cost, color="black", linewidth=1.6, label="Pareto front")
+    for i, budget in enumerate(budgets):
+        ax.axvline(budget, color="red", linestyle=":", linewidth=1, label="budget" if i == 0 else None)
+    if good or bad or budgets:
+        ax.set_xscale("log")
+    ax.set(xlabel=_LABELS[cost], ylabel="mAP@[.5:.95]", title=title)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def hypervolume_plot(histories: dict[str, list[tuple[int, float]]], path: Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for label, history in histories.items():
+        if history:
+            ax.step([n for n, _ in history], [v for _, v in history], where="post", label=label)
+    ax.set(xlabel="trial number", ylabel="hypervolume (decades x mAP)", title="Search progress")
+    ax.grid(alpha=0.3)
+    if len(histories) > 1:
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def importance_plot(importances: dict[str, dict[str, float]], path: Path) -> Path:
+    """Horizontal bars, one group per target (e.g. mAP, FLOPs)."""
+    plt = _plt()
+    params = sorted({p for imp in importances.values() for p in imp})
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(params) * max(1, len(importances))))
+    height = 0.8 / max(1, len(importances))
+    for k, (target, imp) in enumerate(importances.items()):
+        ys = [i + k * height for i in range(len(params))]
+        ax.barh(ys, [imp.get(p, 0.0) for p in params], height=height, label=target)
+    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(params))], params)
+    ax.set(xlabel="importance (PED-ANOVA, normalised)", title="Parameter importances")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def slice_plot(records: Sequence[Record], params: Sequence[str], path: Path, colors: dict[str, Any]) -> Path:
+    """mAP against each sampled parameter (one panel per parameter), coloured by topology."""
+    plt = _plt()
+    cols = min(3, len(params))
+    rows = -(-len(params) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    good = [r for r in pareto.feasible(records) if isinstance(r.get("params_sampled"), dict)]
+    for ax, name in zip(axes.flat, params):
+        values = [r["params_sampled"].get(name) for r in good]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None)
+        ticks = sorted({str(v) for v in values if v is not None})
+        xs = [v if numeric else (ticks.index(str(v)) if v is not None else None) for v in values]
+        for x, r in zip(xs, good):
+            if x is not None:
+                ax.scatter(x, r["map"], color=colors.get(str(r.get("topology")), "grey"), s=14)
+        if not numeric:
+            ax.set_xticks(range(len(ticks)), ticks, rotation=30, fontsize=7)
+        ax.set(title=name, ylabel="mAP")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(params):]:
+        ax.set_visible(False)
+    return _save(fig, path)
+
+
+def repeats_plot(groups: Sequence[Record], path: Path, colors: dict[str, Any]) -> Path:
+    """Mean mAP of each repeated point with its seed spread (error bar: one standard deviation)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for topo, color in colors.items():
+        pts = sorted((g for g in groups if str(g["record"].get("topology")) == topo), key=lambda g: g["flops"])
+        if pts:
+            err = [0.0 if g["n"] < 2 else g["map_std"] for g in pts]
+            ax.errorbar([g["flops"] for g in pts], [g["map_mean"] for g in pts], yerr=err, color=color,
+                        marker="o", capsize=3, label=topo)
+    ax.set_xscale("log")
+    ax.set(xlabel=_LABELS["flops"], ylabel="mAP (mean ± 1 std over seeds)", title="Seed repeats")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def compare_fronts(runs: dict[str, Sequence[Record]], path: Path) -> Path:
+    """The overall mAP/FLOPs front of each run, one colour per run."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for label, records in runs.items():
+        front = pareto.pareto_front(records)
+        _step(ax, front, "flops", label=label, linewidth=1.5)
+        if front:
+            ax.scatter([r["flops"] for r in front], [r["map"] for r in front], s=16)
+    ax.set_xscale("log")
+    ax.set(xlabel=_LABELS["flops"], ylabel="mAP@[.5:.95]", title="Pareto fronts by study")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
