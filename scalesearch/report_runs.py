@@ -71,14 +71,15 @@ def _read_json(path: Path) -> Any:
 
 
 def _load_records(run_dir: Path) -> list[dict[str, Any]]:
-    """Records from ``trials.json``; a folder without one holds no finished trial yet."""
-    path = run_dir / "trials.json"
-    if not path.exists():
+    """Records through ``scalesearch.search.records.load_records`` (Optuna storage, else trials.json);
+    a folder with neither holds no trial yet (a study that stopped before its first one)."""
+    from scalesearch.search.records import load_records, storage_url_of
+
+    if storage_url_of(run_dir) is None and not (run_dir / "trials.json").is_file():
         return []
-    data = _read_json(path)
-    records = data.get("trials", data) if isinstance(data, dict) else data
+    records = load_records(run_dir)
     if not isinstance(records, list):
-        raise UserError(f"{path}: must hold a list of trial records, but got {type(records).__name__}")
+        raise UserError(f"{run_dir / 'trials.json'}: must hold a list of trial records, but got {type(records).__name__}")
     return sorted(records, key=lambda r: r.get("number", 0))
 
 
@@ -140,13 +141,15 @@ def command_line(run: Run) -> str:
 
 
 def machine_line(run: Run) -> str:
+    """``machine`` from meta.json: a string, or a dict (cpu / platform, cpus, host, python)."""
     machine = run.meta.get("machine")
-    if isinstance(machine, dict):
-        cpu = machine.get("cpu") or machine.get("processor") or machine.get("platform") or "unknown CPU"
-        cores = machine.get("cores") or machine.get("cpu_count") or machine.get("logical_cores")
-        extra = [f"{k}: {v}" for k, v in machine.items() if k not in ("cpu", "processor", "cores", "cpu_count")]
-        return f"{cpu}, {cores} cores" + (f" ({'; '.join(extra)})" if extra else "") if cores else str(cpu)
-    return str(machine) if machine else "(not recorded in meta.json)"
+    if not isinstance(machine, dict):
+        return str(machine) if machine else "(not recorded in meta.json)"
+    cpu = machine.get("cpu") or machine.get("processor") or machine.get("platform") or "unknown CPU"
+    cores = next((machine[k] for k in ("cores", "cpus", "cpu_count") if machine.get(k)), None)
+    shown = {"cpu", "processor", "platform", "cores", "cpus", "cpu_count"}
+    extra = "; ".join(f"{k} {v}" for k, v in machine.items() if k not in shown and v is not None)
+    return f"{cpu}" + (f", {cores} cores" if cores else "") + (f" ({extra})" if extra else "")
 
 
 def _time(value: Any) -> dt.datetime | None:
@@ -162,19 +165,22 @@ def _time(value: Any) -> dt.datetime | None:
 
 
 def _meta_time(meta: dict[str, Any], stem: str) -> dt.datetime | None:
-    for key in (f"{stem}_time", f"{stem}ed", f"{stem}ed_at", stem, f"{stem}_at"):
+    for key in (stem, f"{stem}_time", f"{stem}ed", f"{stem}ed_at", f"{stem}_at"):
         if key in meta:
             return _time(meta[key])
     return None
 
 
 def run_time_line(run: Run) -> str:
-    """Start, end and wall time from meta.json; the sum of trial seconds beside it."""
+    """Wall time of the last run from meta.json (and how many runs resumed it); trial seconds beside it."""
     start, end = _meta_time(run.meta, "start"), _meta_time(run.meta, "end") or _meta_time(run.meta, "finish")
     trial_s = sum(float(r.get("seconds") or 0.0) for r in run.records)
     trials = f"{trial_s / 60:.1f} min summed over trials"
+    runs = run.meta.get("runs")
+    first = _time(run.meta.get("first_start"))
+    resumed = f"; {runs} runs since {first:%Y-%m-%d %H:%M} UTC" if isinstance(runs, int) and runs > 1 and first else ""
     if start and end:
-        return f"{(end - start).total_seconds() / 60:.1f} min wall ({start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC); {trials}"
+        return f"{(end - start).total_seconds() / 60:.1f} min wall ({start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC){resumed}; {trials}"
     if start:
-        return f"started {start:%Y-%m-%d %H:%M} UTC, no end time recorded (crashed or still running); {trials}"
+        return f"started {start:%Y-%m-%d %H:%M} UTC, no end time recorded (crashed or still running){resumed}; {trials}"
     return f"no start/end time in meta.json; {trials}"

@@ -34,8 +34,10 @@ def make_run(path, records, name="fake", budgets=(6e9, 2e10), meta=True):
     (path / "study.yaml").write_text(yaml.safe_dump({"name": name, "budgets": {"flops": list(budgets)}}))
     if meta:
         (path / "meta.json").write_text(json.dumps({
-            "command": ["scalesearch", "run", "studies/fake.yaml"], "machine": {"cpu": "Test CPU", "cores": 2},
-            "start_time": "2026-11-25T12:00:00+00:00", "end_time": "2026-11-25T12:42:00+00:00"}))
+            "command": "scalesearch run studies/fake.yaml", "study_name": name, "backend": "optuna", "storage": None,
+            "machine": {"host": "box", "platform": "Linux-x86_64", "python": "3.11.7", "cpus": 2},
+            "start": "2026-11-25T12:00:00+00:00", "end": "2026-11-25T12:42:00+00:00",
+            "first_start": "2026-11-25T11:00:00+00:00", "runs": 2}))
     return path
 
 
@@ -111,8 +113,8 @@ def test_run_facts_and_best_under_budget(tmp_path):
     records = [record(0, map_=0.2, flops=2e9), record(1, map_=0.3, flops=5e9), record(2, map_=0.4, flops=9e9),
                record(3, map_=0.35, flops=5.5e9)]
     text = report_text(tmp_path, records)
-    assert "| machine | Test CPU, 2 cores |" in text
-    assert "42.0 min wall" in text
+    assert "| machine | Linux-x86_64, 2 cores (host box; python 3.11.7) |" in text
+    assert "42.0 min wall (2026-11-25 12:00 to 12:42 UTC); 2 runs since 2026-11-25 11:00 UTC" in text
     rows = section(text, "### Best architecture under each budget")
     assert rows[0] == "| trial | 3 | 2 |"
     assert "| resolution | 256 | 256 |" in rows
