@@ -21,8 +21,15 @@ from scalesearch.search.space import BUDGET_PARAM, SearchSpace
 class Evaluator:
     """Everything a trial needs that does not change between trials (space, data, settings)."""
 
-    def __init__(self, config: Any, progress: bool = False) -> None:
+    def __init__(self, config: Any, progress: bool = False, cost_cache: Path | None = None) -> None:
+        """``cost_cache``: folder for counted costs, shared by workers and resumed runs
+        (``$SCALESEARCH_COST_CACHE`` wins when set)."""
+        import os
+
+        from scalesearch.cost import CACHE_ENV
+
         self.config = config
+        self.cost_cache = os.environ.get(CACHE_ENV) or cost_cache
         self.space = SearchSpace(config)
         self.progress = progress
         self.train_data, self.val_data = dataset_pairs(config.dataset)
@@ -52,7 +59,7 @@ class Evaluator:
 
         record = empty_record(number, params, self.space.values(params), seed, budget)
         spec = self.space.resolve(params, self.num_classes)
-        add_spec(record, spec, count_cost(spec))
+        add_spec(record, spec, count_cost(spec, cache_dir=self.cost_cache))
         record["spec"] = spec
         excess = {k: v for k, v in self.constraints(record).items() if v > 0}
         if excess:

@@ -181,13 +181,11 @@ class Worker:
 
     def __init__(self, config: Any, run_dir: Path, storage_url: str, n_trials: int, worker_id: int = 0,
                  progress: bool = False) -> None:
-        import optuna
-
         from scalesearch.search.objective import Evaluator
 
         quiet_optuna()
         self.config, self.run_dir, self.n_trials, self.worker_id = config, run_dir, n_trials, worker_id
-        self.evaluator = Evaluator(config, progress=progress)
+        self.evaluator = Evaluator(config, progress=progress, cost_cache=run_dir / "cost_cache")
         self.study = open_study(config, make_storage(storage_url), self.evaluator.space)
         self.stop = False
         self.on_trial_end = None
@@ -214,6 +212,7 @@ class Worker:
         point, seed_index = self._point(trial)
         budget = self.evaluator.budget_for(params, point)
         record = self.evaluator.start(trial.number, params, self.config.seed + seed_index, budget)
+        record["retry_of"] = trial.user_attrs.get("retry_of")
         for key, value in self.evaluator.constraints(record).items():
             trial.set_constraint(key, value)
         if record["state"] == "running":

@@ -1,0 +1,94 @@
+"""Crash safety: SIGKILL mid-study then rerun; several workers on one study; resume in place."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import tiny_study
+from scalesearch.cli import main
+from scalesearch.search.records import load_records
+
+FAKE_CLI = Path(__file__).with_name("search_fakes.py")
+CONTINUOUS = {"phi": {"low": -3.0, "high": -2.0}, "resolution": 128}
+
+
+def _cli(study: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(FAKE_CLI), "run", str(study), "--quiet", *args],
+                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _states(db: Path) -> list[tuple[int, str]]:
+    """(number, state) of every trial, read straight from the SQLite storage."""
+    if not db.is_file():
+        return []
+    try:
+        with sqlite3.connect(db, timeout=5) as con:
+            return con.execute("SELECT number, state FROM trials ORDER BY number").fetchall()
+    except sqlite3.OperationalError:  # tables not created yet
+        return []
+
+
+def test_sigkill_then_rerun_ends_with_exactly_n_trials(tmp_path):
+    study = tiny_study(tmp_path, search={"n_trials": 6, "sampler": "tpe"}, space=CONTINUOUS)
+    db = tmp_path / "run" / "study.db"
+    log = tmp_path / "trained.log"
+    proc = _cli(study, {"FAKE_TRAIN_SECONDS": "1.0", "FAKE_TRAIN_LOG": str(log)})
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill while the third trial trains
+        if log.is_file() and len(log.read_text().splitlines()) == 3:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = [n for n, s in _states(db) if s == "RUNNING"]
+    assert len(killed) == 1, _states(db)
+    before = {r["number"]: r for r in load_records(tmp_path / "run")}
+
+    rerun = _cli(study, {})
+    out, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    assert "resuming: 1 interrupted trial(s) will be retried" in err
+    records = load_records(tmp_path / "run")
+    assert len(records) == 6 and {r["state"] for r in records} == {"complete"}
+    assert len({r["number"] for r in records}) == 6 and killed[0] not in {r["number"] for r in records}
+    retry = [r for r in records if r["retry_of"] == killed[0]]
+    assert len(retry) == 1 and retry[0]["params_sampled"] == before[killed[0]]["params_sampled"]
+    assert [s for _, s in _states(db)].count("FAIL") == 1  # the interrupted trial, kept in the storage
+    for number, record in before.items():  # finished trials were kept as they were
+        if record["state"] == "complete":
+            assert next(r for r in records if r["number"] == number) == record
+
+
+def test_two_workers_never_run_the_same_trial_number(tmp_path):
+    study = tiny_study(tmp_path, search={"n_trials": 8, "workers": 2, "threads_per_worker": 1}, space=CONTINUOUS)
+    log = tmp_path / "trained.log"
+    proc = _cli(study, {"FAKE_TRAIN_SECONDS": "0.5", "FAKE_TRAIN_LOG": str(log)})
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    records = load_records(tmp_path / "run")
+    numbers = [r["number"] for r in records]
+    assert len(records) == 8 and len(set(numbers)) == 8 and {r["state"] for r in records} == {"complete"}
+    trainings = log.read_text().splitlines()
+    assert len(trainings) == 8  # every finished trial trained exactly once, none twice
+    assert len({line.split()[0] for line in trainings}) == 2  # by two worker processes
+    with sqlite3.connect(tmp_path / "run" / "study.db") as con:
+        owners = con.execute("SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
+                             "ON a.trial_id = t.trial_id WHERE a.key = 'worker' AND t.state = 'COMPLETE'").fetchall()
+    assert sorted(n for n, _ in owners) == sorted(numbers) and {w for _, w in owners} == {"0", "1"}
+
+
+def test_rerun_resumes_to_a_larger_total_and_never_past_it(tmp_path, fake):
+    study = tiny_study(tmp_path, search={"n_trials": 3}, space=CONTINUOUS)
+    assert main(["run", str(study), "--quiet"]) == 0
+    first = load_records(tmp_path / "run")
+    assert main(["run", str(study), "--quiet", "--n-trials", "5"]) == 0
+    assert main(["run", str(study), "--quiet", "--n-trials", "5"]) == 0
+    records = load_records(tmp_path / "run")
+    assert [r["number"] for r in records] == [0, 1, 2, 3, 4] and records[:3] == first
+    assert len(fake) == 5

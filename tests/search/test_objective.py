@@ -1,0 +1,118 @@
+"""The objective through ``scalesearch run``: budgets, failures, seeds, pruning and the record schema."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import scalesearch.train
+import search_fakes
+from conftest import tiny_study
+from scalesearch.cli import main
+from scalesearch.config import load_study
+from scalesearch.search.records import load_records
+from scalesearch.search.space import SearchSpace
+from scalesearch.train import TrainingFailed
+
+SCHEMA = ("number", "state", "flops", "params", "map", "map50", "map75", "map_small", "map_medium",
+          "map_large", "seconds", "train_seconds", "images_per_second", "seed", "reason", "budget_flops",
+          "values", "intermediate", "params_sampled", "group", "topology", "fusion", "resolution",
+          "fpn_channels", "fpn_repeats", "head_repeats", "backbone", "width_multiplier", "phi")
+
+
+def _run(study, *extra) -> list[dict]:
+    assert main(["run", str(study), "--quiet", *extra]) == 0
+    return load_records(load_study(study).output_dir())
+
+
+def _flops(study, phi, topology) -> int:
+    spec = SearchSpace(load_study(study)).resolve({"phi": phi, "topology": topology}, num_classes=4)
+    return search_fakes.fake_cost(spec).flops
+
+
+def test_infeasible_specs_are_never_trained_and_say_why(tmp_path, fake):
+    study = tiny_study(tmp_path, search={"n_trials": 6})
+    small, large = _flops(study, -3.0, "fpn"), _flops(study, -2.0, "fpn")
+    study = tiny_study(tmp_path, search={"n_trials": 6}, budgets={"flops": (small + large) // 2})
+    records = _run(study)
+    infeasible = [r for r in records if r["state"] == "infeasible"]
+    assert len(records) == 6 and infeasible and len(fake) == 6 - len(infeasible)
+    assert all(spec.name == "phi=-3" for spec in fake)  # only the cheap point was trained
+    for record in infeasible:
+        assert record["phi"] == -2.0 and record["flops"] == large and record["map"] is None
+        assert record["reason"] == f"flops {large / 1e9:.3f}B over the budget {(small + large) // 2 / 1e9:.3f}B"
+        assert record["values"] == [0.0]
+
+
+def test_nan_trial_is_failed_with_its_reason_and_the_study_goes_on(tmp_path, fake, monkeypatch):
+    def diverging(spec, *args, **kwargs):
+        if spec.topology == "fpn":
+            raise TrainingFailed("loss is nan at step 2")
+        return search_fakes.fake_train(spec, *args, **kwargs)
+
+    monkeypatch.setattr(scalesearch.train, "train_and_evaluate", diverging)
+    records = _run(tiny_study(tmp_path, search={"n_trials": 6, "seed": 3}))
+    failed = [r for r in records if r["state"] == "failed"]
+    assert len(records) == 6 and failed and len(failed) < 6
+    assert {r["reason"] for r in failed} == {"training failed: loss is nan at step 2"}
+    assert all(r["topology"] == "fpn" and r["values"] is None for r in failed)
+    assert all(r["state"] == "complete" for r in records if r["topology"] == "bifpn")
+
+
+def test_nan_metrics_are_failed(tmp_path, monkeypatch, fake):
+    def nan_map(spec, train_data, val_data, cfg, **kwargs):
+        result = search_fakes.fake_train(spec, train_data, val_data, cfg, **kwargs)
+        result.metrics["map"] = float("nan")
+        return result
+
+    monkeypatch.setattr(scalesearch.train, "train_and_evaluate", nan_map)
+    records = _run(tiny_study(tmp_path, search={"n_trials": 2}))
+    assert [r["reason"] for r in records] == ["evaluation gave non-finite map"] * 2
+
+
+def test_seed_repeats_share_a_group_and_ladder_rungs_alternate(tmp_path, fake):
+    study = tiny_study(tmp_path, seeds=2, budgets={"flops": ["1T", "2T"]}, search={"n_trials": 8},
+                       space={"phi": {"low": -3.0, "high": -2.0}, "resolution": 128})
+    records = _run(study)
+    groups = {}
+    for record in records:
+        groups.setdefault(record["group"], []).append(record)
+    assert sorted(len(g) for g in groups.values()) == [2, 2, 2, 2]
+    for group in groups.values():
+        assert sorted(r["seed"] for r in group) == [0, 1]
+        assert group[0]["params_sampled"] == group[1]["params_sampled"]
+        assert group[0]["map"] == pytest.approx(group[1]["map"] - 0.001)  # fake mAP moves with the seed
+    rungs = [r["budget_flops"] for r in sorted(records, key=lambda r: r["number"]) if r["seed"] == 0]
+    assert rungs == [1e12, 2e12, 1e12, 2e12]
+
+
+def test_pruning_stops_poor_trials_early(tmp_path, fake):
+    study = tiny_study(tmp_path, search={"n_trials": 6, "pruning": "median", "sampler": "tpe"},
+                       train={"steps": 4, "eval_every": 2}, space={"phi": [-3.0, -2.0], "resolution": 128})
+    records = _run(study)
+    assert {r["state"] for r in records} == {"complete", "pruned"}
+    for record in records:
+        assert list(record["intermediate"]) == (["2", "4"] if record["state"] == "complete" else ["2"])
+        assert record["phi"] == -3.0 or record["state"] == "complete"  # only the weaker point is pruned
+
+
+def test_records_have_the_schema_and_trials_json_matches_the_storage(tmp_path, fake, capsys):
+    study = tiny_study(tmp_path, space={"phi": [-3.0, -2.0], "fusion": ["sum", "fast"], "resolution": 128})
+    records = _run(study)
+    run_dir = tmp_path / "run"
+    assert sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".")) == [
+        "meta.json", "study.db", "study.yaml", "trials.json"]
+    assert json.loads((run_dir / "trials.json").read_text()) == records
+    for record in records:
+        assert set(SCHEMA) <= set(record)
+        assert record["params_sampled"] == {"phi": record["phi"], "fusion": record["fusion"]}
+        assert record["values"] == [record["map"]]
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["study_name"] == "tiny" and meta["end"] >= meta["start"] and meta["runs"] == 1
+    assert main(["trials", str(run_dir), "--json", str(tmp_path / "out.json")]) == 0
+    assert json.loads((tmp_path / "out.json").read_text()) == records
+    capsys.readouterr()
+    assert main(["trials", str(run_dir)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:6] == ["#", "state", "seed", "GFLOPs", "Mparams", "mAP"] and len(table) == 5
