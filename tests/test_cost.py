@@ -1,0 +1,141 @@
+"""Exact params and FLOPs: pinned to effdet 0.4.1 and to plain fvcore traces."""
+
+import json
+
+import pytest
+import torch
+
+from scalesearch import cli
+from scalesearch.cost import Cost, _fit, count_cost, count_flops, count_params, trace_flops
+from scalesearch.model import build_detector
+from scalesearch.scaling import PRESETS, compound_spec, preset
+
+# effdet 0.4.1 tf_efficientdet_*, 90 classes (REFERENCE.md, measured).
+EFFDET_PARAMS = {"d0": 3_880_067, "d1": 6_625_898, "d2": 8_097_039, "d3": 12_032_296, "d4": 20_723_675,
+                 "d5": 33_653_315, "d6": 51_871_782, "d7": 51_871_782, "d7x": 77_147_166}
+# effdet 0.4.1 tf_efficientdet_<v> with config.fpn_name = ... (one-off script building effdet models).
+EFFDET_FPN_PARAMS = {
+    "d0": {"bifpn_fa": 3_880_067, "bifpn_sum": 3_880_010, "bifpn_attn": 3_880_067, "pan_fa": 3_881_216,
+           "pan_sum": 3_881_162, "qufpn_fa": 4_131_418, "qufpn_sum": 4_131_304},
+    "d1": {"bifpn_fa": 6_625_898, "bifpn_sum": 6_625_822, "bifpn_attn": 6_625_898, "pan_fa": 6_657_750,
+           "pan_sum": 6_657_678, "qufpn_fa": 7_168_270, "qufpn_sum": 7_168_118},
+    "d2": {"bifpn_fa": 8_097_039, "bifpn_sum": 8_096_944, "bifpn_attn": 8_097_039, "pan_fa": 8_182_378,
+           "pan_sum": 8_182_288, "qufpn_fa": 9_118_400, "qufpn_sum": 9_118_210},
+    "d3": {"bifpn_fa": 12_032_296, "bifpn_sum": 12_032_182, "bifpn_attn": 12_032_296, "pan_fa": 12_278_370,
+           "pan_sum": 12_278_262, "qufpn_fa": 14_363_670, "qufpn_sum": 14_363_442},
+}
+EFFDET_FPN = {"bifpn_fa": ("bifpn", "fast"), "bifpn_sum": ("bifpn", "sum"), "bifpn_attn": ("bifpn", "softmax"),
+              "pan_fa": ("panet", "fast"), "pan_sum": ("panet", "sum"), "qufpn_fa": ("qufpn", "fast"),
+              "qufpn_sum": ("qufpn", "sum")}
+PAPER_FLOPS = {"d0": 2.5e9, "d1": 6.1e9, "d2": 11e9, "d3": 25e9, "d4": 55e9, "d5": 135e9, "d6": 226e9,
+               "d7": 325e9, "d7x": 410e9}
+TINY = compound_spec(-3, num_classes=5)
+
+
+@pytest.mark.parametrize("name", sorted(EFFDET_PARAMS))
+def test_preset_params_equal_effdet(name):
+    assert sum(count_params(preset(name)).values()) == EFFDET_PARAMS[name]
+
+
+@pytest.mark.parametrize("variant", sorted(EFFDET_FPN_PARAMS))
+def test_topology_fusion_params_equal_effdet(variant):
+    got = {fpn: sum(count_params(preset(variant).replace(topology=t, fusion=f)).values())
+           for fpn, (t, f) in EFFDET_FPN.items()}
+    assert got == EFFDET_FPN_PARAMS[variant]
+
+
+def test_d0_equals_plain_fvcore_trace():
+    cost = count_cost(preset("d0"))
+    assert cost.params == 3_880_067 and cost.flops == 2_570_808_832  # plain trace at 512 px gives the same
+    assert cost.by_part == {"backbone": (3_595_388, 1_971_237_376), "fpn": (196_281, 140_743_680),
+                            "class_net": (69_354, 364_548_096), "box_net": (19_044, 94_279_680)}
+    assert cost.by_operator == {"batch_norm": 77_432_832, "conv": 2_492_331_520, "upsample_nearest2d": 1_044_480}
+    assert abs(cost.flops / PAPER_FLOPS["d0"] - 1) < 0.03
+
+
+@pytest.mark.parametrize("spec", [TINY.replace(resolution=384), TINY.replace(max_level=8, resolution=768),
+                                  TINY.replace(topology="qufpn", fusion="channel_fast", tf_compat=True,
+                                               backbone="tf_efficientnet_b0", resolution=384)],
+                         ids=["u3", "P3-P8-u3", "qufpn-tf-u3"])
+def test_extrapolation_equals_plain_trace(spec):
+    model = build_detector(spec).eval()
+    assert count_flops(spec, model) == trace_flops(model, spec.resolution)
+
+
+def test_fit_rejects_non_quadratic_counts():
+    assert _fit({"a": 10}, {"a": 31}, 3) == {"a": 7 * 9 + 3}
+    with pytest.raises(RuntimeError, match="not a \\* u\\*\\*2 \\+ b"):
+        _fit({"a": 10}, {"a": 30}, 3)
+
+
+def test_memory_and_disk_cache(tmp_path):
+    spec = TINY.replace(num_classes=7)
+    cost = count_cost(spec, cache_dir=tmp_path)
+    assert count_cost(spec.replace(name="renamed", pretrained=True)) is cost
+    (path,) = tmp_path.glob("cost-*.json")
+    assert Cost.from_dict(json.loads(path.read_text())) == cost
+    assert cost.params == sum(p for p, _ in cost.by_part.values())
+    assert cost.flops == sum(f for _, f in cost.by_part.values()) == sum(cost.by_operator.values())
+
+
+def test_count_command(capsys, tmp_path):
+    out = tmp_path / "d0.json"
+    assert cli.main(["count", "--preset", "D0", "--json", str(out)]) == 0
+    assert "total           3,880,067      2,570,808,832" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["flops"] == 2_570_808_832 and data["spec"]["backbone"] == "tf_efficientnet_b0"
+    assert cli.main(["count", "--phi", "-3", "--num-classes", "5", "--fusion", "attn"]) == 0
+    assert "phi=-3: efficientnet_b0 R=128 W=24 D_fpn=1 D_head=2 bifpn/softmax" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--preset", "d9"], "unknown preset 'd9' (close names: d7"),
+    (["--resolution", "500"], "must be a positive multiple of 2**max_level = 128, but got 500"),
+    (["--backbone", "efficientnet_b9"], "unknown backbone 'efficientnet_b9' (close names: efficientnet_b8"),
+    (["--topology", "bifnp"], "unknown topology 'bifnp'"),
+    (["--phi", "-5"], "phi too small"),
+])
+def test_count_command_errors(capsys, argv, message):
+    assert cli.main(["count", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_table_command(capsys, tmp_path, monkeypatch):
+    import scalesearch.scaling
+
+    monkeypatch.setattr(scalesearch.scaling, "PRESETS", {"d0": PRESETS["d0"]})
+    md, js = tmp_path / "t.md", tmp_path / "t.json"
+    assert cli.main(["table", "--quiet", "--md", str(md), "--json", str(js)]) == 0
+    (row,) = json.loads(js.read_text())
+    assert (row["name"], row["params"], row["flops"], row["phi"]) == ("D0", 3_880_067, 2_570_808_832, 0)
+    assert row["deviations"] == [] and row["rule"]["fpn_channels"] == 64
+    assert "| D0 | 0 | 512 | tf_efficientnet_b0 | 64 | 3 | 3 | fast | 3,880,067 | 3.9M | -0.51% | 2.571B" in (
+        md.read_text())
+    assert f"Generated by `scalesearch table --json {js} --md {md} --quiet` on" in md.read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PAPER_FLOPS))
+def test_preset_flops_within_3_percent_of_paper(name):
+    assert abs(count_cost(preset(name)).flops / PAPER_FLOPS[name] - 1) < 0.03
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant, fpn_name", [("d0", "bifpn_sum"), ("d0", "pan_fa"), ("d0", "qufpn_fa"),
+                                               ("d1", "bifpn_fa"), ("d1", "pan_sum")])
+def test_flops_equal_plain_fvcore_count_of_effdet(variant, fpn_name):
+    from effdet.config import get_efficientdet_config
+    from effdet.efficientdet import EfficientDet
+    from fvcore.nn import FlopCountAnalysis
+
+    config = get_efficientdet_config(f"tf_efficientdet_{variant}")
+    config.fpn_name = fpn_name
+    model = EfficientDet(config, pretrained_backbone=False).eval()
+    with torch.no_grad():
+        size = config.image_size[0]
+        theirs = FlopCountAnalysis(model, torch.zeros(1, 3, size, size)).unsupported_ops_warnings(False).total()
+    topology, fusion = EFFDET_FPN[fpn_name]
+    ours = count_cost(preset(variant).replace(topology=topology, fusion=fusion))
+    assert ours.params == sum(p.numel() for p in model.parameters())
+    assert abs(ours.flops / theirs - 1) < 0.005
