@@ -115,8 +115,9 @@ def _cache_file(spec: DetectorSpec, cache_dir: Path) -> Path:
 
 
 def _compute(spec: DetectorSpec) -> Cost:
-    params = count_params(spec)
-    flops = count_flops(spec)
+    model = _model(spec)
+    params = {part: sum(p.numel() for p in getattr(model, part).parameters()) for part in PARTS}
+    flops = count_flops(spec, model)
     by_part = {part: (params[part], sum(n for (p, _), n in flops.items() if p == part)) for part in PARTS}
     by_op: dict[str, int] = {}
     for (_, op), n in sorted(flops.items()):
