@@ -381,7 +381,11 @@ def _user_error(exc: ValidationError) -> UserError:
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] in ("value_error", "assertion_error"):
         return UserError(f"{path}: {message}")
-    return UserError(f"{path}: {message.lower()}, but got {err.get('input')!r}")
+    return UserError(f"{path}: {_lower_first(message)}, but got {err.get('input')!r}")
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
 def _is_union_tag(part: Any) -> bool:
@@ -423,5 +427,7 @@ def make_train_config(train: dict[str, Any], seed: int) -> Any:
         return TypeAdapter(TrainConfig).validate_python({**train, "seed": seed})
     except ValidationError as exc:
         err = exc.errors()[0]
+        if isinstance(err.get("ctx", {}).get("error"), UserError):  # TrainConfig's own checks
+            raise err["ctx"]["error"] from None
         key = ".".join(str(p) for p in err["loc"])
-        raise UserError(f"train.{key}: {err['msg'].lower()}, but got {err.get('input')!r}") from None
+        raise UserError(f"train.{key}: {_lower_first(err['msg'])}, but got {err.get('input')!r}") from None

@@ -1,0 +1,148 @@
+"""Ray Tune backend: the same space and objective through ``ray.tune`` for studies that outgrow a machine.
+
+The space goes to ``OptunaSearch`` as a define-by-run function (``SearchSpace.suggest``), with the
+study's Optuna sampler; seed repeats come from Tune's ``Repeater`` (one Tune trial per seed, as one
+Optuna trial per seed in the default backend); ``search.ray.asha`` adds the ASHA scheduler on the
+intermediate mAP. ``search.ray.address`` joins a running cluster (local Ray when absent);
+``max_failures`` retries crashed trials; rerunning on the same folder resumes with ``Tuner.restore``.
+Records land in ``trials.json`` in the same schema as the Optuna backend's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from scalesearch.errors import UserError
+from scalesearch.search.records import write_json_atomic
+
+EXPERIMENT = "ray"
+POINT_KEY = "__point__"  # index of the sampled point, counted by the searcher (repeats share it)
+
+
+def _import_ray() -> tuple[Any, Any]:
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        raise UserError("search.backend: 'ray' needs Ray Tune, but it is not installed "
+                        "(pip install 'ray[tune]')") from None
+    return ray, tune
+
+
+def ray_trial(params: dict[str, Any], study: Any) -> None:
+    """One Tune trial (runs in a Ray worker): evaluate the point for one seed, report the record."""
+    import torch
+    from ray import tune
+
+    from scalesearch.search.objective import Evaluator, finish
+
+    torch.set_num_threads(max(1, int(study.search.ray.resources_per_trial.get("cpu", 1))))
+    params = dict(params)
+    seed_index = int(params.pop("__trial_index__", 0))
+    point = int(params.pop(POINT_KEY))
+    evaluator = Evaluator(study)
+    budget = evaluator.budget_for(params, point)
+    record = evaluator.start(point * study.seeds + seed_index, params, study.seed + seed_index, budget)
+
+    def on_eval(step: int, value: float) -> None:
+        partial = {k: v for k, v in record.items() if k != "spec"}
+        tune.report({**_metrics(study, {**partial, "map": value}), "step": step, "final": False,
+                     "record": json.dumps(partial, default=str)})
+
+    if record["state"] == "running":
+        evaluator.train(record, on_eval)
+    ok = record["state"] in ("complete", "infeasible")
+    finish(record, evaluator.values(record) if ok else None, started=0.0)
+    tune.report({**_metrics(study, record), "final": True, "record": json.dumps(record, default=str)})
+
+
+def _metrics(study: Any, record: dict[str, Any]) -> dict[str, float]:
+    """Objective metrics for Tune (0 mAP for infeasible / failed trials, so every result has them)."""
+    return {o.metric: float(record.get(o.metric) or 0.0) for o in study.objectives}
+
+
+def run_ray(config: Any, run_dir: Path, progress: bool = True) -> list[dict[str, Any]]:
+    """Run or resume the study with Ray Tune in ``run_dir/ray``; returns the records."""
+    ray, tune = _import_ray()
+    ray_opts = config.search.ray
+    if not ray.is_initialized():
+        ray.init(address=ray_opts.address, num_cpus=None if ray_opts.address else ray_opts.num_cpus,
+                 include_dashboard=False, log_to_driver=progress, configure_logging=False)
+    trainable = tune.with_resources(tune.with_parameters(ray_trial, study=config),
+                                    dict(ray_opts.resources_per_trial))
+    path = str((run_dir / EXPERIMENT).resolve())
+    if tune.Tuner.can_restore(path):
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+    else:
+        tuner = tune.Tuner(trainable, tune_config=_tune_config(config, tune),
+                           run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(run_dir.resolve()),
+                                                     failure_config=tune.FailureConfig(max_failures=ray_opts.max_failures),
+                                                     verbose=1 if progress else 0))
+    results = tuner.fit()
+    records = sorted((result_record(r, config.seeds) for r in results), key=lambda r: r["number"])
+    write_json_atomic(run_dir / "trials.json", records)
+    return records
+
+
+class _DefineByRun:
+    """OptunaSearch's define-by-run space (a picklable callable: Tune saves the searcher)."""
+
+    def __init__(self, space: Any) -> None:
+        self.space, self.points = space, 0
+
+    def __call__(self, trial: Any) -> dict[str, int]:
+        self.space.suggest(trial)  # OptunaSearch records every suggested value as the Tune config
+        self.points += 1  # saved with the searcher, so a restored run keeps counting
+        return {POINT_KEY: self.points - 1}
+
+
+def _tune_config(config: Any, tune: Any) -> Any:
+    from ray.tune.search import Repeater
+    from ray.tune.search.optuna import OptunaSearch
+
+    from scalesearch.search.optuna_backend import make_sampler
+    from scalesearch.search.space import SearchSpace
+
+    space = SearchSpace(config)
+    metrics = [o.metric for o in config.objectives]
+    modes = ["max" if o.direction == "maximize" else "min" for o in config.objectives]
+    one = len(metrics) == 1
+    searcher = OptunaSearch(space=_DefineByRun(space), metric=metrics[0] if one else metrics,
+                            mode=modes[0] if one else modes, sampler=make_sampler(config, space))
+    if config.seeds > 1:
+        searcher = Repeater(searcher, repeat=config.seeds, set_index=True)
+    scheduler = None
+    if config.search.ray.asha:
+        from ray.tune.schedulers import ASHAScheduler
+
+        scheduler = ASHAScheduler(metric=metrics[0], mode=modes[0], time_attr="training_iteration",
+                                                  grace_period=config.search.ray.grace_period)
+    # Tune counts Tune trials; with repeats every point needs `seeds` of them (Repeater's rule).
+    samples = math.ceil(config.search.n_trials / config.seeds) * config.seeds
+    return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=samples,
+                           max_concurrent_trials=config.search.workers)
+
+
+def result_record(result: Any, seeds: int) -> dict[str, Any]:
+    """A Tune ``Result`` -> trial record: crashed trials are ``failed``, stopped ones ``pruned``."""
+    metrics = result.metrics or {}
+    config = dict(result.config or {})
+    number = int(config.get(POINT_KEY, 0)) * seeds + int(config.get("__trial_index__", 0))
+    if "record" in metrics:
+        record = json.loads(metrics["record"])
+        record["intermediate"] = record.get("intermediate") or {}
+    else:
+        params = {k: v for k, v in config.items() if k not in ("__trial_index__", POINT_KEY)}
+        record = {"number": number, "state": "running", "reason": None, "params_sampled": params,
+                  "values": None, "intermediate": {}}
+    if "step" in metrics and not metrics.get("final"):
+        record["intermediate"][str(metrics["step"])] = metrics.get("map")
+    if result.error is not None:
+        record.update(state="failed", reason=f"ray trial error: {str(result.error).strip().splitlines()[-1]}")
+    elif not metrics.get("final", False) and record["state"] == "running":
+        record.update(state="pruned", reason=f"stopped by ASHA at step {metrics.get('step')}")
+    record["seconds"] = round(float(metrics.get("time_total_s") or 0.0), 3)
+    return record
