@@ -50,30 +50,44 @@ def build_rows(topology: str | None = None, fusion: str | None = None, progress:
             "params": cost.params, "flops": cost.flops, "by_part": cost.by_part,
             "paper_params": paper_params, "paper_flops": paper_flops,
             "params_rel_diff": cost.params / paper_params - 1, "flops_rel_diff": cost.flops / paper_flops - 1,
-            "rule": rule, "deviations": _deviations(spec, rule),
+            "rule": rule, "deviations": _deviations(spec, phi, rule),
         })
     return rows
 
 
-def _deviations(spec, rule: dict[str, Any] | None) -> list[str]:
-    """Fields where the released config differs from the paper's rule at the same phi."""
+def _deviations(spec, phi: int | None, rule: dict[str, Any] | None) -> list[str]:
+    """Where a released config leaves the paper's design at its phi (Sec. 4.2: BiFPN with fast
+    fusion, P3-P7, anchor scale 4, backbone B_phi; W, D, R by Eq. 1-3)."""
     if rule is None:
         return ["not on the rule (no phi)"]
-    return [f"{k} {getattr(spec, k):g} (rule {rule[k]:g})" for k in RULE_KEYS if getattr(spec, k) != rule[k]]
+    out = [f"{k} {getattr(spec, k)} (rule {rule[k]})" for k in RULE_KEYS[2:] if getattr(spec, k) != rule[k]]
+    if not spec.backbone.endswith(f"_b{phi}"):
+        out.append(f"backbone B{spec.backbone[-1]} (rule B{phi})")
+    defaults = {"fusion": "fast", "anchor_scale": 4.0, "max_level": 7}
+    out += [f"{k} {getattr(spec, k)} (rule {v})" for k, v in defaults.items() if getattr(spec, k) != v]
+    return out
 
 
 def render_markdown(rows: list[dict[str, Any]]) -> str:
-    """The table as GitHub markdown (params in millions, FLOPs in billions of multiply-adds)."""
-    head = ("| | phi | R | backbone | W | D_fpn | D_head | fusion | params | paper | diff | FLOPs | paper | diff "
-            "| deviations from the paper's rule |")
-    lines = [head, "|" + "---|" * 15]
+    """The table as GitHub markdown (params in millions, FLOPs in billions of multiply-adds).
+
+    "rule" shows the paper's continuous rule at the same phi: R / W / D_fpn / D_head and the
+    backbone multipliers width x depth (EfficientNet's beta**phi, alpha**phi)."""
+    head = ("| | phi | R | backbone (width x depth) | W | D_fpn | D_head | fusion | params | paper | diff | FLOPs "
+            "| paper | diff | rule: R / W / D_fpn / D_head (width x depth) | released config deviates |")
+    lines = [head, "|" + "---|" * 16]
     for r in rows:
         phi = "–" if r["phi"] is None else str(r["phi"])
+        rule = r["rule"]
+        rule_text = "–" if rule is None else (
+            f"{rule['resolution']} / {rule['fpn_channels']} / {rule['fpn_repeats']} / {rule['head_repeats']} "
+            f"({rule['width_multiplier']:g} x {rule['depth_multiplier']:g})")
         lines.append(
-            f"| {r['name']} | {phi} | {r['resolution']} | {r['backbone']} | {r['fpn_channels']} "
-            f"| {r['fpn_repeats']} | {r['head_repeats']} | {r['fusion']} | {r['params']:,} "
-            f"| {r['paper_params'] / 1e6:g}M | {r['params_rel_diff']:+.2%} | {r['flops'] / 1e9:.3f}B "
-            f"| {r['paper_flops'] / 1e9:g}B | {r['flops_rel_diff']:+.2%} | {'; '.join(r['deviations']) or '–'} |"
+            f"| {r['name']} | {phi} | {r['resolution']} | {r['backbone']} ({r['width_multiplier']:g} x "
+            f"{r['depth_multiplier']:g}) | {r['fpn_channels']} | {r['fpn_repeats']} | {r['head_repeats']} "
+            f"| {r['fusion']} | {r['params']:,} | {r['paper_params'] / 1e6:g}M | {r['params_rel_diff']:+.2%} "
+            f"| {r['flops'] / 1e9:.3f}B | {r['paper_flops'] / 1e9:g}B | {r['flops_rel_diff']:+.2%} | {rule_text} "
+            f"| {'; '.join(r['deviations']) or '–'} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -98,7 +112,8 @@ def _report(rows: list[dict[str, Any]], command: str, seconds: float) -> str:
         "image at the preset's resolution, counted exactly from traces at 1x and 2x 2**max_level px "
         "(`scalesearch.cost`). Paper: arXiv 1911.09070 v7 Table 2. The rule: W = 64·1.35^φ (multiple of 8), "
         "D_fpn = 3 + φ, D_head = 3 + ⌊φ/3⌋, R = 512 + 128φ, backbone multipliers 1.1^φ / 1.2^φ "
-        "(EfficientNet's β, α).\n\n" + render_markdown(rows)
+        "(EfficientNet's β, α; the released presets use the B_φ table instead). `--topology` / `--fusion`, "
+        "when given, replace every preset's.\n\n" + render_markdown(rows)
     )
 
 
