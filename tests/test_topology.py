@@ -261,3 +261,24 @@ def test_report_markdown_tables_and_ratios():
     assert "![bifpn](figures/topology_bifpn.png)" in text
     assert "| fpn | sum | 3,000,000 | - | 2.000 | 100,000 | 0.400 | 1.00x | 1.00x |" in text
     assert "| bifpn | sum | 3,880,010 | 3,880,010 (equal) | 2.500 | 150,000 | 0.300 | 1.50x | 0.75x |" in text
+
+
+def test_topologies_command_end_to_end(tmp_path, capsys):
+    from scalesearch.cli import main
+
+    md = tmp_path / "r" / "topologies.md"
+    argv = ["topologies", "--variants", "d0", "--topologies", "bifpn", "--fusions", "fastattn",
+            "--md", str(md), "--figures", str(tmp_path / "r" / "figures"), "--draw", "--quiet"]
+    assert main(argv) == 0
+    text = md.read_text()
+    # D0 bifpn_fa: effdet 0.4.1 counts 3,880,067 params (REFERENCE.md) and fvcore 2.571B FLOPs.
+    assert "| bifpn | fast | 3,880,067 | 3,880,067 (equal) | 2.571 | " in text
+    assert "![bifpn](figures/topology_bifpn.png)" in text
+    assert (tmp_path / "r" / "figures" / "topology_bifpn.png").stat().st_size > 10_000
+
+
+def test_topologies_command_user_error(capsys):
+    from scalesearch.cli import main
+
+    assert main(["topologies", "--fusions", "avg"]) == 2
+    assert "scalesearch topologies: error: unknown fusion 'avg'" in capsys.readouterr().err
