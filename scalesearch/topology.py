@@ -346,9 +346,11 @@ def get_topology(name_or_path_or_inline: str, min_level: int = 3, max_level: int
     text = name_or_path_or_inline
     if text in _GENERATORS:
         return _builtin(text, min_level, max_level)
-    if "@" in text and ":" in text:
+    if text.endswith((".yaml", ".yml")):  # checked first: an inline graph never ends so
+        topo = load_topology(text)
+    elif "@" in text:
         topo = parse_inline(text)
-    elif text.endswith((".yaml", ".yml")) or "/" in text:
+    elif "/" in text:
         topo = load_topology(text)
     else:
         raise unknown_name("topology", text, list_topologies())
