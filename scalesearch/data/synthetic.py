@@ -104,7 +104,10 @@ def background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.asarray(img, dtype=np.float32) + noise
 
 
-def _place(rng, size, owner, masks, min_object, max_object, max_occlusion):
+def _place(
+    rng: np.random.Generator, size: int, owner: np.ndarray, masks: list[np.ndarray],
+    min_object: float, max_object: float, max_occlusion: float,
+) -> tuple[int, int, int, int] | None:
     """Sample one object box whose mask hides at most ``max_occlusion`` of any visible earlier object."""
     for _ in range(20):
         side = float(np.exp(rng.uniform(np.log(min_object), np.log(max_object))))
@@ -124,7 +127,8 @@ def _place(rng, size, owner, masks, min_object, max_object, max_occlusion):
 
 
 def render_image(rng: np.random.Generator, size: int, num_classes: int, max_objects: int,
-                 min_object: float, max_object: float, max_occlusion: float):
+                 min_object: float, max_object: float, max_occlusion: float,
+                 ) -> tuple[np.ndarray, list[tuple[int, list[int]]]]:
     """One uint8 [size, size, 3] image and its objects as (label, [x, y, w, h]) of the visible part."""
     img = background(rng, size)
     owner = np.full((size, size), -1, dtype=np.int32)
@@ -194,14 +198,17 @@ def synthetic_dataset(
     """
     from scalesearch.errors import UserError
 
+    if min(num_train, num_val) < 1:
+        raise UserError(f"synthetic num_train/num_val: must be >= 1, but got ({num_train}, {num_val})")
     if not 1 <= num_classes <= len(SHAPES):
         raise UserError(f"synthetic num_classes: must be in 1..{len(SHAPES)}, but got {num_classes}")
     if not 4 <= min_object <= max_object <= image_size:
         raise UserError(f"synthetic object sizes: 4 <= min_object <= max_object <= image_size must hold, "
                         f"but got ({min_object}, {max_object}, {image_size})")
-    params = {"seed": seed, "num_train": num_train, "num_val": num_val, "image_size": image_size,
-              "num_classes": num_classes, "max_objects": max_objects, "min_object": min_object,
-              "max_object": max_object, "max_occlusion": max_occlusion, "version": FORMAT_VERSION}
+    # typed so that 20 and 20.0 (YAML, CLI) name the same cached dataset
+    params = {"seed": int(seed), "num_train": int(num_train), "num_val": int(num_val), "image_size": int(image_size),
+              "num_classes": int(num_classes), "max_objects": int(max_objects), "min_object": float(min_object),
+              "max_object": float(max_object), "max_occlusion": float(max_occlusion), "version": FORMAT_VERSION}
     key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     final = Path(root or cache_root()) / f"synthetic-{key}"
     if (final / "annotations" / "instances_val.json").is_file():
