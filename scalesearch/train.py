@@ -1,0 +1,341 @@
+"""Proxy training: train a spec for a short budget (steps or seconds), then COCO-evaluate it.
+
+``train_and_evaluate`` is what a search calls for every trial. The pieces it is made of
+(``train_loop``, ``predict_coco``, ``lr_factor``) are public so that a benchmark can drive another
+implementation (effdet) through the very same loop, data and recipe.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from scalesearch import detection as det
+from scalesearch.errors import UserError
+from scalesearch.spec import DetectorSpec
+
+OPTIMIZERS = ("adamw", "sgd")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Proxy-training recipe. A budget is ``steps`` and/or ``seconds`` (training stops at whichever comes first).
+
+    lr: peak learning rate after ``warmup_steps`` linear warm-up, then cosine decay to 0 over the budget.
+    scale_range / flip_prob: train-time scale jitter and horizontal flip (EfficientDet's augmentation).
+    eval_every: steps between intermediate evaluations (each calls ``on_eval``); None = final only.
+    """
+
+    steps: int | None = 300
+    seconds: float | None = None
+    batch_size: int = 8
+    lr: float = 2e-3
+    optimizer: str = "adamw"
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    warmup_steps: int = 30
+    clip_grad: float | None = 10.0
+    ema: bool = False
+    ema_decay: float = 0.999
+    seed: int = 0
+    device: str = "cpu"
+    num_workers: int = 0
+    eval_every: int | None = None
+    eval_batch_size: int = 8
+    max_detections: int = 100
+    scale_range: tuple[float, float] = (1.0, 1.0)
+    flip_prob: float = 0.5
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        if self.steps is None and self.seconds is None:
+            raise UserError("train: a budget is needed, but both steps and seconds are None")
+        for key in ("steps", "eval_every"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise UserError(f"train.{key}: must be a positive integer or None, but got {value!r}")
+        for key in ("batch_size", "eval_batch_size", "max_detections"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise UserError(f"train.{key}: must be a positive integer, but got {getattr(self, key)!r}")
+        if self.seconds is not None and not self.seconds > 0:
+            raise UserError(f"train.seconds: must be > 0, but got {self.seconds!r}")
+        if not self.lr > 0:
+            raise UserError(f"train.lr: must be > 0, but got {self.lr!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"train.optimizer: must be one of {', '.join(OPTIMIZERS)}, but got {self.optimizer!r}")
+        if not 0 < self.scale_range[0] <= self.scale_range[1]:
+            raise UserError(f"train.scale_range: 0 < low <= high must hold, but got {tuple(self.scale_range)}")
+        object.__setattr__(self, "scale_range", tuple(float(s) for s in self.scale_range))
+
+
+class TrainingFailed(RuntimeError):
+    """Training produced no usable model (non-finite loss or gradients); ``reason`` says why, in one line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class TrainResult:
+    """Outcome of one proxy training run. ``metrics``: ``coco_evaluate`` keys (map, map50, ...)."""
+
+    metrics: dict[str, float]
+    steps: int
+    train_seconds: float
+    eval_seconds: float
+    images_per_second: float
+    losses: list[float] = field(default_factory=list, repr=False)
+    intermediate: dict[int, dict[str, float]] = field(default_factory=dict)
+    spec: DetectorSpec | None = None
+    detections: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    model: nn.Module | None = field(default=None, repr=False)
+
+
+# ------------------------------------------------------------------------------------------ recipe
+def lr_factor(step: int, progress: float, warmup_steps: int) -> float:
+    """Multiplier of the peak lr: linear warm-up over ``warmup_steps``, cosine to 0 as ``progress`` goes 0 -> 1."""
+    warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    return warm * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW or SGD (Nesterov momentum) via timm; no weight decay on norms and biases."""
+    from timm.optim import create_optimizer_v2
+
+    opt = "adamw" if cfg.optimizer == "adamw" else "nesterov"
+    extra = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
+    return create_optimizer_v2(model, opt=opt, lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
+
+
+def _forever(loader: torch.utils.data.DataLoader) -> Iterator[tuple[Tensor, list[dict]]]:
+    for _ in itertools.count():  # each pass draws a fresh order from the seeded sampler
+        yield from loader
+
+
+@dataclass
+class LoopResult:
+    steps: int
+    seconds: float
+    eval_seconds: float
+    losses: list[float]
+    intermediate: dict[int, dict[str, float]]
+
+
+def train_loop(
+    model: nn.Module,
+    step_loss: Callable[[nn.Module, Tensor, list[dict]], Tensor],
+    loader: torch.utils.data.DataLoader,
+    cfg: TrainConfig,
+    *,
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+    on_eval: Callable[[int, dict[str, float]], None] | None = None,
+    progress: bool = True,
+) -> tuple[LoopResult, nn.Module]:
+    """Optimise ``step_loss(model, images, targets)`` within the budget; returns the result and the model to evaluate.
+
+    The clock covers data loading and optimisation, not intermediate evaluations. ``on_eval`` may
+    raise (a search's pruning exception propagates unchanged).
+    """
+    from tqdm import tqdm
+
+    opt = make_optimizer(model, cfg)
+    ema = _make_ema(model, cfg)
+    losses: list[float] = []
+    intermediate: dict[int, dict[str, float]] = {}
+    bar = tqdm(total=cfg.steps, disable=not progress, desc="train", unit="step", leave=False)
+    train_s = eval_s = 0.0
+    start = time.perf_counter()
+    batches = _forever(loader)
+    step = 0
+    while not _spent(cfg, step, train_s):
+        progress_frac = max(step / cfg.steps if cfg.steps else 0.0, train_s / cfg.seconds if cfg.seconds else 0.0)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * lr_factor(step, progress_frac, cfg.warmup_steps)
+        images, targets = next(batches)
+        losses.append(_step(model, step_loss, opt, images.to(cfg.device), targets, cfg, step))
+        step += 1
+        if ema is not None:
+            ema.update(model, step=step)
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+        train_s = time.perf_counter() - start - eval_s
+        if evaluate is not None and cfg.eval_every and step % cfg.eval_every == 0 and not _spent(cfg, step, train_s):
+            eval_start = time.perf_counter()
+            intermediate[step] = evaluate(ema.module if ema is not None else model)
+            eval_s += time.perf_counter() - eval_start
+            if on_eval is not None:
+                on_eval(step, intermediate[step])
+    bar.close()
+    result = LoopResult(step, train_s, eval_s, losses, intermediate)
+    return result, (ema.module if ema is not None else model)
+
+
+def _spent(cfg: TrainConfig, step: int, seconds: float) -> bool:
+    return (cfg.steps is not None and step >= cfg.steps) or (cfg.seconds is not None and seconds >= cfg.seconds)
+
+
+def _make_ema(model: nn.Module, cfg: TrainConfig) -> Any:
+    if not cfg.ema:
+        return None
+    from timm.utils import ModelEmaV3
+
+    # Warm-up makes the average track the fast-moving early weights of a short proxy run.
+    return ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
+
+
+def _step(model, step_loss, opt, images: Tensor, targets: list[dict], cfg: TrainConfig, step: int) -> float:
+    model.train()
+    if cfg.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    loss = step_loss(model, images, targets)
+    if not torch.isfinite(loss):
+        raise TrainingFailed(f"loss became {loss.item()} at step {step + 1} (lr {opt.param_groups[0]['lr']:.3g})")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.clip_grad:
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+        if not torch.isfinite(norm):
+            raise TrainingFailed(f"gradient norm became {norm.item()} at step {step + 1}")
+    opt.step()
+    return float(loss.detach())
+
+
+# ----------------------------------------------------------------------------------- our detector
+def detector_loss(spec: DetectorSpec) -> Callable[[nn.Module, Tensor, list[dict]], Tensor]:
+    """``step_loss`` of a scalesearch detector: batched target assignment + focal/Huber loss."""
+
+    def step_loss(model: nn.Module, images: Tensor, targets: list[dict]) -> Tensor:
+        boxes, labels = det.pad_ground_truth(
+            [t["boxes"].to(images.device) for t in targets], [t["labels"].to(images.device) for t in targets]
+        )
+        assigned = det.assign_targets(spec, boxes, labels)
+        cls, box = det.flatten_outputs(*model(images), spec.num_classes)
+        return det.detection_loss(cls, box, assigned)[0]
+
+    return step_loss
+
+
+def detector_predictor(model: nn.Module, spec: DetectorSpec, max_detections: int) -> Callable[[Tensor], list[dict]]:
+    """``predict(images) -> [dict(boxes xyxy input px, scores, labels)]`` for a scalesearch detector."""
+    anchors = det.anchor_boxes(spec, next(model.parameters()).device)
+
+    def predict(images: Tensor) -> list[dict[str, Tensor]]:
+        cls, box = det.flatten_outputs(*model(images), spec.num_classes)
+        return det.postprocess(cls, box, anchors, image_size=spec.resolution, max_detections=max_detections)
+
+    return predict
+
+
+# ------------------------------------------------------------------------------------- evaluation
+def predict_coco(
+    predict: Callable[[Tensor], list[dict[str, Tensor]]], model: nn.Module, dataset, cfg: TrainConfig
+) -> list[dict[str, Any]]:
+    """COCO results for every image of ``dataset``: original pixels ``[x, y, w, h]`` and the dataset's category ids."""
+    from scalesearch.data import make_loader
+
+    loader = make_loader(dataset, cfg.eval_batch_size, shuffle=False, num_workers=cfg.num_workers, seed=cfg.seed)
+    to_category = torch.tensor(dataset.info.label_to_category)
+    out: list[dict[str, Any]] = []
+    model.eval()
+    with torch.inference_mode():
+        for images, targets in loader:
+            if cfg.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            for found, target in zip(predict(images.to(cfg.device)), targets):
+                out.extend(_coco_records(found, target, to_category))
+    return out
+
+
+def _coco_records(found: dict[str, Tensor], target: dict[str, Any], to_category: Tensor) -> list[dict[str, Any]]:
+    """One image's detections -> COCO dicts: undo the resize, clip to the original image, xyxy -> xywh."""
+    height, width = target["orig_size"]
+    boxes = found["boxes"].cpu() / target["scale"]
+    boxes = torch.minimum(boxes.clamp(min=0), torch.tensor([width, height, width, height], dtype=boxes.dtype))
+    boxes[:, 2:] -= boxes[:, :2]
+    categories = to_category[found["labels"].cpu()].tolist()
+    return [
+        {"image_id": target["image_id"], "category_id": c, "bbox": b, "score": s}
+        for c, b, s in zip(categories, boxes.tolist(), found["scores"].cpu().tolist())
+    ]
+
+
+# ------------------------------------------------------------------------------------- entry point
+def train_loader(dataset, cfg: TrainConfig) -> torch.utils.data.DataLoader:
+    """Shuffled, seeded batches; full batches only, unless the dataset is smaller than one batch."""
+    from scalesearch.data import make_loader
+
+    drop_last = len(dataset) >= cfg.batch_size
+    return make_loader(dataset, cfg.batch_size, True, cfg.num_workers, cfg.seed, drop_last=drop_last)
+
+
+def make_dataset(data: Any, split: str, resolution: int, cfg: TrainConfig, train: bool):
+    """A ``CocoDetection`` from a dataset (returned as is), a folder/JSON path, a pair, or None (synthetic)."""
+    from scalesearch.data import CocoDetection, resolve_dataset
+
+    if isinstance(data, torch.utils.data.Dataset):
+        return data
+    images_dir, ann_file = resolve_dataset(data, split)
+    return CocoDetection(
+        images_dir, ann_file, resolution, train, scale_range=cfg.scale_range, flip_prob=cfg.flip_prob, seed=cfg.seed
+    )
+
+
+def train_and_evaluate(
+    spec: DetectorSpec,
+    train_data: Any,
+    val_data: Any,
+    cfg: TrainConfig,
+    *,
+    on_eval: Callable[[int, dict[str, float]], None] | None = None,
+    progress: bool = True,
+    results_json: str | Path | None = None,
+    keep_model: bool = False,
+) -> TrainResult:
+    """Train ``spec`` from scratch on ``train_data`` within ``cfg``'s budget, then COCO-evaluate on ``val_data``.
+
+    The dataset decides the number of classes (``spec.num_classes`` is replaced by it; the result's
+    ``spec`` is the one trained). Raises ``TrainingFailed`` on a non-finite loss; exceptions from
+    ``on_eval`` propagate. ``keep_model`` returns the evaluated model (EMA weights when ``cfg.ema``).
+    """
+    from scalesearch.evaluate import coco_evaluate
+    from scalesearch.model import build_detector
+
+    train_set = make_dataset(train_data, "train", spec.resolution, cfg, train=True)
+    val_set = make_dataset(val_data, "val", spec.resolution, cfg, train=False)
+    spec = spec.replace(num_classes=train_set.info.num_classes)
+    torch.manual_seed(cfg.seed)
+    model = build_detector(spec).to(cfg.device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+
+    def detect(m: nn.Module) -> list[dict[str, Any]]:
+        return predict_coco(detector_predictor(m, spec, cfg.max_detections), m, val_set, cfg)
+
+    loop, final = train_loop(
+        model, detector_loss(spec), train_loader(train_set, cfg), cfg,
+        evaluate=lambda m: coco_evaluate(val_set.coco, detect(m)), on_eval=on_eval, progress=progress,
+    )
+    eval_start = time.perf_counter()
+    detections = detect(final)
+    metrics = coco_evaluate(val_set.coco, detections, results_json)
+    eval_seconds = loop.eval_seconds + time.perf_counter() - eval_start
+    return TrainResult(
+        metrics=metrics,
+        steps=loop.steps,
+        train_seconds=loop.seconds,
+        eval_seconds=eval_seconds,
+        images_per_second=loop.steps * cfg.batch_size / max(loop.seconds, 1e-9),
+        losses=loop.losses,
+        intermediate=loop.intermediate,
+        spec=spec,
+        detections=detections,
+        model=final if keep_model else None,
+    )
