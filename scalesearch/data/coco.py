@@ -204,24 +204,20 @@ class CocoDetection(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def base_image(self, i: int) -> np.ndarray:
-        """uint8 [h, w, 3] at base scale (long side = R); an undecodable image (no cache) is blank."""
-        if self._cache is not None:
-            return self._cache[i]
-        arr = self._decode(i)
-        if arr is None:
-            warnings.warn(f"image {self.images_dir / self.images[i]['file_name']} could not be decoded; using a blank image")
-            width, height, _ = T.base_size(self.images[i]["width"], self.images[i]["height"], self.resolution)
-            arr = np.full((height, width, 3), 124, dtype=np.uint8)
-        return arr
+    def base_image(self, i: int) -> np.ndarray | None:
+        """uint8 [h, w, 3] at base scale (long side = R); None if it fails to decode (uncached mode only)."""
+        return self._cache[i] if self._cache is not None else self._decode(i)
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, dict[str, Any]]:
         i, item_seed = key if isinstance(key, tuple) else (key, None)
         img = self.images[i]
         _, _, scale = T.base_size(img["width"], img["height"], self.resolution)
-        image = torch.from_numpy(np.ascontiguousarray(self.base_image(i))).permute(2, 0, 1)
-        boxes = torch.from_numpy(self._boxes[i]) * scale
-        labels = torch.from_numpy(self._labels[i])
+        pixels, boxes, labels = self.base_image(i), torch.from_numpy(self._boxes[i]) * scale, torch.from_numpy(self._labels[i])
+        if pixels is None:  # uncached mode meets a corrupt file mid-run: a blank negative, not a crash
+            warnings.warn(f"image {self.images_dir / img['file_name']} could not be decoded; using a blank image")
+            width, height, _ = T.base_size(img["width"], img["height"], self.resolution)
+            pixels, boxes, labels = np.full((height, width, 3), 124, np.uint8), boxes[:0], labels[:0]
+        image = torch.from_numpy(pixels).permute(2, 0, 1)
         if self.train:
             if item_seed is None:
                 item_seed = zlib.crc32(f"{self.seed}:{i}".encode())

@@ -42,10 +42,20 @@ def test_unreadable_image_is_dropped_and_counted(make_coco, payload):
     images_dir, ann_file = make_coco([ann(1, 1, [0, 0, 10, 10]), ann(2, 2, [0, 0, 10, 10])])
     good = (images_dir / "im1.jpg").read_bytes()
     # the second case keeps a valid JPEG header, so only decoding finds the damage
-    (images_dir / "im2.jpg").write_bytes(good[:200] if payload == b"truncated" else payload)
+    (images_dir / "im2.jpg").write_bytes(good[:-10] if payload == b"truncated" else payload)
     ds = CocoDetection(images_dir, ann_file, 64, train=True)
     assert (len(ds), ds.stats.unreadable_images, ds.stats.boxes) == (1, 1, 1)
     assert ds.coco.getImgIds() == [1] and len(ds.coco.getAnnIds()) == 1
+
+
+def test_uncached_corrupt_image_becomes_a_blank_negative(make_coco):
+    images_dir, ann_file = make_coco([ann(1, 1, [0, 0, 10, 10]), ann(2, 2, [0, 0, 10, 10])])
+    (images_dir / "im2.jpg").write_bytes((images_dir / "im1.jpg").read_bytes()[:-10])
+    ds = CocoDetection(images_dir, ann_file, 64, train=True, cache=False)
+    assert len(ds) == 2  # the header reads fine; the damage shows only when decoding
+    with pytest.warns(UserWarning, match=r"im2\.jpg could not be decoded"):
+        image, target = ds[1]
+    assert image.shape == (3, 64, 64) and target["boxes"].shape == (0, 4)
 
 
 def test_box_outside_the_image_is_clipped_and_counted(make_coco):
@@ -156,6 +166,12 @@ def test_scale_jitter_keeps_boxes_on_the_object(make_coco, tmp_path, key):
     bx1, by1, bx2, by2 = bright_box(image.numpy())
     assert abs(bx1 - x1) <= 1 and abs(by1 - y1) <= 1 and abs(bx2 - x2) <= 1 and abs(by2 - y2) <= 1
     assert 0 <= x1 < x2 <= 64 and 0 <= y1 < y2 <= 64
+
+
+def test_uncached_loading_gives_the_same_items(make_coco, tmp_path):
+    cached = _white_box_dataset(make_coco, tmp_path, train=True)
+    lazy = CocoDetection(cached.images_dir, cached.ann_file, 64, train=True, cache=False)
+    assert lazy._cache is None and torch.equal(cached[(0, 3)][0], lazy[(0, 3)][0])
 
 
 def test_augmentation_is_a_function_of_the_item_seed(make_coco, tmp_path):

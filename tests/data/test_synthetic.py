@@ -45,6 +45,10 @@ def test_cached_by_parameters(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == [first.name]  # no temporary folders left behind
 
 
+def test_int_and_float_parameters_name_the_same_cache(tmp_path):
+    assert synthetic_dataset(tmp_path, **TINY) == synthetic_dataset(tmp_path, **{**TINY, "min_object": 8.0})
+
+
 def test_is_valid_coco_with_boxes_inside_the_images(tmp_path):
     root = synthetic_dataset(tmp_path, seed=0, **TINY)
     train = json.loads((root / "annotations/instances_train.json").read_text())
@@ -75,5 +79,7 @@ def test_shapes_differ_by_outline():
 def test_rejects_bad_parameters(tmp_path):
     with pytest.raises(UserError, match=r"num_classes: must be in 1\.\.8, but got 9"):
         synthetic_dataset(tmp_path, num_classes=9)
+    with pytest.raises(UserError, match=r"num_train/num_val: must be >= 1, but got \(0, 80\)"):
+        synthetic_dataset(tmp_path, num_train=0)
     with pytest.raises(UserError, match=r"min_object <= max_object"):
         synthetic_dataset(tmp_path, min_object=50, max_object=20)
