@@ -79,7 +79,8 @@ def pareto_front(records: Iterable[Record], objectives: Objectives = MAP_FLOPS) 
     return sorted(front, key=lambda r: (r[cost], -r["map"], r.get("number", 0)))
 
 
-def fronts_by(records: Iterable[Record], key: str = "topology", objectives: Objectives = MAP_FLOPS) -> dict[str, list[Record]]:
+def fronts_by(records: Iterable[Record], key: str = "topology",
+              objectives: Objectives = MAP_FLOPS) -> dict[str, list[Record]]:
     """One front per value of ``key`` (e.g. per topology), over that group's feasible records."""
     groups: dict[str, list[Record]] = {}
     for record in feasible(records):
@@ -106,7 +107,8 @@ def hypervolume_2d(points: np.ndarray, ref: Sequence[float]) -> float:
 def reference_flops(records: Iterable[Record], budgets: Iterable[float] = ()) -> float | None:
     """Twice the largest FLOPs budget, else twice the largest feasible FLOPs; None with neither."""
     records = list(records)
-    budgets = [float(b) for b in budgets] + [float(r["budget_flops"]) for r in records if _finite(r.get("budget_flops"))]
+    budgets = [float(b) for b in budgets]
+    budgets += [float(r["budget_flops"]) for r in records if _finite(r.get("budget_flops"))]
     if budgets:
         return 2.0 * max(budgets)
     flops = [float(r["flops"]) for r in feasible(records)]

@@ -58,7 +58,8 @@ class _Builder:
             doc.para(line)
         if not run.records:
             return
-        self.scatter(run, prefix)
+        if any(isinstance(r.get("flops"), (int, float)) for r in run.records):
+            self.scatter(run, prefix)
         self.front_tables(run)
         self.budget_table(run)
         self.hypervolume(run, prefix)
@@ -100,7 +101,8 @@ class _Builder:
         if len(fronts) > 1:
             doc.heading(3, "Front per topology")
             doc.table(["topology", "front trials", "FLOPs range", "best mAP"],
-                      [[t, ", ".join(str(r["number"]) for r in f), f"{fmt_count(f[0]['flops'])} - {fmt_count(f[-1]['flops'])}",
+                      [[t, ", ".join(str(r["number"]) for r in f),
+                        f"{fmt_count(f[0]['flops'])} - {fmt_count(f[-1]['flops'])}",
                         fmt_map(max(r["map"] for r in f))] for t, f in fronts.items()])
 
     def budget_table(self, run: Run) -> None:
@@ -122,7 +124,8 @@ class _Builder:
         base = [r for r in run.records if r["number"] in run.baselines]
         if base:
             paper = [pareto.best_under_budget(base, b) for b in budgets]
-            rows.append(["paper rule: best (trial, mAP)", *(f"#{r['number']}, {fmt_map(r['map'])}" if r else "-" for r in paper)])
+            cells = (f"#{r['number']}, {fmt_map(r['map'])}" if r else "-" for r in paper)
+            rows.append(["paper rule: best (trial, mAP)", *cells])
         doc.table(header, rows)
 
     def hypervolume(self, run: Run, prefix: str) -> None:
@@ -178,8 +181,10 @@ class _Builder:
         doc.table(["pair", "rung", "mAP A (mean ± std)", "mAP B", "FLOPs A/B", "Welch p"], rows)
         doc.table(["pair", "rungs", "D = mean(A - B)", "permutation p", "verdict"],
                   [[f"{t.a} vs {t.b}", len(t.rungs), f"{t.diff:+.4f}", f"{t.p_value:.3g}" + ("" if t.exact else " (MC)"),
-                    f"{t.a} {t.verdict} {t.b}" if t.verdict != "indistinguishable" else "within seed noise"] for t in tests])
-        doc.table(["paper Table 5 (COCO val AP)", "AP"], [[report_stats.TABLE5_NAMES[k], v] for k, v in report_stats.TABLE5.items()])
+                    f"{t.a} {t.verdict} {t.b}".replace(f"{t.a} indistinguishable {t.b}", "within seed noise")]
+                   for t in tests])
+        doc.table(["paper Table 5 (COCO val AP)", "AP"],
+                  [[report_stats.TABLE5_NAMES[k], v] for k, v in report_stats.TABLE5.items()])
         for t in tests:
             doc.para(report_stats.paper_sentence(t))
 

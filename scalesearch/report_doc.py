@@ -118,7 +118,8 @@ def _html_block(block: Any) -> str:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     data = base64.b64encode(block.path.read_bytes()).decode("ascii")
     caption = _inline_html(block.caption)
-    return f'<figure><img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}"><figcaption>{caption}</figcaption></figure>'
+    image = f'<img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}">'
+    return f"<figure>{image}<figcaption>{caption}</figcaption></figure>"
 
 
 def render_html(doc: Document) -> str:

@@ -62,7 +62,8 @@ def scatter_front(records: Sequence[Record], cost: str, path: Path, colors: dict
                    edgecolor="black", zorder=5, label="paper rule")
     bad = [r for r in records if not pareto.is_feasible(r) and isinstance(r.get(cost), (int, float))]
     if bad:
-        ax.scatter([r[cost] for r in bad], [0.0] * len(bad), marker="x", color="grey", s=18, label="not trained / failed")
+        ax.scatter([r[cost] for r in bad], [0.0] * len(bad), marker="x", color="grey", s=18,
+                   label="not trained / failed")
     objectives = (("map", "max"), (cost, "min"))
     for topo, front in pareto.fronts_by(records, "topology", objectives).items():
         _step(ax, front, cost, color=colors.get(topo, "grey"), linestyle="--", linewidth=1)

@@ -79,7 +79,8 @@ def _load_records(run_dir: Path) -> list[dict[str, Any]]:
         return []
     records = load_records(run_dir)
     if not isinstance(records, list):
-        raise UserError(f"{run_dir / 'trials.json'}: must hold a list of trial records, but got {type(records).__name__}")
+        kind = type(records).__name__
+        raise UserError(f"{run_dir / 'trials.json'}: must hold a list of trial records, but got {kind}")
     return sorted(records, key=lambda r: r.get("number", 0))
 
 
@@ -111,7 +112,7 @@ def status_lines(run: Run) -> list[str]:
     n, good = len(run.records), len(run.feasible)
     if n == 0:
         return ["**This study is empty: it recorded no trials** (it stopped or crashed before the first one)."]
-    lines = [f"{n} trials: " + ", ".join(f"{c} {s}" for s, c in counts.items()) + "."]
+    lines = [f"{n} trial{'s' if n != 1 else ''}: " + ", ".join(f"{c} {s}" for s, c in counts.items()) + "."]
     if counts.get("running"):
         lines.append(
             f"**The study crashed or is still running:** {counts['running']} trial(s) are recorded as `running`; "
@@ -180,7 +181,8 @@ def run_time_line(run: Run) -> str:
     first = _time(run.meta.get("first_start"))
     resumed = f"; {runs} runs since {first:%Y-%m-%d %H:%M} UTC" if isinstance(runs, int) and runs > 1 and first else ""
     if start and end:
-        return f"{(end - start).total_seconds() / 60:.1f} min wall ({start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC){resumed}; {trials}"
+        wall = (end - start).total_seconds() / 60
+        return f"{wall:.1f} min wall ({start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC){resumed}; {trials}"
     if start:
         return f"started {start:%Y-%m-%d %H:%M} UTC, no end time recorded (crashed or still running){resumed}; {trials}"
     return f"no start/end time in meta.json; {trials}"

@@ -160,7 +160,8 @@ def paper_sentence(test: PairTest) -> str:
     if test.verdict == "above":
         return head + f" **Agrees:** {test.a}'s front lies above {test.b}'s beyond seed noise, as in the paper."
     if test.verdict == "below":
-        return head + f" **Disagrees:** {test.a}'s front lies *below* {test.b}'s beyond seed noise, the reverse of the paper."
+        return head + (f" **Disagrees:** {test.a}'s front lies below {test.b}'s beyond seed noise, "
+                       "the reverse of the paper.")
     lean = "the same way as" if test.diff > 0 else "the opposite way to"
     return head + (f" **Not confirmed:** the difference is within seed noise (p >= {ALPHA}); the mean points "
                    f"{lean} the paper, but this proxy cannot tell the two apart.")
@@ -198,7 +199,8 @@ def importances(records: Sequence[Record]) -> tuple[dict[str, dict[str, float]],
 
     good = [r for r in pareto.feasible(records) if isinstance(r.get("params_sampled"), dict)]
     if len(good) < MIN_IMPORTANCE_TRIALS:
-        return {}, f"Skipped: {len(good)} feasible complete trial(s) with sampled parameters; need {MIN_IMPORTANCE_TRIALS}."
+        return {}, (f"Skipped: {len(good)} feasible complete trial(s) with sampled parameters; "
+                    f"need {MIN_IMPORTANCE_TRIALS}.")
     dists = _distributions([r["params_sampled"] for r in good])
     if not dists:
         return {}, "Skipped: no sampled parameter varies across the feasible trials."

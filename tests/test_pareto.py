@@ -109,7 +109,8 @@ def test_against_brute_force_on_random_points(seed):
     maps = rng.integers(0, 8, n) / 10
     flops = 10.0 ** (9 + rng.integers(0, 6, n) / 5)
     states = rng.choice(["complete", "complete", "complete", "infeasible"], n)
-    records = [rec(i, None if s != "complete" else m, f, state=s) for i, (m, f, s) in enumerate(zip(maps, flops, states))]
+    records = [rec(i, m if s == "complete" else None, f, state=s)
+               for i, (m, f, s) in enumerate(zip(maps, flops, states))]
     assert sorted(numbers(pareto.pareto_front(records))) == brute_front(records)
     good = [r for r in records if r["state"] == "complete"]
     points = [(math.log10(r["flops"]), -r["map"]) for r in good]

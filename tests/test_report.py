@@ -48,7 +48,8 @@ def repeated_records(seeds=3, rng_seed=0):
         for topo in SHIFT:
             for seed in range(seeds):
                 flops = 2.5e9 * 2.2**phi * FLOPS_SCALE[topo]
-                out.append(record(len(out), topo, phi, seed, 0.2 + 0.05 * phi + SHIFT[topo] + rng.gauss(0, 0.003), flops))
+                map_ = 0.2 + 0.05 * phi + SHIFT[topo] + rng.gauss(0, 0.003)
+                out.append(record(len(out), topo, phi, seed, map_, flops))
     return out
 
 
@@ -144,7 +145,7 @@ def test_disagreement_is_stated(tmp_path):
         if r["topology"] == "fpn":
             r["map"] += 0.1
     text = report_text(tmp_path, records)
-    assert "**Disagrees:** bifpn's front lies *below* fpn's beyond seed noise" in text
+    assert "**Disagrees:** bifpn's front lies below fpn's beyond seed noise" in text
 
 
 def test_multi_run_comparison(tmp_path):
@@ -183,7 +184,8 @@ def test_permutation_p_exact_small_case():
 
 
 def test_fidelity_with_a_fake_trainer(tmp_path):
-    records = [record(i, phi=i, map_=m, flops=f) for i, (m, f) in enumerate([(0.3, 3e9), (0.2, 2e9), (0.1, 1e9), (0.05, 4e9)])]
+    points = [(0.3, 3e9), (0.2, 2e9), (0.1, 1e9), (0.05, 4e9)]
+    records = [record(i, phi=i, map_=m, flops=f) for i, (m, f) in enumerate(points)]
     run = make_run(tmp_path / "run", records)
     seen = []
 
