@@ -181,7 +181,7 @@ class _Builder:
         doc.table(["pair", "rung", "mAP A (mean ± std)", "mAP B", "FLOPs A/B", "Welch p"], rows)
         doc.table(["pair", "rungs", "D = mean(A - B)", "permutation p", "verdict"],
                   [[f"{t.a} vs {t.b}", len(t.rungs), f"{t.diff:+.4f}", f"{t.p_value:.3g}" + ("" if t.exact else " (MC)"),
-                    f"{t.a} {t.verdict} {t.b}".replace(f"{t.a} indistinguishable {t.b}", "within seed noise")]
+                    t.summary]
                    for t in tests])
         doc.table(["paper Table 5 (COCO val AP)", "AP"],
                   [[report_stats.TABLE5_NAMES[k], v] for k, v in report_stats.TABLE5.items()])

@@ -77,6 +77,11 @@ class PairTest:
             return "above" if self.diff > 0 else "below"
         return "indistinguishable"
 
+    @property
+    def summary(self) -> str:
+        """``bifpn above fpn`` / ``within seed noise``."""
+        return "within seed noise" if self.verdict == "indistinguishable" else f"{self.a} {self.verdict} {self.b}"
+
 
 def _welch(a: np.ndarray, b: np.ndarray) -> float:
     from scipy import stats
