@@ -71,6 +71,8 @@ class _Builder:
         rows = [["run folder", f"`{run.path}`"], ["dataset", f"`{dataset}`"], ["machine", machine_line(run)],
                 ["run time", run_time_line(run)],
                 ["FLOPs budgets", ", ".join(fmt_count(b) for b in run.budgets) or "none"]]
+        if run.params_budget:
+            rows.append(["params budget", fmt_count(run.params_budget)])
         self.doc.table(["", ""], rows)
         self.doc.para("Command:")
         self.doc.code(command_line(run))
@@ -80,11 +82,11 @@ class _Builder:
         doc.heading(2, "Accuracy vs cost")
         note = f" Gold stars: the paper's scaling rule ({n_base} trials)." if n_base else ""
         for cost in ("flops", "params"):
-            budgets = run.budgets if cost == "flops" else []
+            budgets = run.budgets if cost == "flops" else [b for b in [run.params_budget] if b]
             path = report_plots.scatter_front(run.records, cost, self.fig_dir / f"{prefix}map_{cost}.png",
                                               self.colors, budgets, f"{run.name}: mAP vs {cost}", run.baselines)
             doc.figure(path, f"mAP vs {cost} for every trial, coloured by topology; black: Pareto front, "
-                             f"dashed: per-topology fronts{', dotted red: FLOPs budgets' if budgets else ''}.{note}")
+                             f"dashed: per-topology fronts{', dotted red: budgets' if budgets else ''}.{note}")
 
     def front_tables(self, run: Run) -> None:
         doc = self.doc

@@ -36,6 +36,11 @@ class Run:
         return pareto.feasible(self.records)
 
     @property
+    def params_budget(self) -> float | None:
+        value = (self.config.get("budgets") or {}).get("params")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @property
     def baselines(self) -> frozenset[int]:
         """Trial numbers of the paper's own scaling rule, run by the study as reference points.
 
