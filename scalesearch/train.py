@@ -53,6 +53,7 @@ class TrainConfig:
     scale_range: tuple[float, float] = (1.0, 1.0)
     flip_prob: float = 0.5
     channels_last: bool = False
+    threads: int | None = None  # torch CPU threads while training (None: leave torch's setting)
 
     def __post_init__(self) -> None:
         if self.steps is None and self.seconds is None:
@@ -96,6 +97,7 @@ class TrainResult:
     intermediate: dict[int, dict[str, float]] = field(default_factory=dict)
     spec: DetectorSpec | None = None
     detections: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    info: Any = field(default=None, repr=False)  # the dataset's DatasetInfo (class names, category ids)
     model: nn.Module | None = field(default=None, repr=False)
 
 
@@ -305,6 +307,16 @@ def train_and_evaluate(
     ``spec`` is the one trained). Raises ``TrainingFailed`` on a non-finite loss; exceptions from
     ``on_eval`` propagate. ``keep_model`` returns the evaluated model (EMA weights when ``cfg.ema``).
     """
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _train_and_evaluate(spec, train_data, val_data, cfg, on_eval, progress, results_json, keep_model)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_and_evaluate(spec, train_data, val_data, cfg, on_eval, progress, results_json, keep_model) -> TrainResult:
     from scalesearch.evaluate import coco_evaluate
     from scalesearch.model import build_detector
 
@@ -337,5 +349,6 @@ def train_and_evaluate(
         intermediate=loop.intermediate,
         spec=spec,
         detections=detections,
+        info=train_set.info,
         model=final if keep_model else None,
     )

@@ -1,0 +1,182 @@
+"""Proxy training, checkpoints and the train/predict commands on a tiny synthetic dataset (seconds)."""
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from scalesearch.checkpoint import load_checkpoint, save_checkpoint
+from scalesearch.cli import main
+from scalesearch.errors import UserError
+from scalesearch.model import build_detector
+from scalesearch.spec import DetectorSpec
+from scalesearch.train import TrainConfig, TrainingFailed, lr_factor, train_and_evaluate, train_loop
+
+TINY = DetectorSpec(resolution=128, width_multiplier=0.25, depth_multiplier=0.25, fpn_channels=16, fpn_repeats=1,
+                    head_repeats=1, num_classes=4)
+FAST = TrainConfig(steps=3, batch_size=4, eval_batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from scalesearch.data import synthetic_dataset
+
+    return synthetic_dataset(tmp_path_factory.mktemp("syn"), num_train=12, num_val=6, image_size=128,
+                             max_object=64, max_objects=4)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_data, tmp_path_factory):
+    results = tmp_path_factory.mktemp("run") / "results.json"
+    result = train_and_evaluate(TINY, tiny_data, tiny_data, FAST, progress=False, results_json=results, keep_model=True)
+    return result, results
+
+
+def test_tiny_train_end_to_end(tiny_run):
+    result, results_json = tiny_run
+    assert result.steps == 3 and len(result.losses) == 3
+    assert all(math.isfinite(v) and v > 0 for v in result.losses)
+    assert set(result.metrics) == {"map", "map50", "map75", "map_small", "map_medium", "map_large"}
+    assert result.images_per_second == pytest.approx(3 * 4 / result.train_seconds)
+    assert result.spec.num_classes == 4 and result.info.num_classes == 4
+    written = json.loads(results_json.read_text())
+    assert len(written) == len(result.detections) > 0
+    assert {d["category_id"] for d in written} <= set(result.info.label_to_category)
+    assert max(len([d for d in written if d["image_id"] == i]) for i in {d["image_id"] for d in written}) <= 100
+    assert all(0 <= d["bbox"][0] and d["bbox"][0] + d["bbox"][2] <= 128.01 for d in written)
+
+
+def test_same_seed_same_losses(tiny_data, tiny_run):
+    again = train_and_evaluate(TINY, tiny_data, tiny_data, FAST, progress=False)
+    assert again.losses == tiny_run[0].losses
+    other = train_and_evaluate(TINY, tiny_data, tiny_data, TrainConfig(steps=2, batch_size=4, seed=1), progress=False)
+    assert other.losses[0] != tiny_run[0].losses[0]
+
+
+def _toy_loop(cfg, step_loss, **kwargs):
+    model = nn.Linear(2, 1)
+    loader = [(torch.ones(4, 2), [{}] * 4)]
+    return train_loop(model, step_loss, loader, cfg, progress=False, **kwargs)
+
+
+def test_nan_loss_raises_training_failed():
+    def step_loss(model, images, targets):
+        return model(images).sum() * (float("nan") if model.weight.grad is not None else 1.0)
+
+    with pytest.raises(TrainingFailed) as info:
+        _toy_loop(TrainConfig(steps=5), step_loss)
+    assert info.value.reason.startswith("loss became nan at step 2")
+
+
+def test_intermediate_eval_calls_hook_and_propagates():
+    class Pruned(Exception):
+        pass
+
+    seen = []
+
+    def on_eval(step, metrics):
+        seen.append((step, metrics["map"]))
+        if step == 4:
+            raise Pruned
+
+    with pytest.raises(Pruned):
+        _toy_loop(TrainConfig(steps=10, eval_every=2), lambda m, x, t: m(x).pow(2).sum(),
+                  evaluate=lambda m: {"map": 0.5}, on_eval=on_eval)
+    assert seen == [(2, 0.5), (4, 0.5)]
+
+
+def test_seconds_budget_stops_and_excludes_eval_time():
+    import time
+
+    loop, _ = _toy_loop(TrainConfig(steps=None, seconds=0.3, eval_every=50), lambda m, x, t: m(x).pow(2).sum(),
+                        evaluate=lambda m: time.sleep(0.05) or {"map": 0.0})
+    assert loop.seconds >= 0.3 and loop.steps >= 1
+    assert loop.eval_seconds >= 0.05 * len(loop.intermediate)
+
+
+def test_lr_schedule():
+    assert lr_factor(0, 0.0, 10) == pytest.approx(0.1)
+    assert lr_factor(9, 0.0, 10) == pytest.approx(1.0)
+    assert lr_factor(50, 0.5, 10) == pytest.approx(0.5)
+    assert lr_factor(99, 1.0, 10) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"steps": None, "seconds": None}, "a budget is needed"),
+    ({"steps": 0}, "train.steps: must be a positive integer"),
+    ({"optimizer": "adam"}, "train.optimizer: must be one of adamw, sgd, but got 'adam'"),
+    ({"lr": 0.0}, "train.lr: must be > 0"),
+    ({"scale_range": (1.5, 1.0)}, "train.scale_range"),
+])
+def test_config_errors(kwargs, message):
+    with pytest.raises(UserError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_sgd_and_ema_train(tiny_data):
+    cfg = TrainConfig(steps=2, batch_size=4, optimizer="sgd", lr=0.01, ema=True)
+    result = train_and_evaluate(TINY, tiny_data, tiny_data, cfg, progress=False)
+    assert result.steps == 2 and all(math.isfinite(v) for v in result.losses)
+
+
+def test_checkpoint_round_trip_weights_only(tmp_path):
+    torch.manual_seed(0)
+    model = build_detector(TINY).eval()
+    path = save_checkpoint(tmp_path / "m.pt", model, TINY, {"category_names": ["a", "b", "c", "d"]})
+    raw = torch.load(path, weights_only=True)
+    assert raw["spec"] == TINY.to_dict() and raw["info"]["category_names"] == ["a", "b", "c", "d"]
+    loaded, spec, info = load_checkpoint(path)
+    assert spec == TINY and not loaded.training
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        for a, b in zip(model(x)[0], loaded(x)[0]):
+            assert torch.equal(a, b)
+
+
+def test_load_checkpoint_errors(tmp_path):
+    with pytest.raises(UserError, match="was not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="could not be read"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(UserError, match="format is not"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_predict_writes_images(tiny_run, tiny_data, tmp_path, capsys):
+    from PIL import Image
+
+    result, _ = tiny_run
+    ckpt = save_checkpoint(tmp_path / "m.pt", result.model, result.spec,
+                           {"category_names": result.info.category_names})
+    image = next((tiny_data / "images").iterdir())
+    assert main(["predict", str(ckpt), str(image), "--out", str(tmp_path / "out"), "--score-threshold", "0"]) == 0
+    drawn = Image.open(tmp_path / "out" / f"{image.stem}.png")
+    assert drawn.size == Image.open(image).size
+    report = json.loads((tmp_path / "out" / "detections.json").read_text())
+    assert len(report[str(image)]) == 100  # threshold 0 keeps the 100 best boxes
+    assert main(["predict", str(ckpt), str(tmp_path / "nope.jpg"), "--out", str(tmp_path / "out")]) == 2
+    assert "nope.jpg: must be an existing image file" in capsys.readouterr().err
+
+
+def test_train_command_writes_metrics_grid_and_checkpoint(tiny_data, tmp_path, capsys):
+    out, ckpt = tmp_path / "out", tmp_path / "m.pt"
+    code = main(["train", str(tiny_data), "--phi", "-3", "--steps", "2", "--batch-size", "4", "--out", str(out),
+                 "--save", str(ckpt), "--json", str(tmp_path / "m.json"), "--quiet"])
+    assert code == 0
+    summary = json.loads((tmp_path / "m.json").read_text())
+    assert summary["steps"] == 2 and summary["spec"]["resolution"] == 128 and summary["spec"]["num_classes"] == 4
+    assert (out / "predictions.png").is_file() and (out / "results.json").is_file()
+    categories = json.loads((tiny_data / "annotations" / "instances_train.json").read_text())["categories"]
+    assert load_checkpoint(ckpt)[2]["category_names"] == [c["name"] for c in sorted(categories, key=lambda c: c["id"])]
+    assert "mAP" in capsys.readouterr().out
+
+
+def test_train_command_user_errors(tmp_path, capsys):
+    assert main(["train", str(tmp_path / "none"), "--steps", "1"]) == 2
+    assert "must be a dataset folder" in capsys.readouterr().err
+    assert main(["train", "synthetic", "--resolution", "100", "--steps", "1"]) == 2
+    assert "spec.resolution" in capsys.readouterr().err
