@@ -31,6 +31,11 @@ def topology_colors(names: Iterable[str]) -> dict[str, Any]:
     return {name: cmap(i % 10) for i, name in enumerate(sorted(set(names)))}
 
 
+def _short(label: str, width: int = 28) -> str:
+    """Legend text: inline topology graphs can be long strings."""
+    return label if len(label) <= width else label[: width - 3] + "..."
+
+
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -55,7 +60,7 @@ def scatter_front(records: Sequence[Record], cost: str, path: Path, colors: dict
     for topo, color in colors.items():
         pts = [r for r in good if str(r.get("topology")) == topo and r["number"] not in baselines]
         if pts:
-            ax.scatter([r[cost] for r in pts], [r["map"] for r in pts], color=color, s=22, label=topo, alpha=0.8)
+            ax.scatter([r[cost] for r in pts], [r["map"] for r in pts], color=color, s=22, label=_short(topo), alpha=0.8)
     base = [r for r in good if r["number"] in baselines]
     if base:
         ax.scatter([r[cost] for r in base], [r["map"] for r in base], marker="*", s=140, color="gold",
@@ -140,7 +145,7 @@ def repeats_plot(groups: Sequence[Record], path: Path, colors: dict[str, Any]) -
         if pts:
             err = [0.0 if g["n"] < 2 else g["map_std"] for g in pts]
             ax.errorbar([g["flops"] for g in pts], [g["map_mean"] for g in pts], yerr=err, color=color,
-                        marker="o", capsize=3, label=topo)
+                        marker="o", capsize=3, label=_short(topo))
     ax.set_xscale("log")
     ax.set(xlabel=_LABELS["flops"], ylabel="mAP (mean ± 1 std over seeds)", title="Seed repeats")
     ax.grid(alpha=0.3)
