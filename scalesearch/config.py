@@ -125,13 +125,17 @@ Param = Union[RangeParam, ChoiceParam, list[Scalar], Scalar]
 class BudgetsConfig(_Model):
     """FLOPs (multiply-adds) budget or ladder, optional params budget, and how rungs are assigned.
 
-    ``assign``: ``round_robin`` gives sampled point k the rung ``k mod len(ladder)`` so every rung
-    gets the same share of points; ``sampled`` makes the rung a categorical parameter the sampler sees.
+    ``assign`` (a ladder's rung for each trial):
+    - ``fit`` (default): the smallest rung the spec fits under; infeasible only over the largest.
+      Every spec is trained at most once and labelled with the budget class it competes in.
+    - ``round_robin``: sampled point k gets rung ``k mod len(ladder)``, so every rung gets the same
+      share of points; a point over its rung is infeasible (not trained).
+    - ``sampled``: the rung is a categorical parameter (``budget_flops``) the sampler sees.
     """
 
     flops: list[float] | None = None
     params: float | None = None
-    assign: Literal["round_robin", "sampled"] = "round_robin"
+    assign: Literal["fit", "round_robin", "sampled"] = "fit"
 
     @field_validator("flops", mode="before")
     @classmethod
@@ -165,6 +169,13 @@ class RayConfig(_Model):
     num_cpus: int | None = Field(default=None, ge=1)
 
 
+class EnqueuedPoint(_Model):
+    """A point evaluated before the sampler's own (e.g. the paper's rule as a baseline)."""
+
+    label: str
+    params: dict[str, Scalar] = Field(min_length=1)
+
+
 class SearchConfig(_Model):
     backend: Literal["optuna", "ray"] = "optuna"
     sampler: str = "tpe"
@@ -174,6 +185,7 @@ class SearchConfig(_Model):
     pruning: str = "none"
     storage: str | None = None
     threads_per_worker: int | None = Field(default=None, ge=1)
+    enqueue: list[EnqueuedPoint] = Field(default_factory=list)
     ray: RayConfig = Field(default_factory=RayConfig)
 
     @field_validator("sampler")

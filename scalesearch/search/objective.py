@@ -35,14 +35,17 @@ class Evaluator:
         self.train_data, self.val_data = dataset_pairs(config.dataset)
         self.num_classes = num_classes(self.train_data[1])
 
-    def budget_for(self, params: dict[str, Any], point: int) -> float | None:
-        """The FLOPs budget of a trial: sampled rung, round-robin rung by point index, or the one budget."""
-        ladder = self.config.budgets.flops
+    def budget_for(self, params: dict[str, Any], point: int, flops: int) -> float | None:
+        """The FLOPs budget of a trial (``budgets.assign``): the sampled rung, the round-robin rung
+        of its point, or the smallest rung ``flops`` fits under (else the largest)."""
+        ladder, assign = self.config.budgets.flops, self.config.budgets.assign
         if not ladder:
             return None
         if BUDGET_PARAM in params:
             return float(params[BUDGET_PARAM])
-        return ladder[point % len(ladder)]
+        if assign == "round_robin":
+            return ladder[point % len(ladder)]
+        return next((rung for rung in ladder if flops <= rung), ladder[-1])
 
     def constraints(self, record: dict[str, Any]) -> dict[str, float]:
         """Relative budget excess (<= 0 is feasible), the form Optuna's constrained samplers use."""
@@ -53,13 +56,16 @@ class Evaluator:
             out["params"] = record["params"] / self.config.budgets.params - 1.0
         return out
 
-    def start(self, number: int, params: dict[str, Any], seed: int, budget: float | None) -> dict[str, Any]:
-        """Resolve and cost the spec; the record says ``infeasible`` (with why) when over budget."""
+    def start(self, number: int, params: dict[str, Any], seed: int, point: int) -> dict[str, Any]:
+        """Resolve and cost the spec, pick its budget; the record says ``infeasible`` (and why) when
+        the spec is over budget."""
         from scalesearch.cost import count_cost
 
-        record = empty_record(number, params, self.space.values(params), seed, budget)
         spec = self.space.resolve(params, self.num_classes)
-        add_spec(record, spec, count_cost(spec, cache_dir=self.cost_cache))
+        cost = count_cost(spec, cache_dir=self.cost_cache)
+        budget = self.budget_for(params, point, cost.flops)
+        record = empty_record(number, params, self.space.values(params), seed, budget)
+        add_spec(record, spec, cost)
         record["spec"] = spec
         excess = {k: v for k, v in self.constraints(record).items() if v > 0}
         if excess:
@@ -99,11 +105,11 @@ class Evaluator:
         """Objective values in the study's order; infeasible trials get the worst metric (0 mAP)."""
         return [float(record[o.metric] or 0.0) for o in self.config.objectives]
 
-    def evaluate(self, number: int, params: dict[str, Any], seed: int, budget: float | None,
+    def evaluate(self, number: int, params: dict[str, Any], seed: int, point: int,
                  on_eval: Callable[[int, float], None] | None = None) -> dict[str, Any]:
-        """The whole trial for backends that need no hook between costing and training (Ray)."""
+        """The whole trial, for callers that need no hook between costing and training."""
         started = time.perf_counter()
-        record = self.start(number, params, seed, budget)
+        record = self.start(number, params, seed, point)
         if record["state"] == "running":
             self.train(record, on_eval)
         finish(record, self.values(record) if record["state"] in ("complete", "infeasible") else None, started)

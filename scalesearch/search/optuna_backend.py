@@ -92,6 +92,14 @@ def open_study(config: Any, storage: Any, space: Any) -> Any:
                                directions=config.directions)
 
 
+def enqueue_points(study: Any, config: Any) -> None:
+    """Enqueue ``search.enqueue`` (baselines) once, when the study is new."""
+    if study.get_trials(deepcopy=False):
+        return
+    for point in config.search.enqueue:
+        study.enqueue_trial(dict(point.params), user_attrs={"label": point.label})
+
+
 def target_trials(config: Any, space: Any) -> int:
     """``n_trials``, capped by grid size x seeds for the grid sampler (which repeats itself after)."""
     if config.search.sampler != "grid":
@@ -149,7 +157,7 @@ def recover(study: Any, exclusive: bool) -> int:
 
 def retry(study: Any, trial: Any) -> None:
     """Enqueue an interrupted trial's parameters again, keeping its point, seed and budget."""
-    keep = ("origin", "point", "seed_index")
+    keep = ("origin", "point", "seed_index", "label")
     attrs = {k: v for k, v in trial.user_attrs.items() if k in keep}
     study.enqueue_trial(dict(trial.params), user_attrs={**attrs, "retry_of": trial.number})
 
@@ -210,9 +218,9 @@ class Worker:
             raise _EndTrial("surplus")
         params = self.evaluator.space.suggest(trial)
         point, seed_index = self._point(trial)
-        budget = self.evaluator.budget_for(params, point)
-        record = self.evaluator.start(trial.number, params, self.config.seed + seed_index, budget)
+        record = self.evaluator.start(trial.number, params, self.config.seed + seed_index, point)
         record["retry_of"] = trial.user_attrs.get("retry_of")
+        record["label"] = trial.user_attrs.get("label")
         for key, value in self.evaluator.constraints(record).items():
             trial.set_constraint(key, value)
         if record["state"] == "running":
@@ -242,7 +250,8 @@ class Worker:
             trial.set_user_attr(key, value)
         for index in range(1, self.config.seeds):
             self.study.enqueue_trial(dict(trial.params), user_attrs={
-                "origin": "repeat", "point": point, "seed_index": index, "repeat_of": trial.number})
+                "origin": "repeat", "point": point, "seed_index": index, "repeat_of": trial.number,
+                **({"label": trial.user_attrs["label"]} if "label" in trial.user_attrs else {})})
         return point, 0
 
     def _train(self, trial: Any, record: dict[str, Any]) -> None:

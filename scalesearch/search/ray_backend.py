@@ -44,8 +44,7 @@ def ray_trial(params: dict[str, Any], study: Any) -> None:
     seed_index = int(params.pop("__trial_index__", 0))
     point = int(params.pop(POINT_KEY))
     evaluator = Evaluator(study)
-    budget = evaluator.budget_for(params, point)
-    record = evaluator.start(point * study.seeds + seed_index, params, study.seed + seed_index, budget)
+    record = evaluator.start(point * study.seeds + seed_index, params, study.seed + seed_index, point)
 
     def on_eval(step: int, value: float) -> None:
         partial = {k: v for k, v in record.items() if k != "spec"}
@@ -111,7 +110,8 @@ def _tune_config(config: Any, tune: Any) -> Any:
     modes = ["max" if o.direction == "maximize" else "min" for o in config.objectives]
     one = len(metrics) == 1
     searcher = OptunaSearch(space=_DefineByRun(space), metric=metrics[0] if one else metrics,
-                            mode=modes[0] if one else modes, sampler=make_sampler(config, space))
+                            mode=modes[0] if one else modes, sampler=make_sampler(config, space),
+                            points_to_evaluate=[dict(p.params) for p in config.search.enqueue] or None)
     if config.seeds > 1:
         searcher = Repeater(searcher, repeat=config.seeds, set_index=True)
     scheduler = None

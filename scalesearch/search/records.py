@@ -30,6 +30,7 @@ def empty_record(number: int, params: dict[str, Any], values: dict[str, Any], se
         "flops": None, "params": None, "values": None, "intermediate": {},
         "seconds": None, "train_seconds": None, "eval_seconds": None, "images_per_second": None,
         "steps": None, "params_sampled": dict(params), "group": group_label(params, budget),
+        "label": None, "retry_of": None,  # an enqueued point's label; the interrupted trial this retries
     }
     record.update({key: None for key in METRIC_KEYS})
     record.update(values)

@@ -57,6 +57,7 @@ def _run_optuna(config: Any, run_dir: Path, url: str, exclusive: bool, progress:
     # A URL storage may be shared with runs elsewhere: only the folder's own database is ours alone.
     worker = ob.Worker(config, run_dir, url, 0, progress=progress and config.search.workers == 1)
     worker.n_trials = ob.target_trials(config, worker.evaluator.space)
+    ob.enqueue_points(worker.study, config)
     retried = ob.recover(worker.study, exclusive=exclusive and not config.search.storage)
     if retried:
         print(f"resuming: {retried} interrupted trial(s) will be retried", file=sys.stderr)

@@ -42,6 +42,8 @@ class SearchSpace:
         for name, value in self.params.items():
             self._check(name, value, ["phi", *self.rule_fields, *spec_fields])
         self.families = self._load_families()
+        for i, point in enumerate(config.search.enqueue):
+            self._check_point(f"search.enqueue[{i}].params", point.params)
 
     # ---- validation -----------------------------------------------------------------------------
 
@@ -69,6 +71,18 @@ class SearchSpace:
                 raise UserError(f"space.backbone: must be a timm EfficientNet name, but got {value!r}")
         elif name in ("phi", *self.rule_fields) and (isinstance(value, (bool, str))):
             raise UserError(f"space.{name}: must be a number, but got {value!r}")
+
+    def _check_point(self, where: str, params: dict[str, Any]) -> None:
+        """An enqueued point names free parameters only, with values inside their ranges/choices."""
+        for name, value in params.items():
+            if name not in self.params or not _is_free(self.params[name]):
+                free = [k for k, v in self.params.items() if _is_free(v)]
+                raise UserError(f"{where}.{name}: must be a free parameter of the space ({', '.join(free)}), "
+                                f"but got {name!r}")
+            spec = self.params[name]
+            inside = spec.low <= value <= spec.high if _is_range(spec) else value in _values(spec)
+            if not inside:
+                raise UserError(f"{where}.{name}: must lie in the space ({_plain(spec)}), but got {value!r}")
 
     def _levels(self) -> tuple[int, int]:
         lo, hi = self.params.get("min_level", DetectorSpec.min_level), self.params.get("max_level", DetectorSpec.max_level)

@@ -72,7 +72,7 @@ def test_nan_metrics_are_failed(tmp_path, monkeypatch, fake):
 
 
 def test_seed_repeats_share_a_group_and_ladder_rungs_alternate(tmp_path, fake):
-    study = tiny_study(tmp_path, seeds=2, budgets={"flops": ["1T", "2T"]}, search={"n_trials": 8},
+    study = tiny_study(tmp_path, seeds=2, budgets={"flops": ["1T", "2T"], "assign": "round_robin"}, search={"n_trials": 8},
                        space={"phi": {"low": -3.0, "high": -2.0}, "resolution": 128})
     records = _run(study)
     groups = {}
@@ -85,6 +85,17 @@ def test_seed_repeats_share_a_group_and_ladder_rungs_alternate(tmp_path, fake):
         assert group[0]["map"] == pytest.approx(group[1]["map"] - 0.001)  # fake mAP moves with the seed
     rungs = [r["budget_flops"] for r in sorted(records, key=lambda r: r["number"]) if r["seed"] == 0]
     assert rungs == [1e12, 2e12, 1e12, 2e12]
+
+
+def test_fit_assigns_the_smallest_rung_a_spec_fits(tmp_path, fake):
+    study = tiny_study(tmp_path)
+    small, large = _flops(study, -3.0, "fpn"), _flops(study, -2.0, "fpn")
+    records = _run(tiny_study(tmp_path, budgets={"flops": [small, large - 1]}, search={"n_trials": 6},
+                              space={"phi": [-3.0, -2.0], "resolution": 128}))
+    for record in records:
+        assert (record["phi"], record["budget_flops"], record["state"]) in (
+            (-3.0, small, "complete"), (-2.0, large - 1, "infeasible"))
+    assert len(fake) == sum(r["state"] == "complete" for r in records) > 0
 
 
 def test_pruning_stops_poor_trials_early(tmp_path, fake):
@@ -116,3 +127,13 @@ def test_records_have_the_schema_and_trials_json_matches_the_storage(tmp_path, f
     assert main(["trials", str(run_dir)]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:6] == ["#", "state", "seed", "GFLOPs", "Mparams", "mAP"] and len(table) == 5
+
+
+def test_enqueued_baseline_runs_first_with_its_label(tmp_path, fake):
+    study = tiny_study(tmp_path, space={"phi": -3.0, "width_growth": {"low": 1.2, "high": 1.5}, "resolution": 128},
+                       search={"n_trials": 3, "enqueue": [{"label": "paper rule", "params": {"width_growth": 1.35}}]})
+    records = _run(study)
+    assert (records[0]["label"], records[0]["width_growth"]) == ("paper rule", 1.35)
+    assert [r["label"] for r in records[1:]] == [None, None]
+    assert main(["run", str(study), "--quiet", "--n-trials", "4"]) == 0  # resuming does not enqueue it again
+    assert [r["label"] for r in load_records(tmp_path / "run")].count("paper rule") == 1

@@ -1,0 +1,114 @@
+"""Search engine benchmark: framework overhead per trial, and hypervolume of TPE vs random search.
+
+1. Overhead: one study with real cost counting and real (tiny) proxy training. Per trial, the time
+   spent outside ``train_and_evaluate`` (its training + evaluation seconds) is the framework's:
+   sampling, spec resolution, cost counting, storage writes, ``trials.json``. Printed in seconds and
+   as a share of the trial's wall time, with cost counting shown apart (it is cached per spec).
+2. Hypervolume (mAP vs log10 FLOPs, ``scalesearch.pareto.study_hypervolume``) after N trials for the
+   default sampler (TPE) and Optuna's ``RandomSampler``, same space, same sampler seeds.
+
+Run under the CPU lock: ``flock /tmp/scalesearch-cpu.lock .venv/bin/python benchmarks/bench_search.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+SPACE = {
+    "phi": {"low": -3.5, "high": -1.5},
+    "topology": ["fpn", "panet", "bifpn"],
+    "fusion": ["sum", "fast"],
+    "resolution": 128,
+    "anchor_scale": 2.0,  # 128 px halves the 256 px synthetic objects (see studies/quickstart.yaml)
+}
+
+
+def study(name: str, out: Path, sampler: str, seed: int, trials: int, steps: int):
+    from scalesearch.config import validate_study
+
+    return validate_study({
+        "name": name, "seed": 0, "dataset": {"path": "synthetic"}, "space": SPACE,
+        "budgets": {"flops": "0.15B"}, "objectives": ["maximize map", "minimize flops"],
+        "train": {"steps": steps, "batch_size": 8, "lr": 0.004, "warmup_steps": 5},
+        "search": {"sampler": sampler, "seed": seed, "n_trials": trials}, "output": str(out / name),
+    })
+
+
+def timed_run(config) -> tuple[list[dict], float, float]:
+    """Run a study in-process; returns (records, wall seconds of the trial loop, seconds in count_cost)."""
+    import scalesearch.cost
+    from scalesearch.search import optuna_backend as ob
+    from scalesearch.search.runner import storage_url
+
+    counted = [0.0]
+    original = scalesearch.cost.count_cost
+
+    def count_cost(spec, cache_dir=None):
+        start = time.perf_counter()
+        try:
+            return original(spec, cache_dir=cache_dir)
+        finally:
+            counted[0] += time.perf_counter() - start
+
+    scalesearch.cost.count_cost = count_cost
+    try:
+        run_dir = config.output_dir()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        worker = ob.Worker(config, run_dir, storage_url(config, run_dir), config.search.n_trials)
+        start = time.perf_counter()
+        worker.run()
+        wall = time.perf_counter() - start
+    finally:
+        scalesearch.cost.count_cost = original
+    return ob.study_records(worker.study), wall, counted[0]
+
+
+def overhead(out: Path, trials: int, steps: int) -> None:
+    records, wall, cost_s = timed_run(study("overhead", out, "tpe", 0, trials, steps))
+    trained = [r for r in records if r["train_seconds"] is not None]
+    inside = sum(r["train_seconds"] + r["eval_seconds"] for r in trained)
+    framework = wall - inside
+    print(f"overhead: {len(records)} trials ({len(trained)} trained), loop wall {wall:.1f} s, "
+          f"train+eval {inside:.1f} s")
+    print(f"  framework time per trial {framework / len(records):.2f} s = {100 * framework / wall:.1f}% of trial time")
+    print(f"  of which cost counting {cost_s / len(records):.2f} s/trial (first count of each spec; cached after), "
+          f"the rest (sampler, storage, records) {(framework - cost_s) / len(records):.3f} s/trial")
+
+
+def hypervolumes(out: Path, trials: int, steps: int, seeds: list[int]) -> None:
+    from scalesearch.pareto import study_hypervolume
+
+    ref = 2 * 0.15e9  # twice the budget, as scalesearch.pareto.reference_flops does
+    for sampler in ("tpe", "random"):
+        values = []
+        for seed in seeds:
+            records, wall, _ = timed_run(study(f"hv-{sampler}-{seed}", out, sampler, seed, trials, steps))
+            values.append(study_hypervolume(records, ref))
+            print(f"  {sampler:6s} seed {seed}: hypervolume {values[-1]:.5f} after {len(records)} trials "
+                  f"({wall:.0f} s)")
+        print(f"hypervolume after {trials} trials, {sampler}: mean {statistics.mean(values):.5f} over seeds {seeds}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10, help="trials per study")
+    parser.add_argument("--steps", type=int, default=20, help="proxy training steps per trial")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="sampler seeds for the hypervolume part")
+    parser.add_argument("--out", type=Path, help="folder for the runs (default: a temporary folder)")
+    parser.add_argument("--skip-hypervolume", action="store_true")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(2)
+    out = args.out or Path(tempfile.mkdtemp(prefix="bench_search-"))
+    overhead(out, args.trials, args.steps)
+    if not args.skip_hypervolume:
+        hypervolumes(out, args.trials, args.steps, args.seeds)
+
+
+if __name__ == "__main__":
+    main()
