@@ -1,7 +1,8 @@
 """The built-in synthetic detection dataset: textured shapes on cluttered backgrounds, in COCO layout.
 
 Classes are shapes (circle, square, triangle, cross, then star, ring, diamond, hexagon); texture and
-colour are drawn independently of the class, so only the outline tells classes apart. Object sizes
+colour are drawn independently of the class, so only the outline tells classes apart. Objects are
+vivid on muted, noisy backgrounds crossed by vivid distractor strokes. Object sizes
 are log-uniform from ``min_object`` to ``max_object`` px, so small, medium and large COCO buckets are
 all populated and multi-scale fusion matters. Later objects may cover earlier ones, but never more
 than ``max_occlusion`` of them; boxes are the visible (modal) extent. Everything is a function of the
@@ -20,7 +21,7 @@ import numpy as np
 
 SHAPES = ("circle", "square", "triangle", "cross", "star", "ring", "diamond", "hexagon")
 TEXTURES = ("solid", "stripes", "checker", "noise")
-FORMAT_VERSION = 1  # bump when the generator changes, so old caches are not reused
+FORMAT_VERSION = 2  # bump when the generator changes, so old caches are not reused
 
 
 def cache_root() -> Path:
@@ -63,10 +64,23 @@ def shape_mask(shape: str, w: int, h: int) -> np.ndarray:
     return np.asarray(canvas) > 127
 
 
+def vivid(rng: np.random.Generator) -> np.ndarray:
+    """A saturated colour (0..255 RGB): one channel high, one low, one anywhere."""
+    channels = rng.permutation(3)
+    colour = np.empty(3)
+    colour[channels] = [rng.uniform(200, 255), rng.uniform(0, 60), rng.uniform(0, 255)]
+    return colour
+
+
 def texture(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
-    """float [h, w, 3] fill pattern: solid, stripes, checker or noise in random colours (0..255)."""
+    """float [h, w, 3] fill pattern (solid, stripes, checker or noise) in shades of one vivid colour.
+
+    Both shades share a hue, so the texture varies inside the object while its outline, which is
+    what tells the classes apart, stays the strongest edge.
+    """
     kind = TEXTURES[rng.integers(len(TEXTURES))]
-    c1, c2 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    c1 = vivid(rng)
+    c2 = c1 * rng.uniform(0.35, 0.65)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     if kind == "solid":
         t = np.zeros((h, w))
@@ -82,25 +96,30 @@ def texture(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
 
 
 def background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """float [size, size, 3]: a colour gradient + pixel noise + a few distractor strokes and arcs."""
+    """float [size, size, 3]: a muted colour gradient + pixel noise + a few distractor strokes and arcs.
+
+    Backgrounds are greyish (low saturation) and objects vivid, so objects stand out, while strokes
+    in vivid colours give edges that are not objects.
+    """
     from PIL import Image, ImageDraw
 
-    c1, c2 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    grey = rng.uniform(70, 190, 2)
+    c1, c2 = grey[0] + rng.uniform(-20, 20, 3), grey[1] + rng.uniform(-20, 20, 3)
     angle = rng.uniform(0, 2 * np.pi)
     yy, xx = np.mgrid[0:size, 0:size] / size
     ramp = (xx * np.cos(angle) + yy * np.sin(angle) + 1.5) / 3
     img = Image.fromarray((c1 + ramp[..., None] * (c2 - c1)).astype(np.uint8))
     draw = ImageDraw.Draw(img)
-    for _ in range(rng.integers(2, 7)):  # thin strokes: edges that are not objects
+    for _ in range(rng.integers(1, 5)):  # thin strokes: edges that are not objects
         points = [tuple(p) for p in rng.uniform(0, size, (2, 2))]
-        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        colour = tuple(int(v) for v in vivid(rng))
         if rng.random() < 0.5:
-            draw.line(points, fill=colour, width=int(rng.integers(1, 4)))
+            draw.line(points, fill=colour, width=int(rng.integers(1, 3)))
         else:
             x, y = rng.uniform(0, size, 2)
             r = rng.uniform(8, size / 3)
             draw.arc([x - r, y - r, x + r, y + r], *sorted(rng.uniform(0, 360, 2)), fill=colour, width=2)
-    noise = rng.normal(0, rng.uniform(6, 16), (size, size, 3))
+    noise = rng.normal(0, rng.uniform(4, 10), (size, size, 3))
     return np.asarray(img, dtype=np.float32) + noise
 
 
