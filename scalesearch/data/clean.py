@@ -66,6 +66,9 @@ def read_json(ann_file: Path) -> dict[str, Any]:
         raise UserError(f"annotation file {ann_file}: must be a COCO dict with an 'images' list")
     if not data.get("categories"):
         raise UserError(f"annotation file {ann_file}: 'categories' must be a non-empty list")
+    unnamed = next((img for img in data["images"] if not isinstance(img, dict) or not img.get("file_name")), None)
+    if unnamed is not None:
+        raise UserError(f"annotation file {ann_file}: every image needs a file_name, but got {unnamed!r}")
     return data
 
 

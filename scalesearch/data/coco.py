@@ -88,7 +88,8 @@ class CocoDetection(torch.utils.data.Dataset):
     (``dataset[(i, seed)]``, as ``make_loader`` does), or from (``seed``, i) for a plain index.
 
     Attributes: ``info`` (DatasetInfo), ``coco`` (pycocotools COCO of the cleaned ground truth),
-    ``stats`` (DatasetStats), ``image_ids``.
+    ``stats`` (DatasetStats), ``image_ids``. ``cache``: keep decoded images in memory (default: when
+    they fit in 4 GiB); ``decode_threads``: threads that read and decode images up front.
     """
 
     seeded_keys = True  # make_loader passes (index, augmentation seed) keys
@@ -105,7 +106,7 @@ class CocoDetection(torch.utils.data.Dataset):
         min_box_size: float = 2.0,
         seed: int = 0,
         cache: bool | None = None,
-        workers: int = 4,
+        decode_threads: int = 4,
     ) -> None:
         self.images_dir, self.ann_file = Path(images_dir), Path(ann_file)
         self.resolution, self.train, self.seed = int(resolution), bool(train), int(seed)
@@ -114,18 +115,18 @@ class CocoDetection(torch.utils.data.Dataset):
         data = read_json(self.ann_file)
         check_image_files(data["images"], self.images_dir)
         self.info = DatasetInfo.from_categories(data["categories"])
-        images = self._readable_images(data["images"], workers)
+        images = self._readable_images(data["images"], decode_threads)
         sizes = {img["id"]: (img["width"], img["height"]) for img in images}
         annotations = clean_annotations(data, self.ann_file, sizes, self.stats)
-        if self.train and not any(not a["iscrowd"] for a in annotations):
-            raise UserError(f"annotation file {self.ann_file}: training needs boxes, but it has no usable annotation")
         self.coco = self._build_coco({**data, "images": images, "annotations": annotations})
         self._index(images, annotations)
         if cache is None:
             cache = len(images) * self.resolution**2 * 3 <= CACHE_BUDGET_BYTES
         self._cache: list[np.ndarray] | None = None
         if cache:
-            self._fill_cache(workers)
+            self._fill_cache(decode_threads)
+        if self.train and not self.stats.boxes:
+            raise UserError(f"annotation file {self.ann_file}: training needs boxes, but it has no usable annotation")
 
     # -- building -------------------------------------------------------------------------------
 

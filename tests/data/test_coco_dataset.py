@@ -111,6 +111,9 @@ def test_bad_json_and_missing_paths_are_errors(make_coco, tmp_path):
     ann_file.write_text("{not json")
     with pytest.raises(UserError, match=r"instances\.json: must be valid JSON"):
         CocoDetection(images_dir, ann_file, 64)
+    make_coco([], [{"id": 1, "width": 4, "height": 4}], write=False)
+    with pytest.raises(UserError, match=r"instances\.json: every image needs a file_name, but got \{'id': 1"):
+        CocoDetection(images_dir, ann_file, 64)
     with pytest.raises(UserError, match=r"dataset .*nowhere: must be a dataset folder"):
         resolve_dataset(tmp_path / "nowhere", "train")
     with pytest.raises(UserError, match=r"must contain annotations/instances_val\.json"):
