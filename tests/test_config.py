@@ -89,6 +89,8 @@ MISTAKES = [  # (id, study, --set overrides, expected message)
     ("unknown synthetic key", _with("dataset.synthetic", {"num_imgs": 3}), [], "dataset.synthetic: unknown key 'num_imgs'"),
     ("grid over a continuous range", _with("space.phi", {"low": 0.0, "high": 1.0}) | {"search": {"sampler": "grid"}}, [],
      "search.sampler: 'grid' needs choices or a stepped range, but space.phi is the continuous range"),
+    ("enqueued point off the space", _with("search.enqueue", [{"label": "x", "params": {"phi": 5}}]), [],
+     "search.enqueue[0].params.phi: must lie in the space ([0, 1]), but got 5"),
     ("bad study name", _with("name", "my study"), [], "name: string should match pattern"),
 ]
 

@@ -14,12 +14,21 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from scalesearch.errors import UserError
 from scalesearch.search.records import METRIC_KEYS, add_spec, empty_record
 from scalesearch.search.space import BUDGET_PARAM, SearchSpace
 
 
 class Evaluator:
-    """Everything a trial needs that does not change between trials (space, data, settings)."""
+    """Everything a trial needs that does not change between trials (space, data, settings).
+
+    ``passthrough``: exception types that ``train`` lets through (e.g. ``optuna.TrialPruned``); any
+    other error in one trial (out of memory, a numerical failure) is recorded as ``failed`` with
+    its reason and the study goes on. ``None`` lets every error through (Ray retries crashed
+    trials itself, ``search.ray.max_failures``).
+    """
+
+    passthrough: tuple[type[BaseException], ...] | None = None
 
     def __init__(self, config: Any, progress: bool = False, cost_cache: Path | None = None) -> None:
         """``cost_cache``: folder for counted costs, shared by workers and resumed runs
@@ -91,6 +100,12 @@ class Evaluator:
                                         on_eval=report, progress=self.progress)
         except TrainingFailed as exc:
             record.update(state="failed", reason=f"training failed: {exc.reason}")
+            return
+        except Exception as exc:
+            if self.passthrough is None or isinstance(exc, (UserError, *self.passthrough)):
+                raise
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            record.update(state="failed", reason=f"error: {type(exc).__name__}: {message}")
             return
         record.update(steps=result.steps, train_seconds=result.train_seconds,
                       eval_seconds=result.eval_seconds, images_per_second=result.images_per_second)

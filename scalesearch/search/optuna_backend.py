@@ -114,10 +114,11 @@ def status(trial: Any) -> str:
     """Our status of a trial: complete / infeasible / failed / pruned / running / interrupted / surplus."""
     from optuna.trial import TrialState
 
-    mark = trial.user_attrs.get("status", "running")
     if trial.state in (TrialState.RUNNING, TrialState.WAITING):
         return "running"
-    return mark if mark in COUNTED or trial.state != TrialState.FAIL else ("surplus" if mark == "surplus" else "interrupted")
+    mark = trial.user_attrs.get("status", "running")
+    # A finished trial without a final status of ours lost its process mid-trial.
+    return mark if mark in COUNTED or mark == "surplus" else "interrupted"
 
 
 def tally(trials: list[Any]) -> tuple[int, int, int]:
@@ -194,6 +195,9 @@ class Worker:
         quiet_optuna()
         self.config, self.run_dir, self.n_trials, self.worker_id = config, run_dir, n_trials, worker_id
         self.evaluator = Evaluator(config, progress=progress, cost_cache=run_dir / "cost_cache")
+        import optuna
+
+        self.evaluator.passthrough = (optuna.TrialPruned,)
         self.study = open_study(config, make_storage(storage_url), self.evaluator.space)
         self.stop = False
         self.on_trial_end = None

@@ -60,6 +60,18 @@ def test_nan_trial_is_failed_with_its_reason_and_the_study_goes_on(tmp_path, fak
     assert all(r["state"] == "complete" for r in records if r["topology"] == "bifpn")
 
 
+def test_a_crashing_trial_is_failed_with_its_error(tmp_path, fake, monkeypatch):
+    def crash(spec, *args, **kwargs):
+        if spec.topology == "fpn":
+            raise RuntimeError("out of memory\nmore detail")
+        return search_fakes.fake_train(spec, *args, **kwargs)
+
+    monkeypatch.setattr(scalesearch.train, "train_and_evaluate", crash)
+    records = _run(tiny_study(tmp_path, search={"n_trials": 6, "seed": 3}))
+    assert {r["reason"] for r in records if r["topology"] == "fpn"} == {"error: RuntimeError: out of memory"}
+    assert len(records) == 6 and any(r["state"] == "complete" for r in records)
+
+
 def test_nan_metrics_are_failed(tmp_path, monkeypatch, fake):
     def nan_map(spec, train_data, val_data, cfg, **kwargs):
         result = search_fakes.fake_train(spec, train_data, val_data, cfg, **kwargs)
