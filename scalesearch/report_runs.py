@@ -123,12 +123,26 @@ def status_lines(run: Run) -> list[str]:
             f"**The study crashed or is still running:** {counts['running']} trial(s) are recorded as `running`; "
             "rerunning `scalesearch run` on this folder resumes it."
         )
+    lines += _stopped_early(run)
     if good == 0:
         lines.append("**No trial is feasible and complete, so there is no Pareto front** "
                      + _why_none(run.records))
     elif good == 1:
         lines.append("**Only one trial completed:** its front is that single point.")
     return lines
+
+
+def _stopped_early(run: Run) -> list[str]:
+    """A line when fewer trials finished than ``search.n_trials`` asks for (a crash or an interrupt)."""
+    search = run.config.get("search") or {}
+    wanted = search.get("n_trials")
+    finished = sum(r.get("state") in ("complete", "infeasible", "failed", "pruned") for r in run.records)
+    if not isinstance(wanted, int) or finished >= wanted:
+        return []
+    # The grid sampler stops at grid size x seeds, which may be below n_trials.
+    cap = " (the grid sampler may stop earlier, at grid size x seeds)" if search.get("sampler") == "grid" else ""
+    return [f"**The study stopped early:** {finished} of the {wanted} trials `search.n_trials` asks for finished{cap}; "
+            "rerunning `scalesearch run` on this folder resumes it."]
 
 
 def _why_none(records: list[dict[str, Any]]) -> str:

@@ -27,11 +27,12 @@ def record(number, topology="bifpn", phi=0, seed=0, map_=0.2, flops=2.5e9, state
             "params_sampled": {"phi": phi, "topology": topology}, "reason": None, **extra}
 
 
-def make_run(path, records, name="fake", budgets=(6e9, 2e10), meta=True):
+def make_run(path, records, name="fake", budgets=(6e9, 2e10), meta=True, n_trials=None):
     path.mkdir(parents=True, exist_ok=True)
     if records is not None:
         (path / "trials.json").write_text(json.dumps(records))
-    (path / "study.yaml").write_text(yaml.safe_dump({"name": name, "budgets": {"flops": list(budgets)}}))
+    study = {"name": name, "budgets": {"flops": list(budgets)}, "search": {"n_trials": n_trials or len(records or [])}}
+    (path / "study.yaml").write_text(yaml.safe_dump(study))
     if meta:
         (path / "meta.json").write_text(json.dumps({
             "command": "scalesearch run studies/fake.yaml", "study_name": name, "backend": "optuna", "storage": None,
@@ -90,8 +91,9 @@ def test_empty_study_without_trials_file(tmp_path):
 
 def test_crashed_study_says_so(tmp_path):
     records = [record(0), record(1, state="running"), record(2, state="running")]
-    text = report_text(tmp_path, records)
+    text = report_text(tmp_path, records, n_trials=5)
     assert "3 trials: 1 complete, 2 running." in text
+    assert "**The study stopped early:** 1 of the 5 trials `search.n_trials` asks for finished;" in text
     assert "The study crashed or is still running:** 2 trial(s)" in text
 
 
