@@ -1,0 +1,39 @@
+"""Every shipped study and space file validates, and states its expected run time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scalesearch.config import load_study, validate_study
+from scalesearch.search.space import SearchSpace
+
+ROOT = Path(__file__).resolve().parents[2]
+STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
+def test_shipped_studies_validate_and_state_their_run_time(path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    if "bccd" in path.stem and not Path("/work/shared/datasets/bccd").is_dir():
+        pytest.skip("the BCCD dataset is not on this machine")
+    config = load_study(path)
+    assert "Expected run time: about" in path.read_text()
+    assert config.search.n_trials >= 1 and config.budgets.flops
+
+
+def test_compound_study_enqueues_the_paper_rule(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    config = load_study(ROOT / "studies" / "compound_coefficients.yaml")
+    (point,) = config.search.enqueue
+    spec = SearchSpace(config).resolve(dict(point.params), num_classes=90)
+    assert (point.label, spec.fpn_channels, spec.fpn_repeats) == ("paper rule", 32, 1)  # 64 * 1.35**-2 -> 32
+
+
+def test_topology_space_file_has_conditional_family_decisions(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    config = validate_study({"name": "t", "space": "spaces/topology_search_space.yaml"})
+    space = SearchSpace(config)
+    assert list(space.families) == ["spaces/topology_bifpn_family.yaml"]
+    assert space.families["spaces/topology_bifpn_family.yaml"].num_graphs == 1944
