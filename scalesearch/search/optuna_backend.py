@@ -308,7 +308,8 @@ def trial_record(trial: Any) -> dict[str, Any] | None:
         return None
     record = dict(trial.user_attrs.get("record") or {"number": trial.number, "params_sampled": dict(trial.params)})
     record["state"] = state
-    record["intermediate"] = {str(k): v for k, v in sorted(trial.intermediate_values.items())} or record.get("intermediate", {})
+    reported = {str(k): v for k, v in sorted(trial.intermediate_values.items())}
+    record["intermediate"] = reported or record.get("intermediate", {})
     return record
 
 

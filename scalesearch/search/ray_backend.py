@@ -76,10 +76,10 @@ def run_ray(config: Any, run_dir: Path, progress: bool = True) -> list[dict[str,
     if tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
     else:
-        tuner = tune.Tuner(trainable, tune_config=_tune_config(config, tune),
-                           run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(run_dir.resolve()),
-                                                     failure_config=tune.FailureConfig(max_failures=ray_opts.max_failures),
-                                                     verbose=1 if progress else 0))
+        failures = tune.FailureConfig(max_failures=ray_opts.max_failures)
+        run_config = tune.RunConfig(name=EXPERIMENT, storage_path=str(run_dir.resolve()),
+                                    failure_config=failures, verbose=1 if progress else 0)
+        tuner = tune.Tuner(trainable, tune_config=_tune_config(config, tune), run_config=run_config)
     results = tuner.fit()
     records = sorted((result_record(r, config.seeds) for r in results), key=lambda r: r["number"])
     write_json_atomic(run_dir / "trials.json", records)

@@ -85,7 +85,8 @@ class SearchSpace:
                 raise UserError(f"{where}.{name}: must lie in the space ({_plain(spec)}), but got {value!r}")
 
     def _levels(self) -> tuple[int, int]:
-        lo, hi = self.params.get("min_level", DetectorSpec.min_level), self.params.get("max_level", DetectorSpec.max_level)
+        lo = self.params.get("min_level", DetectorSpec.min_level)
+        hi = self.params.get("max_level", DetectorSpec.max_level)
         if not isinstance(lo, int) or not isinstance(hi, int):
             raise UserError(f"space.min_level/max_level: must be fixed integers, but got ({_plain(lo)}, {_plain(hi)})")
         return lo, hi
