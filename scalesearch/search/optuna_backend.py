@@ -132,28 +132,31 @@ def tally(trials: list[Any]) -> tuple[int, int, int]:
 
 
 def recover(study: Any, exclusive: bool) -> int:
-    """Fail interrupted trials and enqueue their parameters again; returns how many.
+    """Fail interrupted trials and enqueue their parameters again; returns how many were enqueued.
 
     ``exclusive``: this process holds the run folder's lock and the storage is the folder's own,
-    so every RUNNING trial belongs to a dead process.
+    so every RUNNING trial belongs to a dead process. Trials that ended without a status of ours
+    (Ctrl-C, a crashed worker) are retried too, once each.
     """
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.storages import fail_stale_trials
     from optuna.trial import TrialState
 
-    count = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not (exclusive or _dead_here(trial.user_attrs)):
-            continue
-        try:
-            study._storage.set_trial_user_attr(trial._trial_id, "status", "interrupted")
-            if study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                retry(study, trial)
-                count += 1
-        except UpdateFinishedTrialError:
-            pass  # another process recovered it first
-    fail_stale_trials(study)
-    return count
+        if exclusive or _dead_here(trial.user_attrs):
+            try:
+                study._storage.set_trial_user_attr(trial._trial_id, "status", "interrupted")
+                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            except UpdateFinishedTrialError:
+                pass  # another process recovered it first
+    fail_stale_trials(study)  # other machines' trials, by heartbeat; its callback retries them
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    lost = [t for t in trials if t.state == TrialState.FAIL and status(t) == "interrupted"
+            and t.number not in retried]
+    for trial in lost:
+        retry(study, trial)
+    return len(lost)
 
 
 def retry(study: Any, trial: Any) -> None:

@@ -92,3 +92,22 @@ def test_rerun_resumes_to_a_larger_total_and_never_past_it(tmp_path, fake):
     records = load_records(tmp_path / "run")
     assert [r["number"] for r in records] == [0, 1, 2, 3, 4] and records[:3] == first
     assert len(fake) == 5
+
+
+def test_ctrl_c_then_rerun_retries_the_interrupted_trial(tmp_path, fake, monkeypatch):
+    import scalesearch.train
+    import search_fakes
+
+    def interrupt_third(spec, *args, **kwargs):
+        if len(fake) == 2:
+            fake.append(spec)
+            raise KeyboardInterrupt
+        return search_fakes.fake_train(spec, *args, **kwargs)
+
+    monkeypatch.setattr(scalesearch.train, "train_and_evaluate", interrupt_third)
+    study = tiny_study(tmp_path, search={"n_trials": 4}, space=CONTINUOUS)
+    assert main(["run", str(study), "--quiet"]) == 130
+    assert main(["run", str(study), "--quiet"]) == 0
+    records = load_records(tmp_path / "run")
+    assert [r["number"] for r in records] == [0, 1, 3, 4] and [r["retry_of"] for r in records] == [None, None, 2, None]
+    assert len(fake) == 3 + 2  # two trainings and the interrupted one; then its retry and one new trial
