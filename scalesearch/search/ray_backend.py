@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ def ray_trial(params: dict[str, Any], study: Any) -> None:
 
     from scalesearch.search.objective import Evaluator, finish
 
+    started = time.perf_counter()
     torch.set_num_threads(max(1, int(study.search.ray.resources_per_trial.get("cpu", 1))))
     params = dict(params)
     seed_index = int(params.pop("__trial_index__", 0))
@@ -54,7 +56,7 @@ def ray_trial(params: dict[str, Any], study: Any) -> None:
     if record["state"] == "running":
         evaluator.train(record, on_eval)
     ok = record["state"] in ("complete", "infeasible")
-    finish(record, evaluator.values(record) if ok else None, started=0.0)
+    finish(record, evaluator.values(record) if ok else None, started)
     tune.report({**_metrics(study, record), "final": True, "record": json.dumps(record, default=str)})
 
 
@@ -144,5 +146,6 @@ def result_record(result: Any, seeds: int) -> dict[str, Any]:
         record.update(state="failed", reason=f"ray trial error: {str(result.error).strip().splitlines()[-1]}")
     elif not metrics.get("final", False) and record["state"] == "running":
         record.update(state="pruned", reason=f"stopped by ASHA at step {metrics.get('step')}")
-    record["seconds"] = round(float(metrics.get("time_total_s") or 0.0), 3)
+    if record.get("seconds") is None:  # stopped or crashed: Tune's clock for the trial
+        record["seconds"] = round(float(metrics.get("time_total_s") or 0.0), 3)
     return record
