@@ -107,6 +107,12 @@ def add_section(doc: Document, run: Run, rows: Sequence[FidelityRow], minutes: f
     if tau != tau:  # NaN: one side has all-equal values
         doc.para("Kendall tau is undefined: all proxy or all longer-training mAPs are equal.")
         return
-    agree = "keeps" if tau > 0 and p < 0.05 else "does not reliably keep"
-    doc.para(f"Kendall tau (scipy.stats.kendalltau) between proxy and longer-training mAP: **tau = {tau:.3f}**, "
-             f"p = {p:.3g} (n = {len(rows)}): the proxy {agree} the longer training's ranking.")
+    if tau > 0 and p < 0.05:
+        verdict = "the proxy ranks these specs as the longer training does, beyond chance."
+    elif tau > 0:
+        verdict = (f"the rankings lean the same way, but with n = {len(rows)} that is not established (p >= 0.05); "
+                   "retrain more specs (--fidelity-top-k) to tell.")
+    else:
+        verdict = "the proxy does not keep the longer training's ranking: treat its order of these specs with doubt."
+    doc.para(f"Kendall tau-b (scipy.stats.kendalltau) between proxy and longer-training mAP: **tau = {tau:.3f}**, "
+             f"p = {p:.3g} (n = {len(rows)}): {verdict}")

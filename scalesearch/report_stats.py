@@ -46,9 +46,13 @@ METHOD = (
 
 def rung_labels(records: Sequence[Record]) -> list[str]:
     """The scaling point of each record: the spec fields and phi that vary across ``records``,
-    except topology and fusion (e.g. ``phi=1/resolution=320``; ``all`` when nothing varies)."""
+    except topology and fusion (e.g. ``phi=1/resolution=320``; ``all`` when nothing varies); just
+    ``phi=...`` when phi alone tells the rungs apart."""
     keys = [k for k in (*pareto.SPEC_FIELDS, "phi") if k not in _NOT_RUNG and any(k in r for r in records)]
     varying = [k for k in keys if len({repr(r.get(k)) for r in records}) > 1]
+    labels = {tuple(repr(r.get(k)) for k in varying) for r in records}
+    if "phi" in varying and len(labels) == len({repr(r.get("phi")) for r in records}):
+        varying = ["phi"]  # the scaling rule sets the rest from phi: name the rung by phi alone
     return ["/".join(f"{k}={r.get(k)}" for k in varying) or "all" for r in records]
 
 

@@ -197,7 +197,7 @@ def test_fidelity_with_a_fake_trainer(tmp_path):
 
     text = write_report([run], tmp_path / "out", fidelity=(3, 2.0), trainer=trainer).read_text()
     assert seen == [256, 384, 512]
-    assert "**tau = 0.333**" in text and "(n = 3)" in text
+    assert "**tau = 0.333**" in text and "(n = 3): the rankings lean the same way" in text
     saved = json.loads((tmp_path / "out" / "fidelity_fake.json").read_text())
     assert [r["number"] for r in saved["rows"]] == [0, 1, 2]
 
@@ -214,3 +214,12 @@ def test_cli(tmp_path, capsys):
     assert main(["report", str(run), "--fidelity-top-k", "2"]) == 2
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "must be an existing directory" in capsys.readouterr().err
+
+
+def test_rung_labels_name_phi_when_it_decides_the_rest():
+    a, b = record(0, "fpn", phi=0), record(1, "bifpn", phi=1)
+    assert report_stats.rung_labels([a, b]) == ["phi=0", "phi=1"]
+    c = record(2, "fpn", phi=0, resolution=512)
+    assert report_stats.rung_labels([a, b, c]) == ["resolution=256/fpn_repeats=3/phi=0",
+                                                  "resolution=384/fpn_repeats=4/phi=1",
+                                                  "resolution=512/fpn_repeats=3/phi=0"]
