@@ -18,7 +18,7 @@ from scalesearch.report_doc import Document, render_html, render_markdown
 from scalesearch.report_runs import Run, command_line, load_run, machine_line, run_time_line, status_lines
 
 Record = dict[str, Any]
-_FRONT_COLUMNS = ("topology", "fusion", "phi", "backbone", "resolution", "fpn_channels", "fpn_repeats",
+_FRONT_COLUMNS = ("label", "topology", "fusion", "phi", "backbone", "resolution", "fpn_channels", "fpn_repeats",
                   "head_repeats", "seed")
 
 
@@ -95,7 +95,7 @@ class _Builder:
         doc.para(f"{len(front)} non-dominated feasible trial(s) out of {len(run.feasible)} feasible; "
                  "trials with exactly equal mAP and FLOPs are all listed.")
         if front:
-            cols = [c for c in _FRONT_COLUMNS if any(c in r for r in front)]
+            cols = [c for c in _FRONT_COLUMNS if any(r.get(c) is not None for r in front)]
             doc.table(["trial", *cols, "FLOPs", "params", "mAP", "mAP50"],
                       [[r["number"], *(_cell(r.get(c)) for c in cols), fmt_count(r["flops"]),
                         fmt_count(r["params"]), fmt_map(r["map"]), fmt_map(r.get("map50"))] for r in front])

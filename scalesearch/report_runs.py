@@ -44,7 +44,8 @@ class Run:
     def baselines(self) -> frozenset[int]:
         """Trial numbers of the paper's own scaling rule, run by the study as reference points.
 
-        A record is one when it says so (``baseline: true`` or ``rule: paper``), or when the study
+        A record is one when it says so (``baseline: true``, ``rule: paper``, or an enqueued point's
+        ``label`` that names the paper, e.g. ``paper rule``), or when the study
         searched the rule's coefficients (``ScalingRule`` fields in the records, not all equal to the
         paper's) and this record's coefficients are exactly the paper's (Sec. 3.3 / 4.2).
         """
@@ -55,7 +56,7 @@ class Run:
         searched = any(r.get(k) != paper[k] for r in self.records for k in keys if k in r)
         return frozenset(
             r["number"] for r in self.records
-            if r.get("baseline") is True or r.get("rule") == "paper"
+            if r.get("baseline") is True or r.get("rule") == "paper" or "paper" in str(r.get("label") or "").lower()
             or (searched and keys and all(r.get(k) == paper[k] for k in keys))
         )
 

@@ -165,9 +165,9 @@ def test_multi_run_comparison(tmp_path):
 
 def test_paper_rule_baselines_found_from_coefficients(tmp_path):
     records = [record(0, width_growth=1.35, fpn_depth_growth=1.0), record(1, width_growth=1.2, fpn_depth_growth=1.0),
-               record(2, rule="paper")]
+               record(2, rule="paper"), record(3, width_growth=1.2, label="paper rule")]
     run = load_run(make_run(tmp_path / "run", records))
-    assert run.baselines == frozenset({0, 2})
+    assert run.baselines == frozenset({0, 2, 3})
     assert load_run(make_run(tmp_path / "r2", [record(0, width_growth=1.35)])).baselines == frozenset()
 
 
