@@ -38,7 +38,7 @@ class Run:
     @property
     def params_budget(self) -> float | None:
         value = (self.config.get("budgets") or {}).get("params")
-        return float(value) if isinstance(value, (int, float)) else None
+        return None if value is None else _count(value, "budgets.params")
 
     @property
     def baselines(self) -> frozenset[int]:
@@ -66,7 +66,17 @@ class Run:
         raw = (self.config.get("budgets") or {}).get("flops")
         values = raw if isinstance(raw, list) else [] if raw is None else [raw]
         values += [r["budget_flops"] for r in self.records if r.get("budget_flops") is not None]
-        return sorted({float(v) for v in values})
+        return sorted({_count(v, "budgets.flops") for v in values})
+
+
+def _count(value: Any, key: str) -> float:
+    """A budget from study.yaml: 2.5e9 or '2.5B' (``scalesearch.config.parse_count``)."""
+    from scalesearch.config import parse_count
+
+    try:
+        return parse_count(value)
+    except ValueError as exc:
+        raise UserError(f"study.yaml {key}: {exc}, but got {value!r}") from None
 
 
 def _read_json(path: Path) -> Any:

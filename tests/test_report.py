@@ -163,6 +163,11 @@ def test_multi_run_comparison(tmp_path):
     assert (tmp_path / "out" / "figures" / "run1_map_flops.png").exists()
 
 
+def test_budgets_accept_suffixes(tmp_path):
+    run = load_run(make_run(tmp_path / "run", [record(0)], budgets=("80M", 1e8)))
+    assert run.budgets == [8e7, 1e8, 2e10]  # the study's ladder, then the records' budget_flops
+
+
 def test_paper_rule_baselines_found_from_coefficients(tmp_path):
     records = [record(0, width_growth=1.35, fpn_depth_growth=1.0), record(1, width_growth=1.2, fpn_depth_growth=1.0),
                record(2, rule="paper"), record(3, width_growth=1.2, label="paper rule")]
