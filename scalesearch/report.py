@@ -122,6 +122,11 @@ class _Builder:
                 ["mAP", *(fmt_map(r["map"]) if r else "-" for r in best)],
                 ["FLOPs", *(fmt_count(r["flops"]) if r else "-" for r in best)],
                 ["params", *(fmt_count(r["params"]) if r else "-" for r in best)]]
+        groups = {g["group"]: g for g in pareto.aggregate_repeats(run.records)}
+        if pareto.has_repeats(groups.values()):
+            spread = (groups[pareto.group_key(r)] if r else None for r in best)
+            rows.append(["mAP over seeds (mean ± std, n)",
+                         *(f"{g['map_mean']:.4f} ± {fmt_map(g['map_std'])}, n={g['n']}" if g else "-" for g in spread)])
         rows += [[k, *(_cell(r.get(k)) if r else "-" for r in best)] for k in fields]
         base = [r for r in run.records if r["number"] in run.baselines]
         if base:

@@ -135,6 +135,7 @@ def test_html_is_self_contained(tmp_path):
 def test_significance_only_with_repeats(tmp_path):
     text = report_text(tmp_path / "a", repeated_records(seeds=3))
     assert "### Seed repeats" in text and "### Topology comparison beyond seed noise" in text
+    assert "| mAP over seeds (mean ± std, n) | 0.2804 ± 0.0061, n=3 | 0.2804 ± 0.0061, n=3 |" in text
     assert "| bifpn vs fpn | 2 | +0.0295 | 0.005 | bifpn above fpn |" in text
     assert "**Agrees:** bifpn's front lies above fpn's" in text and "44.39" in text
     single = report_text(tmp_path / "b", repeated_records(seeds=1))
