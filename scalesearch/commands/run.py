@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from pathlib import Path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     if args.backend:
         overrides.append(f"search.backend={args.backend}")
     if args.out:
-        overrides.append(f"output={args.out}")
+        overrides.append(f"output={json.dumps(args.out)}")  # quoted: a folder named 123 stays a string
     config = load_study(args.study, overrides)
     run_dir = config.output_dir()
     records = run_study(config, run_dir, command=" ".join(["scalesearch", *sys.argv[1:]]), progress=not args.quiet)
