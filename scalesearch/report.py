@@ -214,6 +214,13 @@ def _comparison(doc: Document, runs: Sequence[Run], fig_dir: Path, ref_flops: fl
                      len(run.feasible), len(pareto.pareto_front(run.records)), f"{hv:.4f}",
                      *(f"{fmt_map(r['map'])} (#{r['number']})" if r else "-" for r in best)])
     doc.table(header, rows)
+    verdicts = [[label, f"{t.a} vs {t.b}", f"{t.diff:+.4f}", f"{t.p_value:.3g}", t.summary, t.agreement]
+                for label, run in zip(labels, runs) if pareto.has_repeats(pareto.aggregate_repeats(run.records))
+                for t in report_stats.compare_topologies(run.records)]
+    if verdicts:
+        doc.para("Topologies at matched rungs, per study (details and method in each study's section); "
+                 "the last column compares with the paper's Table 5 ordering BiFPN > PANet > FPN.")
+        doc.table(["study", "pair", "D = mean(A - B)", "permutation p", "verdict", "paper Table 5"], verdicts)
     doc.para(f"Hypervolumes share one reference point (FLOPs = {fmt_count(ref_flops)}, mAP = 0).")
     doc.figure(report_plots.compare_fronts(labels, fig_dir / "compare_fronts.png"), "Pareto front of each study.")
     histories = {k: pareto.hypervolume_history(v, ref_flops) for k, v in labels.items()} if ref_flops else {}

@@ -35,7 +35,7 @@ N_RANDOM = 20_000
 ALPHA = 0.05
 _NOT_RUNG = {"topology", "fusion"}
 METHOD = (
-    "Method: trials are matched at *rungs*, the same scaling point (every spec field but topology and fusion), "
+    "Method: trials are matched at rungs, the same scaling point (every spec field but topology and fusion), "
     "so two topologies are compared at the same scale and their FLOPs differ only by the fusion network. "
     "Per rung: Welch's t-test over seeds (`scipy.stats.ttest_ind(equal_var=False)`). Overall: a stratified "
     "permutation test of D = mean over rungs of (mean mAP of A - mean mAP of B), the topology labels shuffled "
@@ -85,6 +85,14 @@ class PairTest:
     def summary(self) -> str:
         """``bifpn above fpn`` / ``within seed noise``."""
         return "within seed noise" if self.verdict == "indistinguishable" else f"{self.a} {self.verdict} {self.b}"
+
+    @property
+    def agreement(self) -> str:
+        """Against Table 5, which ranks ``a`` above ``b`` (pairs are ordered so): agrees / disagrees /
+        not confirmed (within seed noise) / no paper entry."""
+        if self.a not in TABLE5 or self.b not in TABLE5:
+            return "no paper entry"
+        return {"above": "agrees", "below": "disagrees"}.get(self.verdict, "not confirmed")
 
 
 def _welch(a: np.ndarray, b: np.ndarray) -> float:

@@ -160,6 +160,7 @@ def test_multi_run_comparison(tmp_path):
     rows = section(text, "## Comparison of studies")
     assert [row.split("|")[1].strip() for row in rows] == ["0: synthetic", "1: bccd"]
     assert rows[1].endswith("| 0.5000 (#0) | 0.5000 (#0) |")
+    assert "| 0: synthetic | bifpn vs fpn | +0.0295 | 0.005 | bifpn above fpn | agrees |" in text
     assert (tmp_path / "out" / "figures" / "compare_fronts.png").exists()
     assert (tmp_path / "out" / "figures" / "run1_map_flops.png").exists()
 
