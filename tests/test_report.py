@@ -230,3 +230,16 @@ def test_rung_labels_name_phi_when_it_decides_the_rest():
     assert report_stats.rung_labels([a, b, c]) == ["resolution=256/fpn_repeats=3/phi=0",
                                                   "resolution=384/fpn_repeats=4/phi=1",
                                                   "resolution=512/fpn_repeats=3/phi=0"]
+
+
+def test_document_renders_both_ways(tmp_path):
+    from scalesearch.report_doc import Document, render_html, render_markdown
+
+    doc = Document("T")
+    doc.heading(1, "Section")
+    doc.para("use **this** `spec` <now>")
+    doc.table(["a", "b"], [["x|y", 1]])
+    md, html = render_markdown(doc, tmp_path), render_html(doc)
+    assert md == "# T\n\n## Section\n\nuse **this** `spec` <now>\n\n| a | b |\n|---|---|\n| x\\|y | 1 |\n"
+    assert "<p>use <strong>this</strong> <code>spec</code> &lt;now&gt;</p>" in html
+    assert "<tr><td>x|y</td><td>1</td></tr>" in html
