@@ -17,7 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "Several run folders are compared side by side.",
     )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folder(s) written by `scalesearch run`")
-    parser.add_argument("--out", type=Path, help="output folder (default: RUN_DIR/report for one run, "
+    parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: RUN_DIR/report for one run, "
                         "report/ in the current folder for several)")
     parser.add_argument("--fidelity-top-k", type=int, metavar="K",
                         help="retrain each study's K best specs for --fidelity-minutes and report Kendall tau")
