@@ -193,14 +193,14 @@ class Worker:
 
     def __init__(self, config: Any, run_dir: Path, storage_url: str, n_trials: int, worker_id: int = 0,
                  progress: bool = False) -> None:
+        import optuna
+
         from scalesearch.search.objective import Evaluator
 
         quiet_optuna()
         self.config, self.run_dir, self.n_trials, self.worker_id = config, run_dir, n_trials, worker_id
         self.evaluator = Evaluator(config, progress=progress, cost_cache=run_dir / "cost_cache")
-        import optuna
-
-        self.evaluator.passthrough = (optuna.TrialPruned,)
+        self.evaluator.passthrough = (optuna.TrialPruned,)  # pruning ends a trial as PRUNED, not failed
         self.study = open_study(config, make_storage(storage_url), self.evaluator.space)
         self.stop = False
         self.on_trial_end = None
@@ -251,8 +251,8 @@ class Worker:
         attrs = trial.user_attrs
         if "point" in attrs:
             return attrs["point"], attrs.get("seed_index", 0)
-        point = sum(1 for t in self.study.get_trials(deepcopy=False)
-                    if t.number < trial.number and t.user_attrs.get("origin") == "sampled")
+        point = sum(1 for t in self.study.get_trials(deepcopy=False) if t.number < trial.number
+                    and t.user_attrs.get("origin") == "sampled" and "retry_of" not in t.user_attrs)
         for key, value in (("origin", "sampled"), ("point", point), ("seed_index", 0)):
             trial.set_user_attr(key, value)
         for index in range(1, self.config.seeds):
