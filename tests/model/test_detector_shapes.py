@@ -102,3 +102,11 @@ def test_training_step_runs():
     cls_out, box_out = model(torch.randn(2, 3, 128, 128))
     sum(t.mean() for t in cls_out + box_out).backward()
     assert model.fpn.cells[0].nodes[0].fusion.weight.grad is not None
+
+
+def test_channels_last_model_converts_contiguous_input():
+    model = build_detector(TINY).eval().to(memory_format=torch.channels_last)
+    assert model._channels_last() and not build_detector(TINY)._channels_last()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 128, 128))[0][0]
+    assert out.is_contiguous(memory_format=torch.channels_last)
