@@ -124,10 +124,10 @@ def background(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def _place(
-    rng: np.random.Generator, size: int, owner: np.ndarray, masks: list[np.ndarray],
+    rng: np.random.Generator, size: int, owner: np.ndarray, areas: list[int],
     min_object: float, max_object: float, max_occlusion: float,
 ) -> tuple[int, int, int, int] | None:
-    """Sample one object box whose mask hides at most ``max_occlusion`` of any visible earlier object."""
+    """Sample one object box that hides at most ``max_occlusion`` of any earlier object (``areas``: their full sizes, px)."""
     for _ in range(20):
         side = float(np.exp(rng.uniform(np.log(min_object), np.log(max_object))))
         aspect = rng.uniform(0.75, 1.33)
@@ -137,7 +137,7 @@ def _place(
         covered = owner[y : y + h, x : x + w]
         # conservative: the whole box counts as covering, whatever shape is drawn in it
         ok = all(
-            (owner == k).sum() - (covered == k).sum() >= (1 - max_occlusion) * masks[k].sum()
+            (owner == k).sum() - (covered == k).sum() >= (1 - max_occlusion) * areas[k]
             for k in np.unique(covered[covered >= 0])
         )
         if ok:
@@ -151,9 +151,9 @@ def render_image(rng: np.random.Generator, size: int, num_classes: int, max_obje
     """One uint8 [size, size, 3] image and its objects as (label, [x, y, w, h]) of the visible part."""
     img = background(rng, size)
     owner = np.full((size, size), -1, dtype=np.int32)
-    masks, labels = [], []
+    areas, labels = [], []
     for _ in range(int(rng.integers(1, max_objects + 1))):
-        placed = _place(rng, size, owner, masks, min_object, max_object, max_occlusion)
+        placed = _place(rng, size, owner, areas, min_object, max_object, max_occlusion)
         if placed is None:
             continue
         x, y, w, h = placed
@@ -161,10 +161,8 @@ def render_image(rng: np.random.Generator, size: int, num_classes: int, max_obje
         mask = shape_mask(SHAPES[label], w, h)
         region = img[y : y + h, x : x + w]
         region[mask] = texture(rng, w, h)[mask]
-        owner[y : y + h, x : x + w][mask] = len(masks)
-        full = np.zeros((size, size), dtype=bool)
-        full[y : y + h, x : x + w] = mask
-        masks.append(full)
+        owner[y : y + h, x : x + w][mask] = len(areas)
+        areas.append(int(mask.sum()))
         labels.append(label)
     objects = []
     for k, label in enumerate(labels):
