@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from scalesearch import pareto, report_fidelity, report_plots, report_stats
-from scalesearch.report_doc import Document, render_html, render_markdown
+from scalesearch.report_doc import Document, Para, render_html, render_markdown
 from scalesearch.report_runs import Run, command_line, load_run, machine_line, run_time_line, status_lines
 
 Record = dict[str, Any]
@@ -246,15 +246,19 @@ def build_report(runs: Sequence[Run], out_dir: Path) -> Document:
 
 
 def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, fidelity: tuple[int, float] | None = None,
-                 trainer: report_fidelity.Trainer | None = None) -> Path:
+                 trainer: report_fidelity.Trainer | None = None, command: str | None = None) -> Path:
     """Write ``report.md``, ``report.html`` and ``figures/*.png`` to ``out_dir``; returns report.md.
 
     ``fidelity`` = (k, minutes) retrains each study's k best specs for that long (``report_fidelity``);
-    ``trainer`` replaces the real training there (tests).
+    ``trainer`` replaces the real training there (tests); ``command`` is the report's own command line.
     """
+    import datetime as dt
+
     runs = [load_run(p) for p in run_dirs]
     out = Path(out_dir)
     doc = build_report(runs, out)
+    made = f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    doc.blocks.insert(0, Para(f"Written {made} by `{command}`." if command else f"Written {made}."))
     if fidelity is not None:
         k, minutes = fidelity
         doc.heading(1, "Proxy fidelity")

@@ -217,7 +217,8 @@ def test_pick_counts_seed_repeats_once():
 def test_cli(tmp_path, capsys):
     run = make_run(tmp_path / "run", [record(0)])
     assert main(["report", str(run)]) == 0
-    assert (run / "report" / "report.md").exists()
+    text = (run / "report" / "report.md").read_text()
+    assert f"by `scalesearch report {run} --out {run / 'report'}`." in text.splitlines()[2]
     assert main(["report", str(run), "--fidelity-top-k", "2"]) == 2
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "must be an existing directory" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from scalesearch.errors import UserError
@@ -25,6 +26,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _command(args: argparse.Namespace, out: Path) -> str:
+    """The command line that makes this report, with every option spelled out."""
+    words = ["scalesearch", "report", *args.run_dirs, "--out", str(out)]
+    if args.fidelity_top_k is not None:
+        words += ["--fidelity-top-k", str(args.fidelity_top_k), "--fidelity-minutes", f"{args.fidelity_minutes:g}"]
+    return shlex.join(words)
+
+
 def run(args: argparse.Namespace) -> int:
     from scalesearch.report import write_report
 
@@ -32,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--fidelity-top-k/--fidelity-minutes: must be given together, but got only one of them")
     fidelity = None if args.fidelity_top_k is None else (args.fidelity_top_k, args.fidelity_minutes)
     out = args.out or (Path(args.run_dirs[0]) / "report" if len(args.run_dirs) == 1 else Path("report"))
-    path = write_report(args.run_dirs, out, fidelity=fidelity)
+    path = write_report(args.run_dirs, out, fidelity=fidelity, command=_command(args, out))
     print(f"wrote {path} and {path.with_suffix('.html')}")
     return 0
