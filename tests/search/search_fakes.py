@@ -4,7 +4,8 @@
 Run as a script (``python tests/search/search_fakes.py run STUDY ...``) it installs them at import, so the
 worker processes that ``multiprocessing`` spawns (which re-import this main module) get them too.
 ``$FAKE_TRAIN_SECONDS`` makes each fake training sleep; ``$FAKE_TRAIN_LOG`` appends
-``pid number`` lines for every training started.
+``pid name`` lines for every training started, and with ``$FAKE_TRAIN_WAIT_PIDS=k`` the first
+trainings wait until k processes have started one.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def fake_train(spec, train_data, val_data, cfg, *, on_eval=None, progress=True, 
     if log:
         with open(log, "a") as handle:
             handle.write(f"{os.getpid()} {spec.name}\n")
+        _wait_for_workers(log, int(os.environ.get("FAKE_TRAIN_WAIT_PIDS", "0")))
     time.sleep(float(os.environ.get("FAKE_TRAIN_SECONDS", "0")))
     metrics = fake_metrics(spec, cfg.seed)
     if on_eval is not None and cfg.eval_every:
@@ -47,6 +49,16 @@ def fake_train(spec, train_data, val_data, cfg, *, on_eval=None, progress=True, 
             on_eval(step, {**metrics, "map": metrics["map"] * step / cfg.steps})
     return TrainResult(metrics=metrics, steps=cfg.steps or 1, train_seconds=0.01, eval_seconds=0.01,
                        images_per_second=100.0)
+
+
+def _wait_for_workers(log: str, count: int, timeout: float = 120.0) -> None:
+    """Hold the first trainings until ``count`` processes have started one (so all workers take part)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(log) as handle:
+            if len({line.split()[0] for line in handle if line.strip()}) >= count:
+                return
+        time.sleep(0.05)
 
 
 def install() -> None:

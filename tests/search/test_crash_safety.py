@@ -68,7 +68,7 @@ def test_sigkill_then_rerun_ends_with_exactly_n_trials(tmp_path):
 def test_two_workers_never_run_the_same_trial_number(tmp_path):
     study = tiny_study(tmp_path, search={"n_trials": 8, "workers": 2, "threads_per_worker": 1}, space=CONTINUOUS)
     log = tmp_path / "trained.log"
-    proc = _cli(study, {"FAKE_TRAIN_SECONDS": "0.5", "FAKE_TRAIN_LOG": str(log)})
+    proc = _cli(study, {"FAKE_TRAIN_SECONDS": "0.5", "FAKE_TRAIN_LOG": str(log), "FAKE_TRAIN_WAIT_PIDS": "2"})
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err
     records = load_records(tmp_path / "run")
