@@ -95,8 +95,8 @@ def hypervolumes(out: Path, trials: int, steps: int, seeds: list[int]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=10, help="trials per study")
-    parser.add_argument("--steps", type=int, default=20, help="proxy training steps per trial")
+    parser.add_argument("--trials", type=int, default=12, help="trials per study")
+    parser.add_argument("--steps", type=int, default=60, help="proxy training steps per trial")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="sampler seeds for the hypervolume part")
     parser.add_argument("--out", type=Path, help="folder for the runs (default: a temporary folder)")
     parser.add_argument("--skip-hypervolume", action="store_true")
