@@ -36,11 +36,13 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[nn.Module, D
 
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"checkpoint {path}: must be a file written by `scalesearch train --save`, but it was not found")
+        raise UserError(f"checkpoint {path}: must be a file written by `scalesearch train --save`, "
+                        "but it was not found")
     try:
         data = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # a corrupt or foreign file: torch raises many types here
-        raise UserError(f"checkpoint {path}: must be a scalesearch checkpoint, but it could not be read ({exc})") from exc
+        raise UserError(f"checkpoint {path}: must be a scalesearch checkpoint, "
+                        f"but it could not be read ({exc})") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UserError(f"checkpoint {path}: must be a scalesearch checkpoint, but its format is not {FORMAT!r}")
     spec = DetectorSpec.from_dict(data["spec"])

@@ -36,7 +36,7 @@ class TrainConfig:
     steps: int | None = 300
     seconds: float | None = None
     batch_size: int = 8
-    lr: float = 2e-3
+    lr: float = 1e-2  # from scratch, short budgets: 1e-2 beat 6e-3 and 2e-3 on the quickstart run (AP50 .93/.85/.34)
     optimizer: str = "adamw"
     weight_decay: float = 1e-4
     momentum: float = 0.9
@@ -52,7 +52,7 @@ class TrainConfig:
     max_detections: int = 100
     scale_range: tuple[float, float] = (1.0, 1.0)
     flip_prob: float = 0.5
-    channels_last: bool = False
+    channels_last: bool = True  # NHWC: 1.6x faster D0 training steps on this CPU (oneDNN depthwise convs)
     threads: int | None = None  # torch CPU threads while training (None: leave torch's setting)
 
     def __post_init__(self) -> None:
@@ -195,7 +195,7 @@ def _make_ema(model: nn.Module, cfg: TrainConfig) -> Any:
 
 def _step(model, step_loss, opt, images: Tensor, targets: list[dict], cfg: TrainConfig, step: int) -> float:
     model.train()
-    if cfg.channels_last:
+    if cfg.channels_last and images.dim() == 4:
         images = images.contiguous(memory_format=torch.channels_last)
     loss = step_loss(model, images, targets)
     if not torch.isfinite(loss):

@@ -26,7 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                                "or 'synthetic'")
     arch = p.add_mutually_exclusive_group()
     arch.add_argument("--preset", help="released config d0..d7, d7x")
-    arch.add_argument("--phi", type=float, help="compound coefficient of the paper's rule (default -2: CPU quickstart size)")
+    arch.add_argument("--phi", type=float,
+                      help="compound coefficient of the paper's rule (default -2: CPU quickstart size)")
     p.add_argument("--topology", help="override the topology (fpn, panet, bifpn, qufpn, a YAML file, or inline)")
     p.add_argument("--fusion", help="override the fusion (sum, softmax, fast, channel_softmax, channel_fast)")
     p.add_argument("--resolution", type=int, help="override the input size in pixels (a multiple of 128)")
@@ -34,13 +35,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     budget.add_argument("--steps", type=int, help="training steps (default 300)")
     budget.add_argument("--minutes", type=float, help="training time budget in minutes")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (default 2e-3)")
+    p.add_argument("--lr", type=float, default=1e-2, help="peak AdamW learning rate (default 1e-2)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto (cuda when present)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes (default 0)")
     p.add_argument("--json", help="also write the result JSON here")
     p.add_argument("--save", help="write a checkpoint (spec + weights) here")
-    p.add_argument("--out", help="folder for metrics.json, results.json and predictions.png (default runs/train-<time>)")
+    p.add_argument("--out",
+                   help="folder for metrics.json, results.json and predictions.png (default runs/train-<time>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
