@@ -157,27 +157,34 @@ def train_loop(
     start = time.perf_counter()
     batches = _forever(loader)
     step = 0
-    while not _spent(cfg, step, train_s):
-        progress_frac = max(step / cfg.steps if cfg.steps else 0.0, train_s / cfg.seconds if cfg.seconds else 0.0)
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * lr_factor(step, progress_frac, cfg.warmup_steps)
-        images, targets = next(batches)
-        losses.append(_step(model, step_loss, opt, images.to(cfg.device), targets, cfg, step))
-        step += 1
-        if ema is not None:
-            ema.update(model, step=step)
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
-        train_s = time.perf_counter() - start - eval_s
-        if evaluate is not None and cfg.eval_every and step % cfg.eval_every == 0 and not _spent(cfg, step, train_s):
-            eval_start = time.perf_counter()
-            intermediate[step] = evaluate(ema.module if ema is not None else model)
-            eval_s += time.perf_counter() - eval_start
-            if on_eval is not None:
-                on_eval(step, intermediate[step])
-    bar.close()
+    try:
+        while not _spent(cfg, step, train_s):
+            _set_lr(opt, cfg, step, train_s)
+            images, targets = next(batches)
+            losses.append(_step(model, step_loss, opt, images.to(cfg.device), targets, cfg, step))
+            step += 1
+            if ema is not None:
+                ema.update(model, step=step)
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+            train_s = time.perf_counter() - start - eval_s
+            if evaluate and cfg.eval_every and step % cfg.eval_every == 0 and not _spent(cfg, step, train_s):
+                eval_start = time.perf_counter()
+                intermediate[step] = evaluate(ema.module if ema is not None else model)
+                eval_s += time.perf_counter() - eval_start
+                if on_eval is not None:
+                    on_eval(step, intermediate[step])
+    finally:
+        bar.close()
     result = LoopResult(step, train_s, eval_s, losses, intermediate)
     return result, (ema.module if ema is not None else model)
+
+
+def _set_lr(opt: torch.optim.Optimizer, cfg: TrainConfig, step: int, seconds: float) -> None:
+    """Schedule by the larger of the step and time fractions used, so a seconds budget also ends at lr 0."""
+    progress = max(step / cfg.steps if cfg.steps else 0.0, seconds / cfg.seconds if cfg.seconds else 0.0)
+    for group in opt.param_groups:
+        group["lr"] = cfg.lr * lr_factor(step, progress, cfg.warmup_steps)
 
 
 def _spent(cfg: TrainConfig, step: int, seconds: float) -> bool:

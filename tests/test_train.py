@@ -180,3 +180,13 @@ def test_train_command_user_errors(tmp_path, capsys):
     assert "must be a dataset folder" in capsys.readouterr().err
     assert main(["train", "synthetic", "--resolution", "100", "--steps", "1"]) == 2
     assert "spec.resolution" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quickstart_model_reaches_ap50_in_three_minutes():
+    """The issue's bar: phi = -2 (256 px) on the default synthetic data, AP50 >= 0.5 within 3 minutes."""
+    from scalesearch.scaling import compound_spec
+
+    result = train_and_evaluate(compound_spec(-2), None, None, TrainConfig(steps=None, seconds=180), progress=False)
+    assert result.train_seconds < 185
+    assert result.metrics["map50"] >= 0.5
