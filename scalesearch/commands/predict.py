@@ -81,6 +81,8 @@ def draw_detections(image: torch.Tensor, found: dict[str, torch.Tensor], names: 
     """Draw boxes with "name score" captions on a uint8 ``[3, H, W]`` image (one colour per class)."""
     from torchvision.utils import draw_bounding_boxes
 
+    if len(found["boxes"]) == 0:
+        return image
     labels = found["labels"].tolist()
     captions = [f"{names[c]} {s:.2f}" for c, s in zip(labels, found["scores"].tolist())]
     colors = [PALETTE[c % len(PALETTE)] for c in labels]
