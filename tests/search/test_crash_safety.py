@@ -111,3 +111,13 @@ def test_ctrl_c_then_rerun_retries_the_interrupted_trial(tmp_path, fake, monkeyp
     records = load_records(tmp_path / "run")
     assert [r["number"] for r in records] == [0, 1, 3, 4] and [r["retry_of"] for r in records] == [None, None, 2, None]
     assert len(fake) == 3 + 2  # two trainings and the interrupted one; then its retry and one new trial
+
+
+def test_grid_sampler_with_seed_repeats_runs_every_point_and_seed(tmp_path, fake):
+    # Optuna's GridSampler crashed (KeyError 'grid_id') on enqueued repeats once one point was left.
+    study = tiny_study(tmp_path, seeds=2, search={"n_trials": 8, "sampler": "grid"})
+    assert main(["run", str(study), "--quiet"]) == 0
+    records = load_records(tmp_path / "run")
+    assert len(records) == 8 and {r["state"] for r in records} == {"complete"}
+    points = {(r["topology"], r["phi"], r["seed"]) for r in records}
+    assert len(points) == 8  # 2 topologies x 2 phi x 2 seeds, none repeated
