@@ -13,7 +13,7 @@ from PIL import Image
 from scalesearch.data import CocoDetection, DatasetInfo, resolve_dataset
 from scalesearch.errors import UserError
 
-BCCD = Path("/work/shared/datasets/bccd")
+BCCD = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "bccd"  # ../shared beside the checkout
 
 
 def test_category_ids_round_trip_through_contiguous_labels():
