@@ -3,6 +3,9 @@
 Prints the val AP50 curve (evaluation time is not part of the budget) and checks AP50 >= 0.5:
 
     flock /tmp/scalesearch-cpu.lock .venv/bin/python benchmarks/bench_quickstart_train.py
+
+Measured 2026-11-25 (3 min, seed 0): lr 2e-3 -> 414 steps, AP50 0.343 (fails); lr 6e-3 -> 415 steps,
+AP50 0.852; lr 1.5e-2 -> 599 steps, AP50 0.929, mAP 0.749 (the default is now 1e-2).
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ and batch size, and are scored by the same COCO evaluation. Only the model, its 
 loss and post-processing differ. Run under the CPU lock:
 
     flock /tmp/scalesearch-cpu.lock .venv/bin/python benchmarks/bench_train_bccd.py --minutes 10
+
+Measured 2026-11-25 on this 2-core machine (torch 2 threads, other work running beside it), 10 min each:
+    ours    3,826,868 params  715 steps  9.53 img/s  mAP 0.506  AP50 0.816  (AdamW 1e-2, NHWC)
+    effdet  3,826,868 params  370 steps  4.93 img/s  mAP 0.351  AP50 0.589  (AdamW 2e-3, the reference recipe)
+    throughput ratio 1.93x (about 1.6x of it is channels_last; see TrainConfig.channels_last)
 """
 
 from __future__ import annotations
