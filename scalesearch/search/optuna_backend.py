@@ -62,7 +62,9 @@ def make_sampler(config: Any, space: Any) -> Any:
 
     seed, name = config.sampler_seed, config.search.sampler
     if name == "grid":
-        return _grid_sampler_class()(space.grid(), seed=seed)
+        from scalesearch.search.grid import RepeatTolerantGridSampler
+
+        return RepeatTolerantGridSampler(space.grid(), seed=seed)
     factories = {
         "tpe": lambda: s.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=4),
         "nsga2": lambda: s.NSGAIISampler(seed=seed, population_size=8),
@@ -74,24 +76,6 @@ def make_sampler(config: Any, space: Any) -> Any:
         "brute_force": lambda: s.BruteForceSampler(seed=seed),
     }
     return factories[name]()
-
-
-def _grid_sampler_class() -> type:
-    import optuna.samplers as s
-
-    class RepeatTolerantGridSampler(s.GridSampler):
-        """Optuna's GridSampler, for studies with enqueued trials (seed repeats, retries, baselines).
-
-        ``GridSampler.after_trial`` reads the trial's ``grid_id`` once a single grid point is left,
-        but enqueued trials never get one (``KeyError: 'grid_id'``). Their point was already
-        counted when it was first sampled, so there is nothing for the grid to record.
-        """
-
-        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-            if "grid_id" in trial.system_attrs:
-                super().after_trial(study, trial, state, values)
-
-    return RepeatTolerantGridSampler
 
 
 def make_pruner(config: Any) -> Any:
