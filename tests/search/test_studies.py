@@ -16,7 +16,7 @@ STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
 @pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
 def test_shipped_studies_validate_and_state_their_run_time(path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    if "bccd" in path.stem and not Path("/work/shared/datasets/bccd").is_dir():
+    if "bccd" in path.stem and not (ROOT.parent / "shared" / "datasets" / "bccd").is_dir():
         pytest.skip("the BCCD dataset is not on this machine")
     config = load_study(path)
     assert "Expected run time: about" in path.read_text()
