@@ -184,9 +184,14 @@ def test_train_command_user_errors(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_quickstart_model_reaches_ap50_in_three_minutes():
-    """The issue's bar: phi = -2 (256 px) on the default synthetic data, AP50 >= 0.5 within 3 minutes."""
+    """The issue's bar: phi = -2 (256 px) on the default synthetic data, AP50 >= 0.5 within 3 minutes.
+
+    A step budget, not a clock: 300 steps take about 90 s alone on 2 cores (612 steps fitted in 3 minutes
+    in ``benchmarks/bench_quickstart_train.py``, which measures the time), so the test does not depend on
+    machine load.
+    """
     from scalesearch.scaling import compound_spec
 
-    result = train_and_evaluate(compound_spec(-2), None, None, TrainConfig(steps=None, seconds=180), progress=False)
-    assert result.train_seconds < 185
+    result = train_and_evaluate(compound_spec(-2), None, None, TrainConfig(steps=300), progress=False)
+    assert result.steps == 300
     assert result.metrics["map50"] >= 0.5
