@@ -7,7 +7,6 @@ formats, ``draw_topology`` draws one graph (matplotlib, levels as rows, nodes as
 from __future__ import annotations
 
 import argparse
-import platform
 import shlex
 import sys
 import time
@@ -16,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from scalesearch.errors import UserError
+from scalesearch.machine import describe
 from scalesearch.topology import FUSIONS, Topology, canonical_fusion, get_topology, list_topologies
 
 DEFAULT_VARIANTS = ("d0", "d1", "d2", "d3")
@@ -194,15 +194,6 @@ def _relative(path: Path, start: Path) -> str:
         return str(path.resolve())
 
 
-def _machine() -> str:
-    import os
-
-    import torch
-
-    return (f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}), "
-            f"Python {platform.python_version()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-
-
 def _split(text: str, kind: str) -> list[str]:
     items = [s.strip() for s in text.split(",") if s.strip()]
     if not items:
@@ -224,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     meta = {
         "command": f"`{_command(args)}`",
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": _machine(),
+        "machine": describe(),
         "run time": f"{time.time() - start:.0f} s",
     }
     text = render_markdown(rows, topologies, meta, figures, effdet)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import platform
-import socket
 import sys
 import time
 from contextlib import contextmanager
@@ -22,6 +20,7 @@ from typing import Any, Iterator
 import yaml
 
 from scalesearch.errors import UserError
+from scalesearch.machine import machine_info
 from scalesearch.search.records import write_json_atomic
 
 _SAME_STUDY_KEYS = ("name", "space", "objectives", "budgets", "seeds")
@@ -158,8 +157,7 @@ def _start_meta(config: Any, run_dir: Path, command: str) -> dict[str, Any]:
         "backend": config.search.backend,
         # None: the folder's own study.db, found by load_records wherever the folder is moved.
         "storage": config.search.storage,
-        "machine": {"host": socket.gethostname(), "platform": platform.platform(),
-                    "python": platform.python_version(), "cpus": os.cpu_count()},
+        "machine": machine_info(),
         "scalesearch_version": version("scalesearch"), "start": _now(), "end": None,
         "first_start": old.get("first_start") or old.get("start") or _now(),
         "runs": old.get("runs", 0) + 1,

@@ -1,0 +1,48 @@
+"""What machine a result came from: one description shared by run folders and generated reports."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from pathlib import Path
+from typing import Any
+
+
+def _proc_field(path: str, key: str) -> str | None:
+    """The first ``key: value`` line of a /proc file (Linux), else None."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == key:
+                return value.strip()
+    except OSError:
+        pass
+    return None
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, memory (GB), OS and software versions, as plain JSON-friendly values."""
+    import timm
+    import torch
+
+    mem_kb = _proc_field("/proc/meminfo", "MemTotal")
+    return {
+        "cpu": _proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "memory_gb": round(int(mem_kb.split()[0]) / 2**20) if mem_kb else None,
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def describe(info: dict[str, Any] | None = None) -> str:
+    """One line for report headers, e.g. ``Intel Xeon ..., 2 cores, 24 GB RAM, Linux x86_64, Python 3.11.7, ...``."""
+    info = info or machine_info()
+    memory = f", {info['memory_gb']} GB RAM" if info.get("memory_gb") else ""
+    return (f"{info['cpu']}, {info['cpus']} cores{memory}, {platform.system()} {platform.machine()}, "
+            f"Python {info['python']}, torch {info['torch']}, timm {info['timm']}, {info['threads']} threads")
