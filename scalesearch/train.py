@@ -7,6 +7,7 @@ implementation (effdet) through the very same loop, data and recipe.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import time
@@ -54,6 +55,9 @@ class TrainConfig:
     flip_prob: float = 0.5
     channels_last: bool = True  # NHWC: 1.6x faster D0 training steps on this CPU (oneDNN depthwise convs)
     threads: int | None = None  # torch CPU threads while training (None: leave torch's setting)
+    # Fine-tuning a pretrained backbone (ignored from scratch); defaults measured in benchmarks/bench_pretrained.py.
+    backbone_lr_mult: float = 1.0  # the backbone's lr = lr * this
+    freeze_backbone_bn: bool = False  # keep the backbone's BatchNorm statistics and affine weights as loaded
 
     def __post_init__(self) -> None:
         if self.steps is None and self.seconds is None:
@@ -67,8 +71,10 @@ class TrainConfig:
                 raise UserError(f"train.{key}: must be a positive integer, but got {getattr(self, key)!r}")
         if self.seconds is not None and not self.seconds > 0:
             raise UserError(f"train.seconds: must be > 0, but got {self.seconds!r}")
-        if not self.lr > 0:
-            raise UserError(f"train.lr: must be > 0, but got {self.lr!r}")
+        for key in ("lr", "backbone_lr_mult"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise UserError(f"train.{key}: must be a finite number > 0, but got {value!r}")
         if self.optimizer not in OPTIMIZERS:
             raise UserError(f"train.optimizer: must be one of {', '.join(OPTIMIZERS)}, but got {self.optimizer!r}")
         if not 0 < self.scale_range[0] <= self.scale_range[1]:
@@ -108,13 +114,46 @@ def lr_factor(step: int, progress: float, warmup_steps: int) -> float:
     return warm * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def backbone_of(model: nn.Module) -> nn.Module | None:
+    """The ``backbone`` submodule of a detector, or of the detector a training wrapper holds as ``.model``
+    (effdet's ``DetBenchTrain``); None when there is none."""
+    for holder in (model, getattr(model, "model", None)):
+        if isinstance(getattr(holder, "backbone", None), nn.Module):
+            return holder.backbone
+    return None
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW or SGD (Nesterov momentum) via timm; no weight decay on norms and biases."""
-    from timm.optim import create_optimizer_v2
+    """AdamW or SGD (Nesterov momentum) via timm; no weight decay on norms and biases.
+
+    With ``backbone_lr_mult != 1`` the backbone's groups carry ``lr_mult`` (``_set_lr`` applies it).
+    Frozen parameters (``requires_grad`` off) are left out.
+    """
+    from timm.optim import create_optimizer_v2, param_groups_weight_decay
 
     opt = "adamw" if cfg.optimizer == "adamw" else "nesterov"
     extra = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
-    return create_optimizer_v2(model, opt=opt, lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
+    backbone = backbone_of(model)
+    if cfg.backbone_lr_mult == 1.0 or backbone is None:
+        return create_optimizer_v2(model, opt=opt, lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
+    inside = {id(p) for p in backbone.parameters()}
+    rest = nn.ParameterList([p for p in model.parameters() if id(p) not in inside])
+    groups = param_groups_weight_decay(rest, cfg.weight_decay)
+    for group in param_groups_weight_decay(backbone, cfg.weight_decay):
+        groups.append({**group, "lr_mult": cfg.backbone_lr_mult})
+    groups = [g for g in groups if any(p.requires_grad for p in g["params"])]
+    return create_optimizer_v2(groups, opt=opt, lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
+
+
+def freeze_batch_norm(module: nn.Module) -> None:
+    """Fix every BatchNorm of ``module``: statistics (eval mode) and affine weights (no gradient).
+
+    Call after each ``model.train()``; the layers stay BatchNorm, so checkpoints keep their layout.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+            m.requires_grad_(False)
 
 
 def _forever(loader: torch.utils.data.DataLoader) -> Iterator[tuple[Tensor, list[dict]]]:
@@ -148,6 +187,9 @@ def train_loop(
     """
     from tqdm import tqdm
 
+    frozen = backbone_of(model) if cfg.freeze_backbone_bn else None
+    if frozen is not None:
+        freeze_batch_norm(frozen)
     opt = make_optimizer(model, cfg)
     ema = _make_ema(model, cfg)
     losses: list[float] = []
@@ -161,7 +203,7 @@ def train_loop(
         while not _spent(cfg, step, train_s):
             _set_lr(opt, cfg, step, train_s)
             images, targets = next(batches)
-            losses.append(_step(model, step_loss, opt, images.to(cfg.device), targets, cfg, step))
+            losses.append(_step(model, step_loss, opt, images.to(cfg.device), targets, cfg, step, frozen))
             step += 1
             if ema is not None:
                 ema.update(model, step=step)
@@ -184,7 +226,7 @@ def _set_lr(opt: torch.optim.Optimizer, cfg: TrainConfig, step: int, seconds: fl
     """Schedule by the larger of the step and time fractions used, so a seconds budget also ends at lr 0."""
     progress = max(step / cfg.steps if cfg.steps else 0.0, seconds / cfg.seconds if cfg.seconds else 0.0)
     for group in opt.param_groups:
-        group["lr"] = cfg.lr * lr_factor(step, progress, cfg.warmup_steps)
+        group["lr"] = cfg.lr * group.get("lr_mult", 1.0) * lr_factor(step, progress, cfg.warmup_steps)
 
 
 def _spent(cfg: TrainConfig, step: int, seconds: float) -> bool:
@@ -200,8 +242,11 @@ def _make_ema(model: nn.Module, cfg: TrainConfig) -> Any:
     return ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
 
 
-def _step(model, step_loss, opt, images: Tensor, targets: list[dict], cfg: TrainConfig, step: int) -> float:
+def _step(model, step_loss, opt, images: Tensor, targets: list[dict], cfg: TrainConfig, step: int,
+          frozen: nn.Module | None = None) -> float:
     model.train()
+    if frozen is not None:
+        freeze_batch_norm(frozen)
     if cfg.channels_last and images.dim() == 4:
         images = images.contiguous(memory_format=torch.channels_last)
     loss = step_loss(model, images, targets)
@@ -285,15 +330,18 @@ def train_loader(dataset, cfg: TrainConfig) -> torch.utils.data.DataLoader:
     return make_loader(dataset, cfg.batch_size, True, cfg.num_workers, cfg.seed, drop_last=drop_last)
 
 
-def make_dataset(data: Any, split: str, resolution: int, cfg: TrainConfig, train: bool):
-    """A ``CocoDetection`` from a dataset (returned as is), a folder/JSON path, a pair, or None (synthetic)."""
+def make_dataset(data: Any, split: str, spec: DetectorSpec, cfg: TrainConfig, train: bool):
+    """A ``CocoDetection`` at ``spec``'s resolution and input normalisation from a dataset (returned as is),
+    a folder/JSON path, a pair, or None (synthetic)."""
     from scalesearch.data import CocoDetection, resolve_dataset
+    from scalesearch.model import input_normalization
 
     if isinstance(data, torch.utils.data.Dataset):
         return data
     images_dir, ann_file = resolve_dataset(data, split)
     return CocoDetection(
-        images_dir, ann_file, resolution, train, scale_range=cfg.scale_range, flip_prob=cfg.flip_prob, seed=cfg.seed
+        images_dir, ann_file, spec.resolution, train, scale_range=cfg.scale_range, flip_prob=cfg.flip_prob,
+        seed=cfg.seed, normalization=input_normalization(spec),
     )
 
 
@@ -308,7 +356,7 @@ def train_and_evaluate(
     results_json: str | Path | None = None,
     keep_model: bool = False,
 ) -> TrainResult:
-    """Train ``spec`` from scratch on ``train_data`` within ``cfg``'s budget, then COCO-evaluate on ``val_data``.
+    """Train ``spec`` (backbone from ``spec.weights``) on ``train_data`` within ``cfg``'s budget, then COCO-evaluate on ``val_data``.
 
     The dataset decides the number of classes (``spec.num_classes`` is replaced by it; the result's
     ``spec`` is the one trained). Raises ``TrainingFailed`` on a non-finite loss; exceptions from
@@ -327,9 +375,11 @@ def _train_and_evaluate(spec, train_data, val_data, cfg, on_eval, progress, resu
     from scalesearch.evaluate import coco_evaluate
     from scalesearch.model import build_detector
 
-    train_set = make_dataset(train_data, "train", spec.resolution, cfg, train=True)
-    val_set = make_dataset(val_data, "val", spec.resolution, cfg, train=False)
+    train_set = make_dataset(train_data, "train", spec, cfg, train=True)
+    val_set = make_dataset(val_data, "val", spec, cfg, train=False)
     spec = spec.replace(num_classes=train_set.info.num_classes)
+    if not spec.pretrained:  # the fine-tuning recipe has nothing to fine-tune from scratch
+        cfg = dataclasses.replace(cfg, backbone_lr_mult=1.0, freeze_backbone_bn=False)
     torch.manual_seed(cfg.seed)
     model = build_detector(spec).to(cfg.device)
     if cfg.channels_last:

@@ -71,7 +71,7 @@ def test_fit_rejects_non_quadratic_counts():
 def test_memory_and_disk_cache(tmp_path):
     spec = TINY.replace(num_classes=7)
     cost = count_cost(spec, cache_dir=tmp_path)
-    assert count_cost(spec.replace(name="renamed", pretrained=True)) is cost
+    assert count_cost(spec.replace(name="renamed", weights="package")) is cost
     (path,) = tmp_path.glob("cost-*.json")
     assert Cost.from_dict(json.loads(path.read_text())) == cost
     assert cost.params == sum(p for p, _ in cost.by_part.values())
@@ -90,7 +90,7 @@ def test_count_command(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--preset", "d9"], "unknown preset 'd9' (close names: d7"),
-    (["--resolution", "500"], "must be a positive multiple of 2**max_level = 128, but got 500"),
+    (["--resolution", "500"], "must be a positive multiple of the backbone's last stride 32, but got 500"),
     (["--backbone", "efficientnet_b9"], "unknown backbone 'efficientnet_b9' (close names: efficientnet_b8"),
     (["--topology", "bifnp"], "unknown topology 'bifnp'"),
     (["--phi", "-5"], "phi too small"),

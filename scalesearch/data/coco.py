@@ -81,7 +81,7 @@ def _header_size(path: Path) -> tuple[int, int] | None:
 class CocoDetection(torch.utils.data.Dataset):
     """A COCO instances file + images folder as (image, target) pairs at resolution R.
 
-    ``dataset[i]`` -> (float32 Tensor[3, R, R] ImageNet-normalised, dict(boxes=float32 Tensor[N, 4]
+    ``dataset[i]`` -> (float32 Tensor[3, R, R] normalised by ``normalization`` (mean, std; ImageNet's by default), dict(boxes=float32 Tensor[N, 4]
     xyxy in resized pixels, labels=int64 Tensor[N] in 0..C-1, image_id=int, scale=float resized /
     original, orig_size=(height, width) original pixels)). With ``train=True`` the image is
     scale-jittered, cropped and flipped; the randomness comes from the seed given with the index
@@ -107,10 +107,12 @@ class CocoDetection(torch.utils.data.Dataset):
         seed: int = 0,
         cache: bool | None = None,
         decode_threads: int = 4,
+        normalization: T.Normalization = (T.IMAGENET_MEAN, T.IMAGENET_STD),
     ) -> None:
         self.images_dir, self.ann_file = Path(images_dir), Path(ann_file)
         self.resolution, self.train, self.seed = int(resolution), bool(train), int(seed)
         self.scale_range, self.flip_prob, self.min_box_size = tuple(scale_range), flip_prob, min_box_size
+        self.normalization = normalization
         self.stats = DatasetStats()
         data = read_json(self.ann_file)
         check_image_files(data["images"], self.images_dir)
@@ -233,4 +235,4 @@ class CocoDetection(torch.utils.data.Dataset):
             "scale": float(scale),
             "orig_size": (int(img["height"]), int(img["width"])),
         }
-        return T.normalize_pad(image, self.resolution), target
+        return T.normalize_pad(image, self.resolution, self.normalization), target

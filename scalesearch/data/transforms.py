@@ -2,7 +2,7 @@
 
 Images are ``uint8 Tensor[3, H, W]``; boxes are ``float32 Tensor[N, 4]`` xyxy in pixels of the
 image they travel with. Padding goes to the bottom and right, so box coordinates never shift
-by the padding, and it is 0 after normalisation (the ImageNet mean colour).
+by the padding, and it is 0 after normalisation (the mean colour).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-_SCALE, _SHIFT = 1 / (255 * IMAGENET_STD), IMAGENET_MEAN / IMAGENET_STD  # (x / 255 - mean) / std = x * a - b
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+Normalization = tuple[tuple[float, float, float], tuple[float, float, float]]  # (mean, std) of x / 255
 
 
 def base_size(width: int, height: int, resolution: int) -> tuple[int, int, float]:
@@ -22,11 +22,17 @@ def base_size(width: int, height: int, resolution: int) -> tuple[int, int, float
     return max(1, round(width * scale)), max(1, round(height * scale)), scale
 
 
-def normalize_pad(image: torch.Tensor, resolution: int) -> torch.Tensor:
-    """uint8 Tensor[3, h, w] (h, w <= R) -> float32 Tensor[3, R, R], ImageNet-normalised, padded with 0."""
+def normalize_pad(image: torch.Tensor, resolution: int,
+                  normalization: Normalization = (IMAGENET_MEAN, IMAGENET_STD)) -> torch.Tensor:
+    """uint8 Tensor[3, h, w] (h, w <= R) -> float32 Tensor[3, R, R], ``(x / 255 - mean) / std``, padded with 0.
+
+    ``normalization`` is the backbone's (``scalesearch.model.input_normalization``): ImageNet mean/std
+    by default, mean = std = 0.5 for the TF-Lite backbones.
+    """
+    mean, std = (torch.tensor(v, dtype=torch.float32).view(3, 1, 1) for v in normalization)
     out = torch.zeros(3, resolution, resolution)
     h, w = image.shape[1:]
-    out[:, :h, :w] = image.float().mul_(_SCALE).sub_(_SHIFT)
+    out[:, :h, :w] = image.float().mul_(1 / (255 * std)).sub_(mean / std)  # one fused pass: x * a - b
     return out
 
 

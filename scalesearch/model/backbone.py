@@ -17,7 +17,7 @@ from typing import Callable
 from torch import nn
 
 from scalesearch.errors import UserError, unknown_name
-from scalesearch.spec import DetectorSpec
+from scalesearch.spec import BACKBONE_MAX_LEVEL, DetectorSpec
 
 # Registered timm names whose generator takes (variant, channel_multiplier, depth_multiplier).
 _FAMILIES: tuple[tuple[str, str], ...] = (
@@ -25,8 +25,7 @@ _FAMILIES: tuple[tuple[str, str], ...] = (
     (r"(tf_)?efficientnet_lite\d", "_gen_efficientnet_lite"),
     (r"(tf_)?efficientnet_(es|em|el)", "_gen_efficientnet_edge"),
 )
-# Backbone maps come from the stages of stride 2**level; EfficientNet stops at stride 32 (P5).
-MAX_BACKBONE_LEVEL = 5
+MAX_BACKBONE_LEVEL = BACKBONE_MAX_LEVEL  # backbone maps come from the stages of stride 2**level
 
 
 def _generator(name: str) -> Callable | None:
@@ -56,12 +55,24 @@ def backbone_levels(spec: DetectorSpec) -> list[int]:
     return list(range(spec.min_level, min(spec.max_level, MAX_BACKBONE_LEVEL) + 1))
 
 
-def build_backbone(spec: DetectorSpec) -> nn.Module:
+def input_normalization(spec: DetectorSpec) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """(mean, std) of ``x / 255`` the backbone expects: timm's record for the name (ImageNet mean/std for
+    the B-series, mean = std = 0.5 for the TF-Lite backbones, whose weights were trained that way)."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(spec.backbone)
+    if cfg is None:  # a name without a pretrained record: ImageNet's convention
+        return (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    return tuple(map(float, cfg.mean)), tuple(map(float, cfg.std))
+
+
+def build_backbone(spec: DetectorSpec, *, weights: bool = True) -> nn.Module:
     """timm ``EfficientNetFeatures`` returning the maps of ``backbone_levels(spec)``.
 
     Input ``Tensor[B, 3, R, R]``; output list of ``Tensor[B, C_l, R / 2**l, R / 2**l]``. Channels
     and strides are in ``module.feature_info`` (timm's record, never literals).
     ``tf_compat`` selects TensorFlow "same" padding and BN eps 1e-3, as timm's ``tf_efficientnet_*``.
+    ``weights``: load ``spec.weights`` (False builds the random-init architecture, e.g. for counting).
     """
     if spec.backbone not in backbone_names():
         raise unknown_name("backbone", spec.backbone, backbone_names())
@@ -73,7 +84,7 @@ def build_backbone(spec: DetectorSpec) -> nn.Module:
         spec.backbone,
         channel_multiplier=spec.width_multiplier,
         depth_multiplier=spec.depth_multiplier,
-        pretrained=spec.pretrained,
+        pretrained=False,  # never from a hub: spec.weights names a package or a file
         features_only=True,
         out_indices=out_indices,
         **kwargs,
@@ -82,4 +93,8 @@ def build_backbone(spec: DetectorSpec) -> nn.Module:
     expected = [2**level for level in backbone_levels(spec)]
     if list(reductions) != expected:  # a timm change would silently shift levels otherwise
         raise RuntimeError(f"backbone {spec.backbone}: feature strides {reductions} != {expected}")
+    if weights and spec.pretrained:
+        from scalesearch.model.weights import load_backbone_weights
+
+        load_backbone_weights(model, spec)
     return model

@@ -45,13 +45,15 @@ class EfficientDet(nn.Module):
             not weight.is_contiguous())
 
 
-def build_detector(spec: DetectorSpec) -> EfficientDet:
-    """Build the detector a spec describes (random init; ``spec.pretrained`` loads timm backbone weights)."""
+def build_detector(spec: DetectorSpec, *, weights: bool = True) -> EfficientDet:
+    """Build the detector a spec describes: random init, with ``spec.weights`` loaded into the backbone
+    (``weights=False`` skips that, e.g. to count costs or to load a whole checkpoint over it)."""
     canonical_fusion(spec.fusion)  # fail on a bad name before building anything
     topology = get_topology(spec.topology, spec.min_level, spec.max_level)
-    backbone = build_backbone(spec)
+    backbone = build_backbone(spec, weights=weights)
     fpn = FeatureNetwork(spec, topology, backbone.feature_info.channels())
     head_args = (spec.fpn_channels, spec.head_repeats, spec.num_levels, spec.num_anchors)
-    class_net = Head(*head_args, spec.num_classes, tf_compat=spec.tf_compat, prior_bias=True)
-    box_net = Head(*head_args, 4, tf_compat=spec.tf_compat)
+    class_net = Head(*head_args, spec.num_classes, tf_compat=spec.tf_compat, prior_bias=True,
+                     activation=spec.activation)
+    box_net = Head(*head_args, 4, tf_compat=spec.tf_compat, activation=spec.activation)
     return EfficientDet(spec, backbone, fpn, class_net, box_net)

@@ -12,6 +12,7 @@ import functools
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from scalesearch.spec import DetectorSpec
@@ -19,6 +20,11 @@ from scalesearch.topology import Topology, canonical_fusion
 
 BN_KW = {"eps": 1e-3, "momentum": 0.01}  # automl's batch norm settings for FPN and heads
 FAST_EPS = 1e-4  # Sec. 3.3, fast normalized fusion
+
+
+def make_activation(name: str) -> nn.Module:
+    """``swish`` (EfficientDet), ``relu6`` (EfficientDet-Lite: quantisation friendly) or ``relu``."""
+    return {"swish": nn.SiLU, "relu6": nn.ReLU6, "relu": nn.ReLU}[name]()
 
 
 def conv2d(in_ch: int, out_ch: int, kernel: int, *, tf_compat: bool, groups: int = 1, bias: bool = False,
@@ -49,22 +55,34 @@ def max_pool(stride: int, tf_compat: bool) -> nn.Module:
     return nn.MaxPool2d(stride + 1, stride=stride, padding=stride // 2)
 
 
-class Resample(nn.Sequential):
+class Resample(nn.Module):
     """Bring a map from ``in_level`` with ``in_ch`` channels to ``out_level`` with ``out_ch`` channels.
 
-    ``Tensor[B, in_ch, H, W] -> Tensor[B, out_ch, H * 2**(in_level - out_level), ...]``.
-    With ``tf_compat`` the 1x1 conv keeps its bias before BN, as the released checkpoints do.
+    ``Tensor[B, in_ch, H, W] -> Tensor[B, out_ch, H', W']``: 1x1 conv + BN when channels differ, then
+    max-pool down (ceil sizes) or nearest upsampling to ``size`` (the target level's map; when absent,
+    by 2**(in_level - out_level)). With ``tf_compat`` the 1x1 conv keeps its bias before BN, as the
+    released checkpoints do.
     """
 
     def __init__(self, in_ch: int, out_ch: int, in_level: int, out_level: int, *, tf_compat: bool) -> None:
         super().__init__()
+        self.conv = self.bn = self.downsample = None
         if in_ch != out_ch:
             self.conv = conv2d(in_ch, out_ch, 1, bias=tf_compat, tf_compat=tf_compat)
             self.bn = nn.BatchNorm2d(out_ch, **BN_KW)
         if out_level > in_level:
             self.downsample = max_pool(2 ** (out_level - in_level), tf_compat)
-        elif out_level < in_level:
-            self.upsample = nn.Upsample(scale_factor=2 ** (in_level - out_level), mode="nearest")
+        self.up = 2 ** (in_level - out_level) if out_level < in_level else 0
+
+    def forward(self, x: torch.Tensor, size: Sequence[int] | None = None) -> torch.Tensor:
+        if self.conv is not None:
+            x = self.bn(self.conv(x))
+        if self.downsample is not None:
+            x = self.downsample(x)
+        elif self.up:
+            x = F.interpolate(x, size=tuple(size) if size is not None else None,
+                              scale_factor=None if size is not None else float(self.up), mode="nearest")
+        return x
 
 
 class Fusion(nn.Module):
@@ -99,21 +117,22 @@ class Fusion(nn.Module):
 
 
 class FpnNode(nn.Module):
-    """One node: resample each input, fuse, swish, separable conv + BN."""
+    """One node: resample each input, fuse, activation (swish by default), separable conv + BN."""
 
     def __init__(self, in_channels: Sequence[int], in_levels: Sequence[int], level: int, channels: int,
-                 fusion: str, *, tf_compat: bool) -> None:
+                 fusion: str, *, tf_compat: bool, activation: str = "swish") -> None:
         super().__init__()
         self.resample = nn.ModuleList(
             Resample(c, channels, lvl, level, tf_compat=tf_compat) for c, lvl in zip(in_channels, in_levels)
         )
         self.fusion = Fusion(len(in_channels), channels, fusion)
-        self.act = nn.SiLU()
+        self.act = make_activation(activation)
         self.conv = SeparableConv(channels, channels, tf_compat=tf_compat, bias=tf_compat)
         self.bn = nn.BatchNorm2d(channels, **BN_KW)
 
-    def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
-        x = self.fusion([r(x) for r, x in zip(self.resample, inputs)])
+    def forward(self, inputs: Sequence[torch.Tensor], size: Sequence[int]) -> torch.Tensor:
+        """``size``: (H, W) of this node's level (maps above P5 need not halve evenly)."""
+        x = self.fusion([r(x, size) for r, x in zip(self.resample, inputs)])
         return self.bn(self.conv(self.act(x)))
 
 
@@ -121,21 +140,23 @@ class FpnCell(nn.Module):
     """One repeat of the topology: ``list[Tensor]`` per level min..max -> same shapes, ``channels`` each."""
 
     def __init__(self, topology: Topology, in_channels: Sequence[int], channels: int, fusion: str,
-                 *, tf_compat: bool) -> None:
+                 *, tf_compat: bool, activation: str = "swish") -> None:
         super().__init__()
         chans = list(in_channels) + [channels] * len(topology.nodes)
         self.inputs = [node.inputs for node in topology.nodes]
+        self.levels = [node.level - topology.min_level for node in topology.nodes]
         self.outputs = topology.outputs()
         self.nodes = nn.ModuleList(
             FpnNode([chans[i] for i in node.inputs], [topology.level_of(i) for i in node.inputs], node.level,
-                    channels, node.fusion or fusion, tf_compat=tf_compat)
+                    channels, node.fusion or fusion, tf_compat=tf_compat, activation=activation)
             for node in topology.nodes
         )
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         maps = list(feats)
-        for node, ids in zip(self.nodes, self.inputs):
-            maps.append(node([maps[i] for i in ids]))
+        sizes = [f.shape[-2:] for f in feats]
+        for node, ids, level in zip(self.nodes, self.inputs, self.levels):
+            maps.append(node([maps[i] for i in ids], sizes[level]))
         return [maps[i] for i in self.outputs]
 
 
@@ -157,7 +178,7 @@ class FeatureNetwork(nn.Module):
             chans.append(width)
         self.cells = nn.ModuleList()
         for _ in range(spec.fpn_repeats):
-            self.cells.append(FpnCell(topology, chans, width, spec.fusion, tf_compat=tf))
+            self.cells.append(FpnCell(topology, chans, width, spec.fusion, tf_compat=tf, activation=spec.activation))
             chans = [width] * spec.num_levels
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:

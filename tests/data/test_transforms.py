@@ -32,8 +32,15 @@ def test_clip_hflip_and_keep():
 
 
 def test_normalize_pad_maps_the_mean_colour_to_zero():
-    mean = (T.IMAGENET_MEAN * 255).round().to(torch.uint8).expand(3, 2, 3)
+    mean = (torch.tensor(T.IMAGENET_MEAN) * 255).round().to(torch.uint8).view(3, 1, 1).expand(3, 2, 3)
     out = T.normalize_pad(mean, 4)
     assert out.shape == (3, 4, 4) and out.abs().max() < 0.01
     white = T.normalize_pad(torch.full((3, 1, 1), 255, dtype=torch.uint8), 2)
     assert white[:, 0, 0].tolist() == pytest.approx([2.2489, 2.4286, 2.64], abs=1e-4)
+
+
+def test_normalize_pad_with_the_lite_convention_maps_to_minus_one_one():
+    lite = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    image = torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 2).expand(3, 1, 2)
+    out = T.normalize_pad(image, 2, lite)
+    assert out[:, 0].tolist() == [[-1.0, 1.0]] * 3 and out[:, 1].abs().max() == 0
