@@ -41,7 +41,7 @@ def effdet_step_loss(bench):
         for i, t in enumerate(targets):
             boxes[i, : len(t["boxes"])] = t["boxes"][:, [1, 0, 3, 2]]
             classes[i, : len(t["boxes"])] = t["labels"].float() + 1
-        return bench(images, {"bbox": boxes, "cls": classes})["loss"]
+        return bench(images, {"bbox": boxes.to(images.device), "cls": classes.to(images.device)})["loss"]
 
     return step_loss
 
@@ -50,7 +50,7 @@ def effdet_predictor(model, resolution: int):
     """effdet's DetBenchPredict (top-5000, per-image NMS, 100 boxes) in scalesearch's predict format."""
     from effdet.bench import DetBenchPredict
 
-    predict_bench = DetBenchPredict(model)
+    predict_bench = DetBenchPredict(model).to(next(model.parameters()).device)
 
     def predict(images):
         out = []

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-FORMAT_VERSION = 1  # bump when the generator changes, so old caches are rebuilt
+FORMAT_VERSION = 2  # bump when the generator changes, so old caches are rebuilt
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / ".cache" / "natural_set"
 MARKER = "natural_set.json"
 
@@ -48,7 +48,7 @@ OBJECTS = (
 )
 # held-out backgrounds; none shows any class (motorcycle_right is the same scene as the object, so unused)
 BACKGROUNDS = {"train": ("china", "rocket", "grass", "brick"), "val": ("flower", "gravel", "hubble")}
-SIZE_RANGE = (384, 512)    # canvas width and height, px, each drawn independently
+SIZE_RANGE = (320, 416)    # canvas width and height, px, each drawn independently (Lite0 trains at 320)
 SCALE_RANGE = (0.12, 0.6)  # object's longer side / canvas's shorter side, log-uniform
 MAX_OBJECTS = 4
 MAX_OCCLUSION = 0.3        # a later paste may hide at most this fraction of any earlier object
@@ -140,7 +140,7 @@ def write_split(seed: int, split: str, count: int, first_id: int, first_ann: int
         rng = np.random.default_rng([seed, list(BACKGROUNDS).index(split), n])  # one stream per split and image
         pixels, objects = compose(rng, split)
         image_id, name = first_id + n, f"{split}_{n:05d}.jpg"
-        Image.fromarray(pixels).save(out / "images" / name, quality=92)
+        Image.fromarray(pixels).save(out / "images" / name, quality=85)
         images.append({"id": image_id, "file_name": name, "width": pixels.shape[1], "height": pixels.shape[0]})
         for label, bbox in objects:
             annotations.append({"id": first_ann + len(annotations), "image_id": image_id, "category_id": label + 1,

@@ -1,12 +1,34 @@
-"""scalesearch: compound scaling and architecture search for EfficientDet-style detectors."""
+"""scalesearch: compound scaling and architecture search for EfficientDet-style detectors.
 
-from scalesearch.cost import Cost, count_cost
-from scalesearch.model import build_detector
-from scalesearch.scaling import PAPER_RULE, ScalingRule, compound_spec, preset
-from scalesearch.search.records import load_records
-from scalesearch.spec import DetectorSpec
-from scalesearch.topology import Topology, get_topology
-from scalesearch.train import TrainConfig, train_and_evaluate
+The public names load on first use (PEP 562), so ``import scalesearch`` and the command line start
+without importing torch, Optuna or Ray until a command needs them.
+"""
 
-__all__ = ["Cost", "DetectorSpec", "PAPER_RULE", "ScalingRule", "TrainConfig", "Topology", "build_detector",
-           "compound_spec", "count_cost", "get_topology", "load_records", "preset", "train_and_evaluate"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Cost": "scalesearch.cost", "count_cost": "scalesearch.cost",
+    "build_detector": "scalesearch.model",
+    "PAPER_RULE": "scalesearch.scaling", "ScalingRule": "scalesearch.scaling",
+    "compound_spec": "scalesearch.scaling", "preset": "scalesearch.scaling",
+    "load_records": "scalesearch.search.records",
+    "DetectorSpec": "scalesearch.spec",
+    "Topology": "scalesearch.topology", "get_topology": "scalesearch.topology",
+    "TrainConfig": "scalesearch.train", "train_and_evaluate": "scalesearch.train",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'scalesearch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -164,3 +164,25 @@ def test_flops_equal_plain_fvcore_count_of_effdet(variant, fpn_name):
     ours = count_cost(preset(variant).replace(topology=topology, fusion=fusion))
     assert ours.params == sum(p.numel() for p in model.parameters())
     assert abs(ours.flops / theirs - 1) < 0.005
+
+
+def test_lite0_flops_equal_a_plain_fvcore_count_of_effdet():
+    # 320 px: P6/P7 are uneven (5x5, 3x3), so the count is a direct trace; it must equal effdet's.
+    from effdet.config import get_efficientdet_config
+    from effdet.efficientdet import EfficientDet
+    from fvcore.nn import FlopCountAnalysis
+
+    model = EfficientDet(get_efficientdet_config("tf_efficientdet_lite0"), pretrained_backbone=False).eval()
+    with torch.no_grad():
+        theirs = FlopCountAnalysis(model, torch.zeros(1, 3, 320, 320)).unsupported_ops_warnings(False).total()
+    ours = count_cost(preset("lite0"))
+    assert ours.flops == 1_004_248_064 and abs(ours.flops / theirs - 1) < 0.005
+
+
+def test_table_lite_family(capsys, tmp_path):
+    out = tmp_path / "lite.json"
+    assert cli.main(["table", "--family", "lite", "--quiet", "--json", str(out)]) == 0
+    rows = {r["name"]: r for r in json.loads(out.read_text())}
+    assert all(r["params"] == r["effdet_params"] for r in rows.values()) and len(rows) == 6
+    assert (rows["lite0"]["resolution"], rows["lite0"]["flops"]) == (320, 1_004_248_064)
+    assert "| lite4 | 640 | tf_efficientnet_lite4 | 224 | 7 | 4 | 4 | 15,130,894 |" in capsys.readouterr().out

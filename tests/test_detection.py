@@ -215,3 +215,19 @@ def test_postprocess_clips_to_image():
     out = det.postprocess(_logits(1, {(0, 15, 1): 5.0}), torch.full((1, 20, 4), 0.5), anchors, image_size=16,
                           score_threshold=0.5)[0]
     assert out["boxes"].max() <= 16 and out["boxes"].min() >= 0
+
+
+def test_uneven_upper_levels_match_effdet_anchors_at_320_px():
+    # EfficientDet-Lite0's 320 px: P6 and P7 are ceil-sized 5x5 and 3x3 maps with strides 64 and 106.67.
+    anchors_mod = pytest.importorskip("effdet.anchors")
+    spec = DetectorSpec(resolution=320, anchor_scale=3.0)
+    ref = anchors_mod.Anchors(3, 7, 3, [(1.0, 1.0), (1.4, 0.7), (0.7, 1.4)], 3.0, (320, 320)).boxes
+    ours = det.anchor_boxes(spec)
+    assert len(ours) == 9 * (40**2 + 20**2 + 10**2 + 5**2 + 3**2)
+    torch.testing.assert_close(ours, ref[:, [1, 0, 3, 2]], rtol=0, atol=1e-3)
+    gen = torch.Generator().manual_seed(2)
+    xy = torch.rand(2, 4, 2, generator=gen) * 200
+    boxes = torch.cat([xy, xy + 8 + torch.rand(2, 4, 2, generator=gen) * 100], -1)
+    from torchvision.ops import box_iou
+
+    torch.testing.assert_close(det.anchor_iou(spec, boxes), box_iou(boxes.reshape(-1, 4), ours).reshape(2, 4, -1))

@@ -111,3 +111,25 @@ def test_invalid_resolution_override():
 def test_invalid_rule_coefficients(field, value):
     with pytest.raises(UserError, match=f"rule.{field}"):
         ScalingRule(**{field: value})
+
+
+# effdet 0.4.1 tf_efficientdet_lite*, 90 classes (REFERENCE.md, measured).
+EFFDET_LITE_PARAMS = {"lite0": 3_243_470, "lite1": 4_248_318, "lite2": 5_252_334, "lite3": 8_350_862,
+                      "lite3x": 9_280_862, "lite4": 15_130_894}
+
+
+@pytest.mark.parametrize("name", sorted(EFFDET_LITE_PARAMS))
+def test_lite_preset_params_equal_effdet(name):
+    from scalesearch.cost import count_params
+
+    spec = preset(name)
+    assert (spec.activation, spec.fusion, spec.tf_compat) == ("relu6", "sum", True)
+    assert sum(count_params(spec).values()) == EFFDET_LITE_PARAMS[name]
+
+
+def test_native_multipliers_of_pretrained_backbones():
+    from scalesearch.scaling import native_multipliers
+
+    assert native_multipliers("tf_efficientnet_lite1") == (1.0, 1.1)
+    assert native_multipliers("efficientnet_b3") == (1.2, 1.4)
+    assert native_multipliers("efficientnet_es") is None

@@ -197,3 +197,31 @@ def test_quickstart_model_reaches_ap50_in_three_minutes():
     result = train_and_evaluate(compound_spec(-2), None, None, TrainConfig(steps=300), progress=False)
     assert result.steps == 300
     assert result.metrics["map50"] >= 0.5
+
+
+def test_backbone_lr_multiplier_and_frozen_batch_norm():
+    from scalesearch.train import freeze_batch_norm, make_optimizer
+
+    model = build_detector(TINY)
+    opt = make_optimizer(model, TrainConfig(backbone_lr_mult=0.1))
+    backbone = {id(p) for p in model.backbone.parameters()}
+    for group in opt.param_groups:
+        inside = {id(p) in backbone for p in group["params"]}
+        assert len(inside) == 1 and group.get("lr_mult", 1.0) == (0.1 if inside == {True} else 1.0)
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+    freeze_batch_norm(model.backbone)
+    bn = model.backbone.bn1
+    before = bn.running_mean.clone()
+    model.backbone(torch.randn(2, 3, 128, 128))
+    assert torch.equal(bn.running_mean, before) and not bn.weight.requires_grad
+
+
+def test_frozen_backbone_bn_survives_training_steps_and_applies_only_when_pretrained(tiny_data):
+    spec = TINY.replace(backbone="tf_efficientnet_lite0", width_multiplier=1.0, depth_multiplier=1.0, weights="package")
+    cfg = TrainConfig(steps=2, batch_size=4, eval_batch_size=8, freeze_backbone_bn=True)
+    loaded = build_detector(spec).backbone.bn1.running_var.clone()
+    result = train_and_evaluate(spec, tiny_data, tiny_data, cfg, progress=False, keep_model=True)
+    assert torch.equal(result.model.backbone.bn1.running_var, loaded)
+    scratch = train_and_evaluate(spec.replace(weights="none"), tiny_data, tiny_data, cfg, progress=False,
+                                 keep_model=True)
+    assert not torch.equal(scratch.model.backbone.bn1.running_var, torch.ones_like(loaded))  # BN trained from scratch

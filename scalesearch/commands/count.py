@@ -52,9 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("count", help="params and FLOPs per part of one spec",
                               description=__doc__.splitlines()[0])
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--preset", metavar="NAME", help="released config d0..d7, d7x (default d0)")
+    which.add_argument("--preset", metavar="NAME", help="released config d0..d7, d7x, lite0..lite4, lite3x (default d0)")
     which.add_argument("--phi", type=float, metavar="P", help="the paper's compound rule at phi (any real)")
-    p.add_argument("--resolution", type=int, metavar="R", help="input size, a multiple of 2**max_level")
+    p.add_argument("--resolution", type=int, metavar="R", help="input size, a multiple of 32")
     p.add_argument("--topology", metavar="T", help="topology name, YAML path or inline graph")
     p.add_argument("--fusion", metavar="F", help="sum, softmax, fast, channel_softmax, channel_fast")
     p.add_argument("--backbone", metavar="NAME", help="timm EfficientNet-family name")

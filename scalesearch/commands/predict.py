@@ -65,11 +65,12 @@ def read_image(path: Path) -> torch.Tensor:
 def detect_image(model, spec, image: torch.Tensor, device: str, max_detections: int = 100) -> dict[str, torch.Tensor]:
     """Detections of one uint8 ``[3, H, W]`` image in its own pixels: boxes xyxy, scores, labels (sorted by score)."""
     from scalesearch.data import transforms as T
+    from scalesearch.model import input_normalization
     from scalesearch.train import detector_predictor
 
     height, width = image.shape[1:]
     new_w, new_h, scale = T.base_size(width, height, spec.resolution)
-    batch = T.normalize_pad(T.resize(image, new_w, new_h), spec.resolution)[None].to(device)
+    batch = T.normalize_pad(T.resize(image, new_w, new_h), spec.resolution, input_normalization(spec))[None].to(device)
     with torch.inference_mode():
         found = detector_predictor(model.eval(), spec, max_detections)(batch)[0]
     found = {k: v.cpu() for k, v in found.items()}

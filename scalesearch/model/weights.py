@@ -118,9 +118,12 @@ def weights_file(spec: DetectorSpec) -> Path:
 
 
 def check_weights(spec: DetectorSpec) -> None:
-    """Fail now, in one line, if ``spec.weights`` cannot be loaded (no package, no file, not a state dict)."""
+    """Fail now, in one line, if ``spec.weights`` cannot be loaded (no package, no file, not a state dict,
+    another architecture): loads them into a backbone, a fraction of a second."""
     if spec.pretrained:
-        read_state_dict(weights_file(spec))
+        from scalesearch.model.backbone import build_backbone
+
+        build_backbone(spec, weights=True)
 
 
 def load_backbone_weights(backbone: nn.Module, spec: DetectorSpec) -> nn.Module:

@@ -18,9 +18,11 @@ from scalesearch.errors import UserError
 from scalesearch.spec import DetectorSpec
 
 BUDGET_PARAM = "budget_flops"
-# Spec fields a space may not set: the dataset decides classes; names are labels; no weights at run time.
-_NOT_SEARCHABLE = ("name", "num_classes", "pretrained")
-_CATEGORICAL_ONLY = ("topology", "fusion", "backbone", "aspect_ratios", "tf_compat")
+PRETRAINED = "pretrained"  # shorthand for ``weights: package`` (true) / ``weights: none`` (false)
+# Spec fields a space may not set: the dataset decides classes; names are labels.
+_NOT_SEARCHABLE = ("name", "num_classes")
+_CATEGORICAL_ONLY = ("topology", "fusion", "backbone", "aspect_ratios", "tf_compat", "activation", "weights",
+                     PRETRAINED)
 
 
 class SearchSpace:
@@ -40,7 +42,8 @@ class SearchSpace:
         ladder = config.budgets.flops or []
         self.budget_choices = ladder if config.budgets.assign == "sampled" and len(ladder) > 1 else None
         for name, value in self.params.items():
-            self._check(name, value, ["phi", *self.rule_fields, *spec_fields])
+            self._check(name, value, ["phi", PRETRAINED, *self.rule_fields, *spec_fields])
+        self._check_weights()
         self.families = self._load_families()
         for i, point in enumerate(config.search.enqueue):
             self._check_point(f"search.enqueue[{i}].params", point.params)
@@ -69,8 +72,28 @@ class SearchSpace:
 
             if not timm.is_model(str(value)):
                 raise UserError(f"space.backbone: must be a timm EfficientNet name, but got {value!r}")
+        elif name == "activation":
+            from scalesearch.spec import ACTIVATIONS
+
+            if value not in ACTIVATIONS:
+                raise UserError(f"space.activation: must be one of {', '.join(ACTIVATIONS)}, but got {value!r}")
+        elif name == PRETRAINED and not isinstance(value, bool):
+            raise UserError(f"space.pretrained: must be true or false, but got {value!r}")
         elif name in ("phi", *self.rule_fields) and (isinstance(value, (bool, str))):
             raise UserError(f"space.{name}: must be a number, but got {value!r}")
+
+    def _check_weights(self) -> None:
+        """Package weights must exist for every backbone choice that a pretrained trial can draw."""
+        from scalesearch.model.weights import PACKAGE_WEIGHTS
+
+        if PRETRAINED in self.params and "weights" in self.params:
+            raise UserError("space.pretrained: give either pretrained or weights, not both")
+        packaged = True in _values(self.params.get(PRETRAINED, False)) or "package" in _values(
+            self.params.get("weights", "none"))
+        for backbone in _values(self.params.get("backbone", DetectorSpec.backbone)) if packaged else []:
+            if backbone not in PACKAGE_WEIGHTS:
+                raise UserError(f"space.backbone: pretrained trials need package weights, which exist for "
+                                f"{', '.join(PACKAGE_WEIGHTS)}, but got {backbone!r}")
 
     def _check_point(self, where: str, params: dict[str, Any]) -> None:
         """An enqueued point names free parameters only, with values inside their ranges/choices."""
@@ -138,6 +161,10 @@ class SearchSpace:
             overrides["topology"] = family.build(picks).to_string()
         if "fusion" in overrides:
             overrides["fusion"] = canonical_fusion(overrides["fusion"])
+        if PRETRAINED in values:
+            overrides["weights"] = "package" if values[PRETRAINED] else "none"
+        if overrides.get("weights", "none") != "none":
+            overrides.update(_native_backbone(overrides.get("backbone", DetectorSpec.backbone)))
         return rule.spec(float(values.get("phi", 0.0)), num_classes=num_classes, **overrides)
 
     def grid(self) -> dict[str, list[Any]]:
@@ -152,6 +179,14 @@ class SearchSpace:
         if self.budget_choices:
             axes[BUDGET_PARAM] = list(self.budget_choices)
         return axes
+
+
+def _native_backbone(backbone: str) -> dict[str, float]:
+    """Pretrained weights fix the backbone's multipliers; the rule still scales the rest (paper Sec. 4.2)."""
+    from scalesearch.scaling import native_multipliers
+
+    native = native_multipliers(backbone)
+    return {} if native is None else {"width_multiplier": native[0], "depth_multiplier": native[1]}
 
 
 def _load_topology_choice(choice: str, min_level: int, max_level: int) -> Any:

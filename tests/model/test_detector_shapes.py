@@ -110,3 +110,21 @@ def test_channels_last_model_converts_contiguous_input():
     with torch.no_grad():
         out = model(torch.randn(1, 3, 128, 128))[0][0]
     assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("activation, cls", [("relu6", torch.nn.ReLU6), ("relu", torch.nn.ReLU),
+                                             ("swish", torch.nn.SiLU)])
+def test_activation_reaches_feature_network_and_heads(activation, cls):
+    model = build_detector(compound_spec(-3, activation=activation, num_classes=2))
+    for part in (model.fpn, model.class_net, model.box_net):
+        acts = {type(m) for m in part.modules() if isinstance(m, (torch.nn.SiLU, torch.nn.ReLU, torch.nn.ReLU6))}
+        assert acts == {cls}
+    with pytest.raises(UserError, match="spec.activation: must be one of swish, relu6, relu, but got 'gelu'"):
+        compound_spec(-3, activation="gelu")
+
+
+def test_uneven_upper_levels_give_ceil_sized_maps():
+    model = build_detector(compound_spec(-3, resolution=320, num_classes=2)).eval()
+    with torch.no_grad():
+        cls, _ = model(torch.zeros(1, 3, 320, 320))
+    assert [c.shape[-1] for c in cls] == [40, 20, 10, 5, 3]

@@ -58,3 +58,24 @@ def test_grid_needs_discrete_parameters(tmp_path):
     with pytest.raises(UserError, match=r"space.fpn_channels is the continuous range"):
         space.grid()
     assert _space(tmp_path, space={"phi": {"low": 0, "high": 2}}).grid() == {"phi": [0, 1, 2]}
+
+
+def test_pretrained_fixes_backbone_multipliers_while_the_rule_scales_the_rest(tmp_path):
+    space = _space(tmp_path, space={"phi": -1.0, "pretrained": True, "activation": "relu6", "resolution": 256,
+                                    "backbone": ["tf_efficientnet_lite0", "tf_efficientnet_lite1"]})
+    spec = space.resolve({"backbone": "tf_efficientnet_lite1"}, num_classes=3)
+    assert (spec.weights, spec.activation, spec.width_multiplier, spec.depth_multiplier) == ("package", "relu6", 1.0, 1.1)
+    assert (spec.fpn_channels, spec.fpn_repeats, spec.head_repeats) == (48, 2, 2)  # the rule at phi = -1
+
+
+@pytest.mark.parametrize("space, message", [
+    ({"pretrained": True, "backbone": ["tf_efficientnet_lite0", "efficientnet_b0"]},
+     "space.backbone: pretrained trials need package weights, which exist for tf_efficientnet_lite0, "
+     "tf_efficientnet_lite1, tf_efficientnet_lite2, but got 'efficientnet_b0'"),
+    ({"pretrained": "yes"}, "space.pretrained: must be true or false, but got 'yes'"),
+    ({"activation": ["swish", "gelu"]}, "space.activation: must be one of swish, relu6, relu, but got 'gelu'"),
+    ({"pretrained": True, "weights": "package"}, "space.pretrained: give either pretrained or weights, not both"),
+])
+def test_bad_weight_settings_in_a_space(tmp_path, space, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _space(tmp_path, space={"phi": -1.0, **space})
