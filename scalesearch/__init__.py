@@ -14,7 +14,7 @@ _EXPORTS = {
     "build_detector": "scalesearch.model",
     "PAPER_RULE": "scalesearch.scaling", "ScalingRule": "scalesearch.scaling",
     "compound_spec": "scalesearch.scaling", "preset": "scalesearch.scaling",
-    "load_records": "scalesearch.search.records",
+    "load_records": "scalesearch.records",
     "DetectorSpec": "scalesearch.spec",
     "Topology": "scalesearch.topology", "get_topology": "scalesearch.topology",
     "TrainConfig": "scalesearch.train", "train_and_evaluate": "scalesearch.train",

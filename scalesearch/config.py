@@ -7,7 +7,8 @@ path, the rule, then the value. ``load_study(path, overrides)`` is the entry poi
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
+import functools
 import re
 import types
 import typing
@@ -17,14 +18,12 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from scalesearch.errors import UserError
+from scalesearch.errors import UserError, close_names_hint
+from scalesearch.metrics import METRICS
 
 SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "grid", "gp", "qmc", "cmaes", "brute_force")
 SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
 PRUNERS = ("none", "median", "hyperband")
-# Metrics a study may optimize: COCO metrics (higher is better) and costs (lower is better).
-METRICS = ("map", "map50", "map75", "map_small", "map_medium", "map_large", "flops", "params",
-           "images_per_second", "train_seconds")
 _SUFFIXES = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 _NUMBER_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMBGT]?)\s*$")
 
@@ -249,6 +248,21 @@ class StudyConfig(_Model):
     def output_dir(self) -> Path:
         return Path(self.output or f"runs/{self.name}")
 
+    @functools.cached_property
+    def search_space(self) -> Any:
+        """The validated ``SearchSpace`` (built once; ``validate_study`` builds it at the edge)."""
+        from scalesearch.search.space import SearchSpace
+
+        return SearchSpace(self)
+
+    @functools.cached_property
+    def train_config(self) -> Any:
+        """``train`` as a validated ``TrainConfig`` (seed 0); ``trial_train_config(seed)`` per trial."""
+        return make_train_config(self.train, seed=0)
+
+    def trial_train_config(self, seed: int) -> Any:
+        return dataclasses.replace(self.train_config, seed=seed)
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
@@ -266,6 +280,9 @@ def parse_objectives(value: Any) -> list[dict[str, str]]:
         if len(words) != 2 or words[0] not in ("maximize", "minimize") or words[1] not in METRICS:
             raise ValueError(f"each objective must read 'maximize|minimize METRIC' with METRIC one of "
                              f"{', '.join(METRICS)}, but got {item!r}")
+        if words[0] != METRICS[words[1]].direction:  # e.g. "maximize flops": a typo that would search nonsense
+            raise ValueError(f"objective {item!r}: {words[1]} is better when it is "
+                             f"{METRICS[words[1]].direction}d, but the study asks to {words[0]} it")
         out.append({"metric": words[1], "direction": words[0]})
     if not 1 <= len(out) <= 2 or len({o["metric"] for o in out}) != len(out):
         raise ValueError(f"give one or two different objectives, but got {value!r}")
@@ -279,9 +296,7 @@ def _choice(kind: str, value: str, choices: tuple[str, ...]) -> str:
 
 
 def _choice_message(kind: str, value: str, choices: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(value, choices, n=3, cutoff=0.5)
-    hint = f"close names: {', '.join(close)}" if close else f"valid names: {', '.join(choices)}"
-    return f"unknown {kind} {value!r} ({hint})"
+    return f"unknown {kind} {value!r} ({close_names_hint(value, choices, n=3, listed=len(choices))})"
 
 
 # ---- loading ------------------------------------------------------------------------------------
@@ -319,10 +334,8 @@ def validate_study(raw: dict[str, Any], base: Path = Path(".")) -> StudyConfig:
         config = StudyConfig.model_validate(raw)
     except ValidationError as exc:
         raise _user_error(exc) from None
-    from scalesearch.search.space import SearchSpace  # checks parameter names and values
-
-    SearchSpace(config)
-    validate_train(config.train)
+    config.search_space  # builds and checks the space (names, values, families) once
+    config.train_config  # the typed recipe (TrainConfig's own rules: lr > 0 and finite, ...)
     return config
 
 
@@ -365,8 +378,7 @@ def _check_override_path(parts: list[str]) -> None:
         fields = model.model_fields
         if part not in fields:
             path = ".".join(parts[: i + 1])
-            close = difflib.get_close_matches(part, list(fields), n=3, cutoff=0.5)
-            hint = f"close names: {', '.join(close)}" if close else f"valid keys: {', '.join(fields)}"
+            hint = close_names_hint(part, list(fields), n=3, listed=len(fields), what="keys")
             raise UserError(f"--set {path}: unknown key {part!r} ({hint})")
         model = _model_of(fields[part].annotation)
 
@@ -410,29 +422,20 @@ def _unknown_key(loc: list[str]) -> UserError:
     for part in loc[:-1]:
         model = _model_of(model.model_fields[part].annotation) if model and part in model.model_fields else None
     names = list(model.model_fields) if model else []
-    close = difflib.get_close_matches(loc[-1], names, n=3, cutoff=0.5)
-    hint = f"close names: {', '.join(close)}" if close else f"valid keys: {', '.join(names)}"
+    hint = close_names_hint(loc[-1], names, n=3, listed=len(names), what="keys")
     return UserError(f"{'.'.join(loc)}: unknown key {loc[-1]!r} ({hint})")
 
 
-def validate_train(train: dict[str, Any]) -> None:
-    """Check ``train`` keys and types against ``scalesearch.train.TrainConfig``."""
-    make_train_config(train, seed=0)
-
-
 def make_train_config(train: dict[str, Any], seed: int) -> Any:
-    """``train`` settings + this trial's seed -> ``TrainConfig`` (``UserError`` naming ``train.KEY``)."""
-    import dataclasses
-
+    """``train`` settings + a seed -> ``TrainConfig`` (``UserError`` naming ``train.KEY``)."""
     from pydantic import TypeAdapter
 
-    from scalesearch.train import TrainConfig
+    from scalesearch.train_config import TrainConfig
 
     names = [f.name for f in dataclasses.fields(TrainConfig)]
     for key in train:
         if key not in names or key == "seed":
-            close = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
-            hint = f"close names: {', '.join(close)}" if close else f"valid keys: {', '.join(names)}"
+            hint = close_names_hint(key, names, n=3, listed=len(names), what="keys")
             rule = "is set per trial from the study's seed" if key == "seed" else f"unknown key {key!r} ({hint})"
             raise UserError(f"train.{key}: {rule}")
     try:

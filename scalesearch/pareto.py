@@ -1,7 +1,8 @@
 """Pareto fronts, hypervolume and seed-repeat aggregation over trial records.
 
-Pure functions over the records of ``scalesearch.search.records`` (plain dicts); nothing here
-plots or reads files. Conventions, fixed once for the whole project:
+Pure functions over ``scalesearch.records.TrialRecord``s (anything with ``.get(flat_key)`` works, so plain
+dicts too); nothing here plots or reads files. Objectives are metric names from ``scalesearch.metrics``,
+whose registry gives each one its direction. Conventions, fixed once for the whole project:
 
 * **Feasible** means ``state == "complete"`` with finite ``map``, ``flops`` and ``params``.
   Infeasible, failed, pruned and running trials never enter a front.
@@ -21,18 +22,22 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from scalesearch.metrics import get_metric
 from scalesearch.spec import DetectorSpec
 
-Record = dict[str, Any]
-Objectives = Sequence[tuple[str, str]]  # (record key, "max" | "min")
+Record = Any  # a TrialRecord, or any mapping-like object with .get(flat_key)
+Objectives = Sequence[str]  # metric names; directions come from the registry
 
-MAP_FLOPS: Objectives = (("map", "max"), ("flops", "min"))
-MAP_PARAMS: Objectives = (("map", "max"), ("params", "min"))
-SPEC_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(DetectorSpec) if f.name != "name")
+MAP_FLOPS: Objectives = ("map", "flops")
+MAP_PARAMS: Objectives = ("map", "params")
+# The spec keys of a flat record, in DetectorSpec's order; records written before ``weights`` carry the
+# legacy ``pretrained`` flag instead (as ``scalesearch.records`` reads them).
+SPEC_FIELDS: tuple[str, ...] = (*(f.name for f in dataclasses.fields(DetectorSpec) if f.name != "name"), "pretrained")
 
 
 def _finite(value: Any) -> bool:
@@ -62,8 +67,8 @@ def non_dominated_mask(points: np.ndarray) -> np.ndarray:
 
 def _as_minimised(records: Sequence[Record], objectives: Objectives) -> np.ndarray:
     """[N, M] matrix of the objectives, signs flipped so that every column is minimised."""
-    signs = [-1.0 if sense == "max" else 1.0 for _, sense in objectives]
-    return np.array([[s * float(r[k]) for s, (k, _) in zip(signs, objectives)] for r in records]).reshape(
+    signs = [-1.0 if get_metric(name).maximize else 1.0 for name in objectives]
+    return np.array([[s * float(r.get(k)) for s, k in zip(signs, objectives)] for r in records]).reshape(
         len(records), len(objectives)
     )
 
@@ -74,9 +79,9 @@ def pareto_front(records: Iterable[Record], objectives: Objectives = MAP_FLOPS) 
     if not candidates:
         return []
     mask = non_dominated_mask(_as_minimised(candidates, objectives))
-    cost = next(key for key, sense in objectives if sense == "min")
+    cost = next(name for name in objectives if not get_metric(name).maximize)
     front = [r for r, keep in zip(candidates, mask) if keep]
-    return sorted(front, key=lambda r: (r[cost], -r["map"], r.get("number", 0)))
+    return sorted(front, key=lambda r: (r.get(cost), -r.get("map"), r.get("number", 0)))
 
 
 def fronts_by(records: Iterable[Record], key: str = "topology",
@@ -108,10 +113,10 @@ def reference_flops(records: Iterable[Record], budgets: Iterable[float] = ()) ->
     """Twice the largest FLOPs budget, else twice the largest feasible FLOPs; None with neither."""
     records = list(records)
     budgets = [float(b) for b in budgets]
-    budgets += [float(r["budget_flops"]) for r in records if _finite(r.get("budget_flops"))]
+    budgets += [float(r.get("budget_flops")) for r in records if _finite(r.get("budget_flops"))]
     if budgets:
         return 2.0 * max(budgets)
-    flops = [float(r["flops"]) for r in feasible(records)]
+    flops = [float(r.get("flops")) for r in feasible(records)]
     return 2.0 * max(flops) if flops else None
 
 
@@ -120,14 +125,14 @@ def study_hypervolume(records: Iterable[Record], ref_flops: float) -> float:
     good = feasible(records)
     if not good:
         return 0.0
-    points = np.array([[math.log10(r["flops"]), -float(r["map"])] for r in good])
+    points = np.array([[math.log10(r.get("flops")), -float(r.get("map"))] for r in good])
     return hypervolume_2d(points, (math.log10(ref_flops), 0.0))
 
 
 def hypervolume_history(records: Iterable[Record], ref_flops: float) -> list[tuple[int, float]]:
     """(trial number, hypervolume of the trials numbered up to it), for every trial in number order."""
-    ordered = sorted(records, key=lambda r: r["number"])
-    return [(r["number"], study_hypervolume(ordered[: i + 1], ref_flops)) for i, r in enumerate(ordered)]
+    ordered = sorted(records, key=lambda r: r.get("number"))
+    return [(r.get("number"), study_hypervolume(ordered[: i + 1], ref_flops)) for i, r in enumerate(ordered)]
 
 
 def best_under_budget(records: Iterable[Record], budget: float, cost: str = "flops") -> Record | None:
@@ -135,52 +140,60 @@ def best_under_budget(records: Iterable[Record], budget: float, cost: str = "flo
 
     Ties on mAP go to the cheaper trial, then to the lower trial number. None when nothing fits.
     """
-    fits = [r for r in feasible(records) if r[cost] <= budget]
+    fits = [r for r in feasible(records) if r.get(cost) <= budget]
     if not fits:
         return None
-    return min(fits, key=lambda r: (-r["map"], r[cost], r.get("number", 0)))
+    return min(fits, key=lambda r: (-r.get("map"), r.get(cost), r.get("number", 0)))
 
 
 def group_key(record: Record) -> str:
     """The record's ``group`` label; without one, its spec fields and ``phi`` (all but the seed)."""
     if record.get("group") not in (None, ""):
-        return str(record["group"])
-    parts = [f"{k}={record[k]}" for k in (*SPEC_FIELDS, "phi") if k in record]
-    return "/".join(parts)
+        return str(record.get("group"))
+    return "/".join(f"{k}={record.get(k)}" for k in (*SPEC_FIELDS, "phi") if record.get(k) is not None)
 
 
-def aggregate_repeats(records: Iterable[Record]) -> list[Record]:
-    """Seed repeats of the same point, aggregated over the feasible records.
+@dataclass(frozen=True)
+class Repeats:
+    """The seed repeats of one point: mAP over seeds (``map_std`` is the sample standard deviation, ddof=1;
+    NaN when n == 1), mean FLOPs and params (equal within a group), trial numbers, seeds, and ``record``,
+    the group's first record (for its spec fields)."""
 
-    Returns one dict per group, sorted by mean FLOPs: ``group``, ``n``, ``map_mean``, ``map_std``
-    (sample standard deviation, ddof=1; NaN when n == 1), ``map_min``, ``map_max``, ``flops`` and
-    ``params`` (means; equal within a group), ``numbers`` (trial numbers), ``seeds`` and ``record``
-    (the group's first record, for its spec fields).
-    """
+    group: str
+    n: int
+    map_mean: float
+    map_std: float
+    map_min: float
+    map_max: float
+    flops: float
+    params: float
+    numbers: tuple[int, ...]
+    seeds: tuple[int, ...]
+    record: Record
+
+
+def aggregate_repeats(records: Iterable[Record]) -> list[Repeats]:
+    """Seed repeats of the same point (``group_key``), over the feasible records, sorted by mean FLOPs."""
     groups: dict[str, list[Record]] = {}
     for record in feasible(records):
         groups.setdefault(group_key(record), []).append(record)
-    return sorted((_summarise(name, rs) for name, rs in groups.items()), key=lambda g: (g["flops"], g["group"]))
+    return sorted((_summarise(name, rs) for name, rs in groups.items()), key=lambda g: (g.flops, g.group))
 
 
-def _summarise(name: str, records: list[Record]) -> Record:
-    maps = np.array([r["map"] for r in records], dtype=float)
+def _summarise(name: str, records: list[Record]) -> Repeats:
+    maps = np.array([r.get("map") for r in records], dtype=float)
     records = sorted(records, key=lambda r: r.get("number", 0))
-    return {
-        "group": name,
-        "n": len(maps),
-        "map_mean": float(maps.mean()),
-        "map_std": float(maps.std(ddof=1)) if len(maps) > 1 else float("nan"),
-        "map_min": float(maps.min()),
-        "map_max": float(maps.max()),
-        "flops": float(np.mean([r["flops"] for r in records])),
-        "params": float(np.mean([r["params"] for r in records])),
-        "numbers": [r.get("number") for r in records],
-        "seeds": [r.get("seed") for r in records],
-        "record": records[0],
-    }
+    return Repeats(
+        group=name, n=len(maps), map_mean=float(maps.mean()),
+        map_std=float(maps.std(ddof=1)) if len(maps) > 1 else float("nan"),
+        map_min=float(maps.min()), map_max=float(maps.max()),
+        flops=float(np.mean([r.get("flops") for r in records])),
+        params=float(np.mean([r.get("params") for r in records])),
+        numbers=tuple(r.get("number") for r in records), seeds=tuple(r.get("seed") for r in records),
+        record=records[0],
+    )
 
 
-def has_repeats(groups: Iterable[Record]) -> bool:
+def has_repeats(groups: Iterable[Repeats]) -> bool:
     """True when at least one aggregated point was run with more than one seed."""
-    return any(g["n"] > 1 for g in groups)
+    return any(g.n > 1 for g in groups)

@@ -38,7 +38,8 @@ class DetectorSpec:
         it are ceil(R / 2**l) maps, as TensorFlow's "same" pooling makes them (EfficientDet-Lite0: 320 px).
     topology: a built-in topology name (``fpn``, ``panet``, ``bifpn``, ``qufpn``), a path to a YAML
         file, or an inline graph string (see ``scalesearch.topology``).
-    fusion: ``sum``, ``softmax``, ``fast``, ``channel_softmax`` or ``channel_fast``.
+    fusion: ``sum``, ``softmax``, ``fast``, ``channel_softmax`` or ``channel_fast`` (aliases such as
+        ``attn`` / ``fastattn`` are stored under these names).
     tf_compat: TensorFlow "same" padding and conv biases before BN, as in effdet's ``tf_`` models and
         the released checkpoints; off, the model is faster on CPU and has slightly fewer parameters.
     activation: ``swish`` (EfficientDet), ``relu6`` (EfficientDet-Lite) or ``relu``, in the feature
@@ -87,6 +88,9 @@ class DetectorSpec:
         for key in ("width_multiplier", "depth_multiplier", "anchor_scale"):
             if not getattr(self, key) > 0:
                 raise UserError(f"spec.{key}: must be > 0, but got {getattr(self, key)!r}")
+        from scalesearch.topology import canonical_fusion  # torch-free; aliases (attn, fastattn) -> one name
+
+        object.__setattr__(self, "fusion", canonical_fusion(self.fusion))
         if self.activation not in ACTIVATIONS:
             raise UserError(f"spec.activation: must be one of {', '.join(ACTIVATIONS)}, but got {self.activation!r}")
         if not isinstance(self.weights, str) or not self.weights:

@@ -1,4 +1,4 @@
-"""Pareto selection, hypervolume and repeat aggregation on hand-made points."""
+"""Pareto selection, hypervolume and repeat aggregation on hand-made typed records."""
 
 from __future__ import annotations
 
@@ -9,20 +9,21 @@ import numpy as np
 import pytest
 
 from scalesearch import pareto
+from scalesearch.records import TrialRecord
 
 
 def rec(number, map_, flops, params=None, state="complete", **extra):
-    return {"number": number, "state": state, "map": map_, "flops": flops,
-            "params": flops / 100 if params is None else params, **extra}
+    return TrialRecord.from_json({"number": number, "state": state, "map": map_, "flops": flops,
+                                  "params": flops / 100 if params is None else params, **extra})
 
 
 def numbers(records):
-    return [r["number"] for r in records]
+    return [r.number for r in records]
 
 
 def brute_front(records):
     """Independent O(n^2) dominance check with plain Python loops (maximise map, minimise flops)."""
-    good = [r for r in records if r["state"] == "complete" and r["map"] is not None]
+    good = [r.flat for r in records if r.state == "complete" and r.get("map") is not None]
     keep = []
     for a in good:
         beaten = any(
@@ -112,23 +113,23 @@ def test_against_brute_force_on_random_points(seed):
     records = [rec(i, m if s == "complete" else None, f, state=s)
                for i, (m, f, s) in enumerate(zip(maps, flops, states))]
     assert sorted(numbers(pareto.pareto_front(records))) == brute_front(records)
-    good = [r for r in records if r["state"] == "complete"]
-    points = [(math.log10(r["flops"]), -r["map"]) for r in good]
+    good = [r for r in records if r.state == "complete"]
+    points = [(math.log10(r.flops), -r.get("map")) for r in good]
     expected = brute_hypervolume(points, (math.log10(4e10), 0.0))
     assert pareto.study_hypervolume(records, 4e10) == pytest.approx(expected)
 
 
 def test_three_objectives_keep_a_cheaper_params_point():
     records = [rec(0, 0.3, 2e9, params=5e6), rec(1, 0.3, 2e9, params=4e6), rec(2, 0.3, 3e9, params=1e6)]
-    objectives = (("map", "max"), ("flops", "min"), ("params", "min"))
+    objectives = ("map", "flops", "params")
     assert numbers(pareto.pareto_front(records, objectives)) == [1, 2]
     assert numbers(pareto.pareto_front(records, pareto.MAP_PARAMS)) == [2]
 
 
 def test_best_under_budget_breaks_ties_by_cost_then_number():
     records = [rec(0, 0.3, 2e9), rec(1, 0.3, 1.5e9), rec(2, 0.3, 1.5e9), rec(3, 0.5, 6e9)]
-    assert pareto.best_under_budget(records, 5e9)["number"] == 1
-    assert pareto.best_under_budget(records, 6e9)["number"] == 3
+    assert pareto.best_under_budget(records, 5e9).number == 1
+    assert pareto.best_under_budget(records, 6e9).number == 3
     assert pareto.best_under_budget(records, 1e9) is None
 
 
@@ -151,15 +152,19 @@ def test_aggregate_repeats_mean_std_n():
     records = [rec(0, 0.2, 1e9, group="bifpn/phi0", seed=0), rec(1, 0.4, 1e9, group="bifpn/phi0", seed=1),
                rec(2, 0.3, 2e9, group="fpn/phi0", seed=0), rec(3, None, 1e9, group="bifpn/phi0", state="failed")]
     groups = pareto.aggregate_repeats(records)
-    assert [(g["group"], g["n"], g["seeds"]) for g in groups] == [("bifpn/phi0", 2, [0, 1]), ("fpn/phi0", 1, [0])]
-    assert groups[0]["map_mean"] == pytest.approx(0.3)
-    assert groups[0]["map_std"] == pytest.approx(math.sqrt(0.02))
-    assert math.isnan(groups[1]["map_std"])
+    assert [(g.group, g.n, g.seeds) for g in groups] == [("bifpn/phi0", 2, (0, 1)), ("fpn/phi0", 1, (0,))]
+    assert groups[0].map_mean == pytest.approx(0.3)
+    assert groups[0].map_std == pytest.approx(math.sqrt(0.02))
+    assert math.isnan(groups[1].map_std)
     assert pareto.has_repeats(groups) and not pareto.has_repeats(groups[1:])
 
 
+def test_group_key_is_the_records_group():
+    assert pareto.group_key(rec(0, 0.2, 1e9, group="phi=0 topology=bifpn", seed=1)) == "phi=0 topology=bifpn"
+
+
 def test_group_key_without_label_ignores_seed():
-    a = rec(0, 0.2, 1e9, topology="bifpn", resolution=256, phi=0, seed=0)
-    b = rec(1, 0.3, 1e9, topology="bifpn", resolution=256, phi=0, seed=1)
-    c = rec(2, 0.3, 1e9, topology="fpn", resolution=256, phi=0, seed=1)
+    # Plain mappings without a ``group`` (hand-made rows) fall back to their spec fields and phi.
+    a = {"topology": "bifpn", "resolution": 256, "phi": 0, "seed": 0}
+    b, c = {**a, "seed": 1}, {**a, "topology": "fpn", "seed": 1}
     assert pareto.group_key(a) == pareto.group_key(b) != pareto.group_key(c)

@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scalesearch.config import load_study
-    from scalesearch.search.records import best_record
+    from scalesearch.records import best_record
     from scalesearch.search.runner import run_study
 
     overrides = list(args.overrides)
@@ -36,13 +36,12 @@ def run(args: argparse.Namespace) -> int:
     config = load_study(args.study, overrides)
     run_dir = config.output_dir()
     records = run_study(config, run_dir, command=" ".join(["scalesearch", *sys.argv[1:]]), progress=not args.quiet)
-    states = {}
+    states: dict[str, int] = {}
     for record in records:
-        states[record["state"]] = states.get(record["state"], 0) + 1
+        states[record.state.value] = states.get(record.state.value, 0) + 1
     best = best_record(records)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
     print(f"{run_dir}: {len(records)} trials ({counts})")
     if best is not None:
-        print(f"best: trial {best['number']} map {best['map']:.4f} at {best['flops'] / 1e9:.3f}B FLOPs "
-              f"({best['group']})")
+        print(f"best: trial {best.number} map {best.get('map'):.4f} at {best.flops / 1e9:.3f}B FLOPs ({best.group})")
     return 0

@@ -98,3 +98,10 @@ def build_backbone(spec: DetectorSpec, *, weights: bool = True) -> nn.Module:
 
         load_backbone_weights(model, spec)
     return model
+
+
+def check_weights(spec: DetectorSpec) -> None:
+    """Fail now, in one line, if ``spec.weights`` cannot be loaded (no package, no file, not a state dict,
+    another architecture): loads them into a backbone, a fraction of a second."""
+    if spec.pretrained:
+        build_backbone(spec, weights=True)

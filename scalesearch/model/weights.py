@@ -117,15 +117,6 @@ def weights_file(spec: DetectorSpec) -> Path:
     return Path(spec.weights)
 
 
-def check_weights(spec: DetectorSpec) -> None:
-    """Fail now, in one line, if ``spec.weights`` cannot be loaded (no package, no file, not a state dict,
-    another architecture): loads them into a backbone, a fraction of a second."""
-    if spec.pretrained:
-        from scalesearch.model.backbone import build_backbone
-
-        build_backbone(spec, weights=True)
-
-
 def load_backbone_weights(backbone: nn.Module, spec: DetectorSpec) -> nn.Module:
     """Load ``spec.weights`` into a freshly built backbone (a timm EfficientNet, features or classifier)."""
     if not spec.pretrained:

@@ -1,11 +1,10 @@
-"""The search engine: spaces, the objective, the Optuna and Ray Tune backends, trial records.
+"""The search engine: spaces, the one trial objective, and the backends (Optuna, Ray Tune) that schedule it.
 
 ``run_study(config, run_dir)`` runs or resumes a study (``scalesearch.config.load_study`` makes the
-config); ``load_records(run_dir)`` reads its trial records (schema in docs/design.md).
+config); its records are read with ``scalesearch.records.load_records(run_dir)``.
 """
 
-from scalesearch.search.records import load_records
 from scalesearch.search.runner import run_study
 from scalesearch.search.space import SearchSpace
 
-__all__ = ["SearchSpace", "load_records", "run_study"]
+__all__ = ["SearchSpace", "run_study"]

@@ -1,9 +1,10 @@
-"""The search objective, shared by the backends: parameters -> spec -> cost -> (train + eval) -> record.
+"""The trial lifecycle, written once: parameters -> spec -> cost -> budget -> (train + eval) -> ``TrialRecord``.
 
-``Evaluator.evaluate`` never trains a spec over budget: FLOPs and params are counted first (cached
-by spec in ``scalesearch.cost``) and such a trial is recorded ``infeasible`` with the reason. A
-training failure (NaN/inf loss, ``TrainingFailed``) or NaN metrics give a ``failed`` record with the
-reason; the study goes on.
+Backends only schedule ``Evaluator.evaluate``: they pass a ``TrialInfo`` (which point, which seed) and two
+optional hooks (``on_costed`` before training, e.g. to give a sampler the constraints; ``on_eval`` at each
+intermediate evaluation, which may raise one of ``prune_signals`` to stop the trial). A spec over budget is
+never trained (``infeasible``, with the reason); a training failure or NaN metrics give ``failed`` with the
+reason, and the study goes on.
 """
 
 from __future__ import annotations
@@ -11,38 +12,128 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from scalesearch.errors import UserError
-from scalesearch.search.records import METRIC_KEYS, add_spec, empty_record
-from scalesearch.search.space import BUDGET_PARAM, SearchSpace
+from scalesearch.metrics import COCO_METRICS, get_metric, objective_value
+from scalesearch.records import State, TrialRecord, group_label
+from scalesearch.search.space import BUDGET_PARAM
+
+
+@dataclass(frozen=True)
+class TrialInfo:
+    """Who a trial is: its sampled ``params``, the ``point`` they were first drawn at and the seed index.
+    ``number`` is ``point * seeds + seed_index`` on every backend (a retry keeps the number it replaces)."""
+
+    params: dict[str, Any]
+    point: int
+    seed_index: int = 0
+    label: str | None = None
+    retry_of: int | None = None
 
 
 class Evaluator:
     """Everything a trial needs that does not change between trials (space, data, settings).
 
-    ``passthrough``: exception types that ``train`` lets through (e.g. ``optuna.TrialPruned``); any
-    other error in one trial (out of memory, a numerical failure) is recorded as ``failed`` with
-    its reason and the study goes on. ``None`` lets every error through (Ray retries crashed
-    trials itself, ``search.ray.max_failures``).
+    ``prune_signals``: exception types ``on_eval`` raises to stop a trial (it ends ``pruned``).
+    ``contain_errors``: any other error in one trial (out of memory, a numerical failure) is recorded
+    as ``failed`` with its reason; off, it propagates (Ray retries crashed trials itself).
     """
 
-    passthrough: tuple[type[BaseException], ...] | None = None
-
-    def __init__(self, config: Any, progress: bool = False, cost_cache: Path | None = None) -> None:
+    def __init__(self, config: Any, progress: bool = False, cost_cache: Path | None = None, *,
+                 prune_signals: tuple[type[BaseException], ...] = (), contain_errors: bool = True) -> None:
         """``cost_cache``: folder for counted costs, shared by workers and resumed runs
         (``$SCALESEARCH_COST_CACHE`` wins when set)."""
         import os
 
         from scalesearch.cost import CACHE_ENV
 
-        self.config = config
+        self.config, self.space, self.progress = config, config.search_space, progress
         self.cost_cache = os.environ.get(CACHE_ENV) or cost_cache
-        self.space = SearchSpace(config)
-        self.progress = progress
+        self.prune_signals, self.contain_errors = prune_signals, contain_errors
         self.train_data, self.val_data = dataset_pairs(config.dataset)
         self.num_classes = num_classes(self.train_data[1])
+
+    def number(self, info: TrialInfo) -> int:
+        return info.point * self.config.seeds + info.seed_index
+
+    def evaluate(self, info: TrialInfo, *, on_costed: Callable[[TrialRecord], None] | None = None,
+                 on_eval: Callable[[int, float], None] | None = None, threads: int | None = None) -> TrialRecord:
+        """The whole trial; never raises for a trial's own failure unless ``contain_errors`` is off."""
+        started = time.perf_counter()
+        record, spec = self.cost(info)
+        if on_costed is not None:
+            on_costed(record)
+        if record.state is State.RUNNING:
+            record = self.train(record, spec, on_eval, threads)
+        return record.replace(values=self.values(record), seconds=round(time.perf_counter() - started, 3))
+
+    # ---- the steps --------------------------------------------------------------------------------
+
+    def cost(self, info: TrialInfo) -> tuple[TrialRecord, Any]:
+        """Resolve and cost the spec, pick its budget; ``infeasible`` (and why) when over budget."""
+        from scalesearch.cost import count_cost
+
+        spec = self.space.resolve(info.params, self.num_classes)
+        cost = count_cost(spec, cache_dir=self.cost_cache)
+        budget = self.budget_for(info.params, info.point, cost.flops)
+        spec_fields = spec.to_dict()
+        spec_fields.pop("name", None)
+        space = {k: v for k, v in self.space.values(info.params).items() if k not in spec_fields}
+        record = TrialRecord(
+            number=self.number(info), state=State.RUNNING, seed=self.config.seed + info.seed_index,
+            group=group_label(info.params, budget), params_sampled=dict(info.params), spec=spec_fields,
+            space=space, budget_flops=budget, flops=int(cost.flops), params=int(cost.params),
+            label=info.label, retry_of=info.retry_of)
+        excess = {k: v for k, v in self.constraints(record).items() if v > 0}
+        if excess:
+            reason = "; ".join(_over_budget(record, key, self.config) for key in excess)
+            record = record.replace(state=State.INFEASIBLE, reason=reason)
+        return record, spec
+
+    def train(self, record: TrialRecord, spec: Any, on_eval: Callable[[int, float], None] | None = None,
+              threads: int | None = None) -> TrialRecord:
+        """Proxy-train and evaluate ``spec``: the record with metrics, timings and its final state."""
+        import dataclasses
+
+        from scalesearch.train import TrainingFailed, train_and_evaluate
+
+        cfg = self.config.trial_train_config(record.seed)
+        if threads:
+            cfg = dataclasses.replace(cfg, threads=threads)
+        intermediate: dict[str, float | None] = {}
+
+        def report(step: int, metrics: dict[str, float]) -> None:
+            intermediate[str(step)] = metrics.get("map")
+            if on_eval is not None:
+                on_eval(step, metrics.get("map", 0.0))
+
+        record = record.replace(intermediate=intermediate, threads=cfg.threads)
+        try:
+            result = train_and_evaluate(spec, self.train_data, self.val_data, cfg, on_eval=report,
+                                        progress=self.progress)
+        except TrainingFailed as exc:
+            return record.replace(state=State.FAILED, reason=f"training failed: {exc.reason}")
+        except self.prune_signals as exc:
+            return record.replace(state=State.PRUNED, reason=str(exc) or "pruned")
+        except UserError:
+            raise
+        except Exception as exc:
+            if not self.contain_errors:
+                raise
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            return record.replace(state=State.FAILED, reason=f"error: {type(exc).__name__}: {message}")
+        metrics = {key: _float(result.metrics.get(key)) for key in COCO_METRICS}
+        record = record.replace(metrics=metrics, steps=result.steps, train_seconds=result.train_seconds,
+                                eval_seconds=result.eval_seconds, images_per_second=result.images_per_second)
+        bad = [key for key in COCO_METRICS if metrics[key] is None or not math.isfinite(metrics[key])]
+        if bad:
+            return record.replace(state=State.FAILED, reason=f"evaluation gave non-finite {', '.join(bad)}")
+        return record.replace(state=State.COMPLETE)
+
+    # ---- budgets and values -----------------------------------------------------------------------
 
     def budget_for(self, params: dict[str, Any], point: int, flops: int) -> float | None:
         """The FLOPs budget of a trial (``budgets.assign``): the sampled rung, the round-robin rung
@@ -56,91 +147,32 @@ class Evaluator:
             return ladder[point % len(ladder)]
         return next((rung for rung in ladder if flops <= rung), ladder[-1])
 
-    def constraints(self, record: dict[str, Any]) -> dict[str, float]:
+    def constraints(self, record: TrialRecord) -> dict[str, float]:
         """Relative budget excess (<= 0 is feasible), the form Optuna's constrained samplers use."""
         out = {}
-        if record["budget_flops"]:
-            out["flops"] = record["flops"] / record["budget_flops"] - 1.0
+        if record.budget_flops:
+            out["flops"] = record.flops / record.budget_flops - 1.0
         if self.config.budgets.params:
-            out["params"] = record["params"] / self.config.budgets.params - 1.0
+            out["params"] = record.params / self.config.budgets.params - 1.0
         return out
 
-    def start(self, number: int, params: dict[str, Any], seed: int, point: int) -> dict[str, Any]:
-        """Resolve and cost the spec, pick its budget; the record says ``infeasible`` (and why) when
-        the spec is over budget."""
-        from scalesearch.cost import count_cost
-
-        spec = self.space.resolve(params, self.num_classes)
-        cost = count_cost(spec, cache_dir=self.cost_cache)
-        budget = self.budget_for(params, point, cost.flops)
-        record = empty_record(number, params, self.space.values(params), seed, budget)
-        add_spec(record, spec, cost)
-        record["spec"] = spec
-        excess = {k: v for k, v in self.constraints(record).items() if v > 0}
-        if excess:
-            record["state"] = "infeasible"
-            record["reason"] = "; ".join(_over_budget(record, key, self.config) for key in excess)
-        return record
-
-    def train(self, record: dict[str, Any], on_eval: Callable[[int, float], None] | None = None) -> None:
-        """Proxy-train and evaluate the record's spec, filling metrics, timings and the state."""
-        from scalesearch.config import make_train_config
-        from scalesearch.train import TrainingFailed, train_and_evaluate
-
-        spec = record.pop("spec")
-        cfg = make_train_config(self.config.train, seed=record["seed"])
-
-        def report(step: int, metrics: dict[str, float]) -> None:
-            record["intermediate"][str(step)] = metrics.get("map")
-            if on_eval is not None:
-                on_eval(step, metrics.get("map", 0.0))
-
-        try:
-            result = train_and_evaluate(spec, self.train_data, self.val_data, cfg,
-                                        on_eval=report, progress=self.progress)
-        except TrainingFailed as exc:
-            record.update(state="failed", reason=f"training failed: {exc.reason}")
-            return
-        except Exception as exc:
-            if self.passthrough is None or isinstance(exc, (UserError, *self.passthrough)):
-                raise
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            record.update(state="failed", reason=f"error: {type(exc).__name__}: {message}")
-            return
-        record.update(steps=result.steps, train_seconds=result.train_seconds,
-                      eval_seconds=result.eval_seconds, images_per_second=result.images_per_second)
-        record.update({key: _float(result.metrics.get(key)) for key in METRIC_KEYS})
-        bad = [key for key in METRIC_KEYS if record[key] is None or not math.isfinite(record[key])]
-        if bad:
-            record.update(state="failed", reason=f"evaluation gave non-finite {', '.join(bad)}")
-        else:
-            record["state"] = "complete"
-
-    def values(self, record: dict[str, Any]) -> list[float]:
-        """Objective values in the study's order; infeasible trials get the worst metric (0 mAP)."""
-        return [float(record[o.metric] or 0.0) for o in self.config.objectives]
-
-    def evaluate(self, number: int, params: dict[str, Any], seed: int, point: int,
-                 on_eval: Callable[[int, float], None] | None = None) -> dict[str, Any]:
-        """The whole trial, for callers that need no hook between costing and training."""
-        started = time.perf_counter()
-        record = self.start(number, params, seed, point)
-        if record["state"] == "running":
-            self.train(record, on_eval)
-        finish(record, self.values(record) if record["state"] in ("complete", "infeasible") else None, started)
-        return record
+    def values(self, record: TrialRecord) -> tuple[float, ...] | None:
+        """Objective values in the study's order. Complete: as measured. Infeasible: a cost metric keeps
+        its counted value, anything training would produce gets the metric's worst (never a flattering
+        0 for a minimised time). Failed, pruned: None (not a point of the study)."""
+        if record.state not in (State.COMPLETE, State.INFEASIBLE):
+            return None
+        out = []
+        for objective in self.config.objectives:
+            metric = get_metric(objective.metric)
+            known = record.state is State.COMPLETE or metric.source == "cost"
+            out.append(objective_value(metric.name, record.get(metric.name) if known else None))
+        return tuple(out)
 
 
-def finish(record: dict[str, Any], values: list[float] | None, started: float) -> dict[str, Any]:
-    record.pop("spec", None)
-    record["values"] = values
-    record["seconds"] = round(time.perf_counter() - started, 3)
-    return record
-
-
-def _over_budget(record: dict[str, Any], key: str, config: Any) -> str:
-    limit = record["budget_flops"] if key == "flops" else config.budgets.params
-    return f"{key} {record[key] / 1e9:.3f}B over the budget {limit / 1e9:.3f}B"
+def _over_budget(record: TrialRecord, key: str, config: Any) -> str:
+    limit = record.budget_flops if key == "flops" else config.budgets.params
+    return f"{key} {record.get(key) / 1e9:.3f}B over the budget {limit / 1e9:.3f}B"
 
 
 def _float(value: Any) -> float | None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
 from scalesearch.errors import UserError
-from scalesearch.search.records import write_json_atomic
+from scalesearch.records import State, TrialRecord, write_records
+from scalesearch.search.backend import SearchBackend
 
 EXPERIMENT = "ray"
 POINT_KEY = "__point__"  # index of the sampled point, counted by the searcher (repeats share it)
@@ -38,34 +38,46 @@ def ray_trial(params: dict[str, Any], study: Any) -> None:
     import torch
     from ray import tune
 
-    from scalesearch.search.objective import Evaluator, finish
+    from scalesearch.search.objective import Evaluator, TrialInfo
 
-    started = time.perf_counter()
-    torch.set_num_threads(max(1, int(study.search.ray.resources_per_trial.get("cpu", 1))))
+    threads = max(1, int(study.search.ray.resources_per_trial.get("cpu", 1)))
+    torch.set_num_threads(threads)
     params = dict(params)
     seed_index = int(params.pop("__trial_index__", 0))
     point = int(params.pop(POINT_KEY))
-    evaluator = Evaluator(study)
-    record = evaluator.start(point * study.seeds + seed_index, params, study.seed + seed_index, point)
+    # Errors propagate: Ray retries a crashed trial itself (search.ray.max_failures).
+    evaluator = Evaluator(study, contain_errors=False)
+    started: dict[str, TrialRecord] = {}
 
     def on_eval(step: int, value: float) -> None:
-        partial = {k: v for k, v in record.items() if k != "spec"}
-        tune.report({**_metrics(study, {**partial, "map": value}), "step": step, "final": False,
-                     "record": json.dumps(partial, default=str)})
+        partial = started["record"].replace(metrics={"map": value})
+        tune.report({**_metrics(study, partial), "step": step, "final": False,
+                     "record": json.dumps(partial.to_json(), default=str)})
 
-    if record["state"] == "running":
-        evaluator.train(record, on_eval)
-    ok = record["state"] in ("complete", "infeasible")
-    finish(record, evaluator.values(record) if ok else None, started)
-    tune.report({**_metrics(study, record), "final": True, "record": json.dumps(record, default=str)})
+    record = evaluator.evaluate(TrialInfo(params, point, seed_index), on_costed=lambda r: started.update(record=r),
+                                on_eval=on_eval, threads=threads)
+    tune.report({**_metrics(study, record), "final": True, "record": json.dumps(record.to_json(), default=str)})
 
 
-def _metrics(study: Any, record: dict[str, Any]) -> dict[str, float]:
-    """Objective metrics for Tune (0 mAP for infeasible / failed trials, so every result has them)."""
-    return {o.metric: float(record.get(o.metric) or 0.0) for o in study.objectives}
+def _metrics(study: Any, record: TrialRecord) -> dict[str, float]:
+    """Objective metrics for Tune: every result must carry them, so a missing one is its worst value."""
+    from scalesearch.metrics import objective_value
+
+    if record.values is not None:
+        return {o.metric: v for o, v in zip(study.objectives, record.values)}
+    return {o.metric: objective_value(o.metric, record.get(o.metric)) for o in study.objectives}
 
 
-def run_ray(config: Any, run_dir: Path, progress: bool = True) -> list[dict[str, Any]]:
+class RayBackend(SearchBackend):
+    """Ray Tune: a local Ray or a cluster (``search.ray.address``); resumes with ``Tuner.restore``."""
+
+    name = "ray"
+
+    def run(self, *, exclusive: bool) -> list[TrialRecord]:
+        return run_ray(self.config, self.run_dir, progress=self.progress)
+
+
+def run_ray(config: Any, run_dir: Path, progress: bool = True) -> list[TrialRecord]:
     """Run or resume the study with Ray Tune in ``run_dir/ray``; returns the records."""
     ray, tune = _import_ray()
     ray_opts = config.search.ray
@@ -83,8 +95,8 @@ def run_ray(config: Any, run_dir: Path, progress: bool = True) -> list[dict[str,
                                     failure_config=failures, verbose=1 if progress else 0)
         tuner = tune.Tuner(trainable, tune_config=_tune_config(config, tune), run_config=run_config)
     results = tuner.fit()
-    records = sorted((result_record(r, config.seeds) for r in results), key=lambda r: r["number"])
-    write_json_atomic(run_dir / "trials.json", records)
+    records = sorted((result_record(r, config.seeds) for r in results), key=lambda r: r.number)
+    write_records(run_dir, records)
     return records
 
 
@@ -104,15 +116,14 @@ def _tune_config(config: Any, tune: Any) -> Any:
     from ray.tune.search import Repeater
     from ray.tune.search.optuna import OptunaSearch
 
-    from scalesearch.search.optuna_backend import make_sampler
-    from scalesearch.search.space import SearchSpace
+    from scalesearch.search.optuna_study import make_sampler
 
-    space = SearchSpace(config)
+    space = config.search_space
     metrics = [o.metric for o in config.objectives]
     modes = ["max" if o.direction == "maximize" else "min" for o in config.objectives]
     one = len(metrics) == 1
     searcher = OptunaSearch(space=_DefineByRun(space), metric=metrics[0] if one else metrics,
-                            mode=modes[0] if one else modes, sampler=make_sampler(config, space),
+                            mode=modes[0] if one else modes, sampler=make_sampler(config),
                             points_to_evaluate=[dict(p.params) for p in config.search.enqueue] or None)
     if config.seeds > 1:
         searcher = Repeater(searcher, repeat=config.seeds, set_index=True)
@@ -128,24 +139,24 @@ def _tune_config(config: Any, tune: Any) -> Any:
                            max_concurrent_trials=config.search.workers)
 
 
-def result_record(result: Any, seeds: int) -> dict[str, Any]:
+def result_record(result: Any, seeds: int) -> TrialRecord:
     """A Tune ``Result`` -> trial record: crashed trials are ``failed``, stopped ones ``pruned``."""
     metrics = result.metrics or {}
     config = dict(result.config or {})
     number = int(config.get(POINT_KEY, 0)) * seeds + int(config.get("__trial_index__", 0))
     if "record" in metrics:
-        record = json.loads(metrics["record"])
-        record["intermediate"] = record.get("intermediate") or {}
+        record = TrialRecord.from_json(json.loads(metrics["record"]))
     else:
         params = {k: v for k, v in config.items() if k not in ("__trial_index__", POINT_KEY)}
-        record = {"number": number, "state": "running", "reason": None, "params_sampled": params,
-                  "values": None, "intermediate": {}}
+        record = TrialRecord(number=number, state=State.RUNNING, params_sampled=params)
     if "step" in metrics and not metrics.get("final"):
-        record["intermediate"][str(metrics["step"])] = metrics.get("map")
+        record = record.replace(intermediate={**record.intermediate, str(metrics["step"]): metrics.get("map")},
+                                metrics={})
     if result.error is not None:
-        record.update(state="failed", reason=f"ray trial error: {str(result.error).strip().splitlines()[-1]}")
-    elif not metrics.get("final", False) and record["state"] == "running":
-        record.update(state="pruned", reason=f"stopped by ASHA at step {metrics.get('step')}")
-    if record.get("seconds") is None:  # stopped or crashed: Tune's clock for the trial
-        record["seconds"] = round(float(metrics.get("time_total_s") or 0.0), 3)
+        record = record.replace(state=State.FAILED, values=None,
+                                reason=f"ray trial error: {str(result.error).strip().splitlines()[-1]}")
+    elif not metrics.get("final", False) and record.state is State.RUNNING:
+        record = record.replace(state=State.PRUNED, reason=f"stopped by ASHA at step {metrics.get('step')}")
+    if record.seconds is None:  # stopped or crashed: Tune's clock for the trial
+        record = record.replace(seconds=round(float(metrics.get("time_total_s") or 0.0), 3))
     return record

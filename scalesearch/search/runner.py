@@ -1,17 +1,15 @@
-"""Run a study into a run folder: ``study.yaml``, ``meta.json``, ``trials.json``, ``study.db``.
+"""Run a study into a run folder: ``study.yaml``, ``meta.json``, ``trials.json`` and the backend's storage.
 
-Rerunning on the same folder resumes (see ``optuna_backend`` for how trials are counted and
-retried). The folder's ``.run.lock`` is held while a run is alive, so a rerun knows whether
-RUNNING trials in the folder's own storage belong to a dead process.
+The runner knows no backend: it picks one from the registry (``scalesearch.search.backend``), holds the
+folder's ``.run.lock`` while a run is alive (so a rerun knows whether trials the storage shows as running
+belong to a dead process) and writes the run's metadata. Rerunning on the same folder resumes.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
-import os
 import sys
-import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,102 +19,28 @@ import yaml
 
 from scalesearch.errors import UserError
 from scalesearch.machine import machine_info
-from scalesearch.search.records import write_json_atomic
+from scalesearch.records import TrialRecord, write_json_atomic
+from scalesearch.search.backend import get_backend
 
 _SAME_STUDY_KEYS = ("name", "space", "objectives", "budgets", "seeds")
 
 
-def run_study(config: Any, run_dir: Path, command: str = "", progress: bool = True) -> list[dict[str, Any]]:
-    """Run (or resume) ``config`` in ``run_dir``; returns the trial records."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+def run_study(config: Any, run_dir: Path, command: str = "", progress: bool = True) -> list[TrialRecord]:
+    """Run (or resume) ``config`` in ``run_dir`` with its backend; returns the trial records."""
+    backend = get_backend(config.search.backend)(config, run_dir, progress=progress)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--out {str(run_dir)!r}: must be a folder for the run, but it is a file")
     _check_same_study(config, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "study.yaml").write_text(config.to_yaml())
     with _run_lock(run_dir) as exclusive:
         meta = _start_meta(config, run_dir, command)
         try:
-            if config.search.backend == "ray":
-                from scalesearch.search.ray_backend import run_ray
-
-                records = run_ray(config, run_dir, progress=progress)
-            else:
-                records = _run_optuna(config, run_dir, storage_url(config, run_dir), exclusive, progress)
+            records = backend.run(exclusive=exclusive)
         finally:
             meta["end"] = _now()
             write_json_atomic(run_dir / "meta.json", meta)
     return records
-
-
-def storage_url(config: Any, run_dir: Path) -> str:
-    return config.search.storage or f"sqlite:///{(run_dir / 'study.db').resolve()}"
-
-
-def _run_optuna(config: Any, run_dir: Path, url: str, exclusive: bool, progress: bool) -> list[dict]:
-    from scalesearch.search import optuna_backend as ob
-
-    # A URL storage may be shared with runs elsewhere: only the folder's own database is ours alone.
-    worker = ob.Worker(config, run_dir, url, 0, progress=progress and config.search.workers == 1)
-    worker.n_trials = ob.target_trials(config, worker.evaluator.space)
-    ob.enqueue_points(worker.study, config)
-    retried = ob.recover(worker.study, exclusive=exclusive and not config.search.storage)
-    if retried:
-        print(f"resuming: {retried} interrupted trial(s) will be retried", file=sys.stderr)
-    with _Progress(worker, enabled=progress) as bar:
-        if config.search.workers == 1:
-            worker.on_trial_end = bar.update
-            worker.run()
-        else:
-            _run_processes(config, run_dir, url, worker.n_trials, bar)
-    return ob.export_records(worker.study, run_dir)
-
-
-def _run_processes(config: Any, run_dir: Path, url: str, n_trials: int, bar: "_Progress") -> None:
-    """``search.workers`` spawned processes share the storage; the parent only shows progress."""
-    import multiprocessing
-
-    from scalesearch.search.optuna_backend import run_worker
-
-    workers = config.search.workers
-    threads = config.search.threads_per_worker or max(1, (os.cpu_count() or 1) // workers)
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=run_worker, args=(config, str(run_dir), url, n_trials, i, threads))
-             for i in range(workers)]
-    for proc in procs:
-        proc.start()
-    while any(p.is_alive() for p in procs):
-        time.sleep(1.0)
-        bar.update()
-    failed = [p.exitcode for p in procs if p.exitcode]
-    if failed:
-        raise RuntimeError(f"{len(failed)} search worker(s) exited with codes {failed}")
-
-
-class _Progress:
-    """Study progress bar: finished / total trials and the best result so far."""
-
-    def __init__(self, worker: Any, enabled: bool) -> None:
-        self.worker, self.enabled, self.bar = worker, enabled, None
-
-    def __enter__(self) -> "_Progress":
-        if self.enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=self.worker.n_trials, desc="trials", unit="trial", position=0, leave=True)
-            self.update()
-        return self
-
-    def update(self) -> None:
-        from scalesearch.search.optuna_backend import study_records, summary, tally
-
-        if self.bar is None:
-            return
-        counted, running, _ = tally(self.worker.study.get_trials(deepcopy=False))
-        self.bar.n = counted
-        self.bar.set_postfix_str(f"{running} running, {summary(study_records(self.worker.study))}")
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.update()
-            self.bar.close()
 
 
 @contextmanager

@@ -11,10 +11,9 @@ parameters, sampled only when that family is the chosen topology.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from typing import Any
 
-from scalesearch.errors import UserError
+from scalesearch.errors import UserError, close_names_hint
 from scalesearch.spec import DetectorSpec
 
 BUDGET_PARAM = "budget_flops"
@@ -52,8 +51,7 @@ class SearchSpace:
 
     def _check(self, name: str, value: Any, known: list[str]) -> None:
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-            hint = f"close names: {', '.join(close)}" if close else f"valid names: {', '.join(known)}"
+            hint = close_names_hint(name, known, n=3, listed=len(known))
             raise UserError(f"space.{name}: unknown parameter {name!r} ({hint})")
         if name in _CATEGORICAL_ONLY and _is_range(value):
             raise UserError(f"space.{name}: must be a value or a list of choices, not a range, but got {_plain(value)}")
@@ -64,7 +62,7 @@ class SearchSpace:
         from scalesearch.topology import canonical_fusion
 
         if name == "fusion":
-            _as_user_error(f"space.fusion", lambda: canonical_fusion(str(value)))
+            _as_user_error("space.fusion", lambda: canonical_fusion(str(value)))
         elif name == "topology":
             _as_user_error("space.topology", lambda: _load_topology_choice(str(value), *self._levels()))
         elif name == "backbone":

@@ -41,3 +41,10 @@ def fake(monkeypatch):
     monkeypatch.setattr(scalesearch.cost, "count_cost", search_fakes.fake_cost)
     monkeypatch.setattr(scalesearch.train, "train_and_evaluate", search_fakes.fake_train)
     yield search_fakes.CALLS
+
+
+def records_json(run_dir: Path) -> list[dict]:
+    """A run's records in their on-disk JSON form (the schema ``trials.json`` and reports use)."""
+    from scalesearch.records import load_records
+
+    return [r.to_json() for r in load_records(run_dir)]

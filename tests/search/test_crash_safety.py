@@ -12,7 +12,7 @@ from pathlib import Path
 
 from conftest import tiny_study
 from scalesearch.cli import main
-from scalesearch.search.records import load_records
+from conftest import records_json as load_records
 
 FAKE_CLI = Path(__file__).with_name("search_fakes.py")
 CONTINUOUS = {"phi": {"low": -3.0, "high": -2.0}, "resolution": 128}
@@ -21,6 +21,14 @@ CONTINUOUS = {"phi": {"low": -3.0, "high": -2.0}, "resolution": 128}
 def _cli(study: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(FAKE_CLI), "run", str(study), "--quiet", *args],
                             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _params(db: Path, number: int) -> dict:
+    """The sampled parameters of one storage trial."""
+    import optuna
+
+    (trial,) = [t for t in optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}").trials if t.number == number]
+    return trial.params
 
 
 def _states(db: Path) -> list[tuple[int, str]]:
@@ -56,9 +64,11 @@ def test_sigkill_then_rerun_ends_with_exactly_n_trials(tmp_path):
     assert "resuming: 1 interrupted trial(s) will be retried" in err
     records = load_records(tmp_path / "run")
     assert len(records) == 6 and {r["state"] for r in records} == {"complete"}
-    assert len({r["number"] for r in records}) == 6 and killed[0] not in {r["number"] for r in records}
-    retry = [r for r in records if r["retry_of"] == killed[0]]
-    assert len(retry) == 1 and retry[0]["params_sampled"] == before[killed[0]]["params_sampled"]
+    # The retry replaces the killed trial under its number (point x seeds + seed index, as on Ray).
+    assert sorted(r["number"] for r in records) == list(range(6))
+    (retry,) = [r for r in records if r["retry_of"] is not None]
+    assert retry["number"] == retry["retry_of"] and retry["number"] not in before
+    assert retry["params_sampled"] == _params(db, killed[0])  # the interrupted point, evaluated again
     assert [s for _, s in _states(db)].count("FAIL") == 1  # the interrupted trial, kept in the storage
     for number, record in before.items():  # finished trials were kept as they were
         if record["state"] == "complete":
@@ -109,7 +119,7 @@ def test_ctrl_c_then_rerun_retries_the_interrupted_trial(tmp_path, fake, monkeyp
     assert main(["run", str(study), "--quiet"]) == 130
     assert main(["run", str(study), "--quiet"]) == 0
     records = load_records(tmp_path / "run")
-    assert [r["number"] for r in records] == [0, 1, 3, 4] and [r["retry_of"] for r in records] == [None, None, 2, None]
+    assert [r["number"] for r in records] == [0, 1, 2, 3] and [r["retry_of"] for r in records] == [None, None, 2, None]
     assert len(fake) == 3 + 2  # two trainings and the interrupted one; then its retry and one new trial
 
 

@@ -11,7 +11,7 @@ import search_fakes
 from conftest import tiny_study
 from scalesearch.cli import main
 from scalesearch.config import load_study
-from scalesearch.search.records import load_records
+from conftest import records_json as load_records
 from scalesearch.search.space import SearchSpace
 from scalesearch.train import TrainingFailed
 

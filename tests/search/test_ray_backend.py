@@ -9,7 +9,7 @@ import pytest
 
 from conftest import tiny_study
 from scalesearch.cli import main
-from scalesearch.search.records import load_records
+from conftest import records_json as load_records
 from test_objective import SCHEMA
 
 

@@ -1,4 +1,4 @@
-"""Statistics behind the report: parameter importances and topology comparisons over seeds.
+"""Topology comparisons over seeds: does one fusion network beat another beyond seed noise?
 
 Topology comparison (the "does BiFPN beat PANet beyond seed noise" question, paper Table 5):
 trials are matched at **rungs**, i.e. the same scaling point (phi, resolution, widths, depths; every
@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from scalesearch import pareto
+from scalesearch.records import TrialRecord
 
-Record = dict[str, Any]
+Record = TrialRecord
 
 # Paper Table 5 (COCO val AP, same backbone and heads; ../shared/REFERENCE.md).
 TABLE5 = {"fpn": 42.29, "panet": 44.08, "bifpn": 44.39}
 TABLE5_NAMES = {"fpn": "repeated top-down FPN", "panet": "repeated FPN+PANet", "bifpn": "BiFPN (weighted)"}
-MIN_IMPORTANCE_TRIALS = 5
 EXACT_LIMIT = 200_000
 N_RANDOM = 20_000
 ALPHA = 0.05
@@ -48,7 +46,7 @@ def rung_labels(records: Sequence[Record]) -> list[str]:
     """The scaling point of each record: the spec fields and phi that vary across ``records``,
     except topology and fusion (e.g. ``phi=1/resolution=320``; ``all`` when nothing varies); just
     ``phi=...`` when phi alone tells the rungs apart."""
-    keys = [k for k in (*pareto.SPEC_FIELDS, "phi") if k not in _NOT_RUNG and any(k in r for r in records)]
+    keys = [k for k in (*pareto.SPEC_FIELDS, "phi") if k not in _NOT_RUNG and any(r.get(k) is not None for r in records)]
     varying = [k for k in keys if len({repr(r.get(k)) for r in records}) > 1]
     labels = {tuple(repr(r.get(k)) for k in varying) for r in records}
     if "phi" in varying and len(labels) == len({repr(r.get("phi")) for r in records}):
@@ -152,10 +150,10 @@ def compare_topologies(records: Sequence[Record]) -> list[PairTest]:
             continue
         tests = []
         for rung in shared:
-            va = np.array([r["map"] for r in cells[a, rung]], dtype=float)
-            vb = np.array([r["map"] for r in cells[b, rung]], dtype=float)
-            flops_a = float(np.mean([r["flops"] for r in cells[a, rung]]))
-            flops_b = float(np.mean([r["flops"] for r in cells[b, rung]]))
+            va = np.array([r.get("map") for r in cells[a, rung]], dtype=float)
+            vb = np.array([r.get("map") for r in cells[b, rung]], dtype=float)
+            flops_a = float(np.mean([r.get("flops") for r in cells[a, rung]]))
+            flops_b = float(np.mean([r.get("flops") for r in cells[b, rung]]))
             tests.append(RungTest(rung, va, vb, flops_a, flops_b, _welch(va, vb)))
         p, exact = permutation_p([(t.a, t.b) for t in tests])
         diff = float(np.mean([t.a.mean() - t.b.mean() for t in tests]))
@@ -182,59 +180,3 @@ def paper_sentence(test: PairTest) -> str:
     lean = "the same way as" if test.diff > 0 else "the opposite way to"
     return head + (f" **Not confirmed:** the difference is within seed noise (p >= {ALPHA}); the mean points "
                    f"{lean} the paper, but this proxy cannot tell the two apart.")
-
-
-def _distributions(trials: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Optuna distributions inferred from the sampled values; constant parameters are dropped."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    names = sorted({k for t in trials for k in t})
-    out = {}
-    for name in names:
-        values = [t.get(name) for t in trials]
-        if len({repr(v) for v in values}) < 2 or any(v is None for v in values):
-            continue
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            out[name] = IntDistribution(min(values), max(values))
-        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            out[name] = FloatDistribution(float(min(values)), float(max(values)))
-        elif all(isinstance(v, (str, int, float, bool)) for v in values):
-            out[name] = CategoricalDistribution(sorted(set(values), key=repr))
-    return out
-
-
-def importances(records: Sequence[Record]) -> tuple[dict[str, dict[str, float]], str]:
-    """PED-ANOVA importances of the sampled parameters (Optuna; needs no scikit-learn).
-
-    Two targets: reaching the mAP/FLOPs Pareto front (the multi-objective top quantile, as TPE
-    splits it) and reaching a high mAP alone. The study is rebuilt in memory from the records
-    (``optuna.trial.create_trial``), so it works whichever backend ran it. Returns
-    ({target: {param: importance}}, note); empty with a note saying why when there are too few
-    feasible trials or no varying parameter.
-    """
-    import optuna
-
-    good = [r for r in pareto.feasible(records) if isinstance(r.get("params_sampled"), dict)]
-    if len(good) < MIN_IMPORTANCE_TRIALS:
-        return {}, (f"Skipped: {len(good)} feasible complete trial(s) with sampled parameters; "
-                    f"need {MIN_IMPORTANCE_TRIALS}.")
-    dists = _distributions([r["params_sampled"] for r in good])
-    if not dists:
-        return {}, "Skipped: no sampled parameter varies across the feasible trials."
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(directions=["maximize", "minimize"])
-    for r in good:
-        params = {k: r["params_sampled"][k] for k in dists}
-        values = [r["map"], math.log10(r["flops"])]
-        study.add_trial(optuna.trial.create_trial(values=values, params=params, distributions=dists))
-    # PED-ANOVA wants ~5 trials above its quantile (Optuna docs); small studies get a wider one.
-    quantile = min(0.5, max(0.1, 5 / len(good)))
-    targets = {"Pareto front": None, "mAP": lambda t: -t.values[0]}  # PED-ANOVA minimises its target
-    out = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for label, target in targets.items():
-            evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=quantile)
-            out[label] = optuna.importance.get_param_importances(study, evaluator=evaluator, target=target)
-    return out, (f"PED-ANOVA (Optuna) over {len(good)} feasible trials and {len(dists)} varying parameters: how much "
-                 f"each parameter's distribution in the top {quantile:.0%} of trials differs from all trials.")

@@ -1,4 +1,5 @@
-"""Report figures (matplotlib, Agg backend). Each function only draws what ``pareto`` computed.
+"""Report figures (matplotlib, Agg backend). Each function only draws what ``pareto`` computed; axis titles
+come from the metric registry (``scalesearch.metrics``).
 
 Every function writes one PNG to ``path`` and returns it. Colours come from ``topology_colors`` so
 a topology keeps its colour across figures and runs.
@@ -11,9 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from scalesearch import pareto
+from scalesearch.metrics import get_metric
+from scalesearch.records import TrialRecord
 
-Record = dict[str, Any]
-_LABELS = {"flops": "FLOPs (multiply-adds, log scale)", "params": "parameters (log scale)"}
+Record = TrialRecord
+
+
+def _axis(name: str, log: bool = False) -> str:
+    """An axis title from the metric registry, e.g. ``FLOPs (multiply-adds, log scale)``."""
+    metric = get_metric(name)
+    notes = [n for n in (metric.unit, "log scale" if log else "") if n]
+    return metric.label + (f" ({', '.join(notes)})" if notes else "")
 
 
 def _plt():
@@ -46,7 +55,7 @@ def _save(fig, path: Path) -> Path:
 def _step(ax, front: Sequence[Record], cost: str, **style) -> None:
     """Draw a front as a staircase: mAP reached with at most that much cost."""
     if front:
-        ax.step([r[cost] for r in front], [r["map"] for r in front], where="post", **style)
+        ax.step([r.get(cost) for r in front], [r.get("map") for r in front], where="post", **style)
 
 
 def scatter_front(records: Sequence[Record], cost: str, path: Path, colors: dict[str, Any],
@@ -58,18 +67,18 @@ def scatter_front(records: Sequence[Record], cost: str, path: Path, colors: dict
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     good = pareto.feasible(records)
     for topo, color in colors.items():
-        pts = [r for r in good if str(r.get("topology")) == topo and r["number"] not in baselines]
+        pts = [r for r in good if str(r.get("topology")) == topo and r.get("number") not in baselines]
         if pts:
-            ax.scatter([r[cost] for r in pts], [r["map"] for r in pts], color=color, s=22, label=_short(topo), alpha=0.8)
-    base = [r for r in good if r["number"] in baselines]
+            ax.scatter([r.get(cost) for r in pts], [r.get("map") for r in pts], color=color, s=22, label=_short(topo), alpha=0.8)
+    base = [r for r in good if r.get("number") in baselines]
     if base:
-        ax.scatter([r[cost] for r in base], [r["map"] for r in base], marker="*", s=140, color="gold",
+        ax.scatter([r.get(cost) for r in base], [r.get("map") for r in base], marker="*", s=140, color="gold",
                    edgecolor="black", zorder=5, label="paper rule")
     bad = [r for r in records if not pareto.is_feasible(r) and isinstance(r.get(cost), (int, float))]
     if bad:
-        ax.scatter([r[cost] for r in bad], [0.0] * len(bad), marker="x", color="grey", s=18,
+        ax.scatter([r.get(cost) for r in bad], [0.0] * len(bad), marker="x", color="grey", s=18,
                    label="not trained / failed")
-    objectives = (("map", "max"), (cost, "min"))
+    objectives = ("map", cost)
     for topo, front in pareto.fronts_by(records, "topology", objectives).items():
         _step(ax, front, cost, color=colors.get(topo, "grey"), linestyle="--", linewidth=1)
     _step(ax, pareto.pareto_front(records, objectives), cost, color="black", linewidth=1.6, label="Pareto front")
@@ -77,7 +86,7 @@ def scatter_front(records: Sequence[Record], cost: str, path: Path, colors: dict
         ax.axvline(budget, color="red", linestyle=":", linewidth=1, label="budget" if i == 0 else None)
     if good or bad or budgets:
         ax.set_xscale("log")
-    ax.set(xlabel=_LABELS[cost], ylabel="mAP@[.5:.95]", title=title)
+    ax.set(xlabel=_axis(cost, log=True), ylabel=_axis("map"), title=title)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="best")
@@ -120,13 +129,13 @@ def slice_plot(records: Sequence[Record], params: Sequence[str], path: Path, col
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
     good = [r for r in pareto.feasible(records) if isinstance(r.get("params_sampled"), dict)]
     for ax, name in zip(axes.flat, params):
-        values = [r["params_sampled"].get(name) for r in good]
+        values = [r.get("params_sampled").get(name) for r in good]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None)
         ticks = sorted({str(v) for v in values if v is not None})
         xs = [v if numeric else (ticks.index(str(v)) if v is not None else None) for v in values]
         for x, r in zip(xs, good):
             if x is not None:
-                ax.scatter(x, r["map"], color=colors.get(str(r.get("topology")), "grey"), s=14)
+                ax.scatter(x, r.get("map"), color=colors.get(str(r.get("topology")), "grey"), s=14)
         if not numeric:
             ax.set_xticks(range(len(ticks)), ticks, rotation=30, fontsize=7)
         ax.set(title=name, ylabel="mAP")
@@ -141,13 +150,13 @@ def repeats_plot(groups: Sequence[Record], path: Path, colors: dict[str, Any]) -
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for topo, color in colors.items():
-        pts = sorted((g for g in groups if str(g["record"].get("topology")) == topo), key=lambda g: g["flops"])
+        pts = sorted((g for g in groups if str(g.record.get("topology")) == topo), key=lambda g: g.flops)
         if pts:
-            err = [0.0 if g["n"] < 2 else g["map_std"] for g in pts]
-            ax.errorbar([g["flops"] for g in pts], [g["map_mean"] for g in pts], yerr=err, color=color,
+            err = [0.0 if g.n < 2 else g.map_std for g in pts]
+            ax.errorbar([g.flops for g in pts], [g.map_mean for g in pts], yerr=err, color=color,
                         marker="o", capsize=3, label=_short(topo))
     ax.set_xscale("log")
-    ax.set(xlabel=_LABELS["flops"], ylabel="mAP (mean ± 1 std over seeds)", title="Seed repeats")
+    ax.set(xlabel=_axis("flops", log=True), ylabel="mAP (mean ± 1 std over seeds)", title="Seed repeats")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -161,9 +170,9 @@ def compare_fronts(runs: dict[str, Sequence[Record]], path: Path) -> Path:
         front = pareto.pareto_front(records)
         _step(ax, front, "flops", label=label, linewidth=1.5)
         if front:
-            ax.scatter([r["flops"] for r in front], [r["map"] for r in front], s=16)
+            ax.scatter([r.get("flops") for r in front], [r.get("map") for r in front], s=16)
     ax.set_xscale("log")
-    ax.set(xlabel=_LABELS["flops"], ylabel="mAP@[.5:.95]", title="Pareto fronts by study")
+    ax.set(xlabel=_axis("flops", log=True), ylabel=_axis("map"), title="Pareto fronts by study")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)

@@ -1,0 +1,158 @@
+"""Proxy fidelity: does the short proxy training rank architectures as a longer training does?
+
+The paper's appendix shows that short schedules can mis-rank detectors (D1 vs RetinaNet flip between
+30 and 90 epochs), so a search on a short proxy is only useful if its ranking holds. ``retrain`` trains
+the K best distinct specs of a finished run again at F times the study's training budget, with the
+study's own dataset and recipe, and writes one ``FidelityRecord`` per spec to ``RUN/fidelity.json``
+after each one (a rerun resumes and never retrains a spec that is there). Reports only read that file;
+``kendall`` gives the rank correlation of proxy vs long-budget mAP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scalesearch import pareto
+from scalesearch.errors import UserError
+from scalesearch.records import TrialRecord, load_records, write_json_atomic
+
+FILE = "fidelity.json"
+Trainer = Callable[[dict[str, Any], int], float]  # (spec fields, seed) -> long-budget val mAP
+
+
+@dataclass(frozen=True)
+class FidelityRecord:
+    """One retrained point. ``group``: the point (seed repeats count once); ``number``: the trial it was
+    picked from; ``proxy_map``: mean mAP of the point's proxy trials; ``maps``: long-budget mAP per seed in
+    ``seeds``; ``factor``: long budget / the study's budget (``steps`` / ``seconds``: the long budget)."""
+
+    group: str
+    number: int
+    spec: dict[str, Any]
+    flops: float
+    proxy_map: float
+    factor: float
+    steps: int | None
+    seconds: float | None
+    seeds: tuple[int, ...]
+    maps: tuple[float, ...]
+
+    @property
+    def long_map(self) -> float:
+        return statistics.fmean(self.maps)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "seeds": list(self.seeds), "maps": list(self.maps)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "FidelityRecord":
+        return cls(**{**data, "seeds": tuple(data["seeds"]), "maps": tuple(data["maps"])})
+
+
+def load_fidelity(run_dir: str | Path) -> list[FidelityRecord]:
+    """The records of ``RUN/fidelity.json``; [] when the run has none."""
+    path = Path(run_dir) / FILE
+    if not path.is_file():
+        return []
+    try:
+        return [FidelityRecord.from_json(row) for row in json.loads(path.read_text())]
+    except (json.JSONDecodeError, TypeError, KeyError) as exc:
+        raise UserError(f"{path}: must hold fidelity records written by `scalesearch fidelity`, but {exc}") from None
+
+
+def pick(records: Sequence[TrialRecord], k: int) -> list[TrialRecord]:
+    """The k best distinct points: front points by mAP first, then the other feasible trials by mAP.
+    Seed repeats of one point count once (its best record), so the k picks are k architectures."""
+    front = sorted(pareto.pareto_front(records), key=lambda r: -r.get("map"))
+    rest = sorted(pareto.feasible(records), key=lambda r: -r.get("map"))
+    chosen: dict[str, TrialRecord] = {}
+    for record in [*front, *rest]:
+        chosen.setdefault(pareto.group_key(record), record)
+    return list(chosen.values())[:k]
+
+
+def kendall(rows: Sequence[FidelityRecord]) -> tuple[float, float]:
+    """Kendall's tau-b between proxy and long-budget mAP and its two-sided p-value (``scipy.stats.kendalltau``);
+    NaN when either side is constant."""
+    from scipy import stats
+
+    result = stats.kendalltau([r.proxy_map for r in rows], [r.long_map for r in rows])
+    return float(result.statistic), float(result.pvalue)
+
+
+def long_budget(train_config: Any, factor: float) -> tuple[int | None, float | None]:
+    """The study's budget (``steps`` and/or ``seconds`` of its ``TrainConfig``) times ``factor``."""
+    steps = None if train_config.steps is None else max(1, round(train_config.steps * factor))
+    seconds = None if train_config.seconds is None else train_config.seconds * factor
+    return steps, seconds
+
+
+def study_trainer(config: Any, factor: float) -> Trainer:
+    """Train with the study's dataset and recipe at ``factor`` times its budget."""
+    from scalesearch.search.objective import dataset_pairs
+    from scalesearch.spec import DetectorSpec
+    from scalesearch.train import train_and_evaluate
+
+    train_data, val_data = dataset_pairs(config.dataset)
+    steps, seconds = long_budget(config.train_config, factor)
+
+    def train(spec: dict[str, Any], seed: int) -> float:
+        cfg = dataclasses.replace(config.trial_train_config(seed), steps=steps, seconds=seconds)
+        result = train_and_evaluate(DetectorSpec.from_dict(spec), train_data, val_data, cfg, progress=False)
+        return float(result.metrics["map"])
+
+    return train
+
+
+def _check(top_k: int, factor: float, seeds: int) -> None:
+    if top_k < 2:
+        raise UserError(f"--top-k: must be >= 2 for a rank correlation, but got {top_k}")
+    if not factor > 0:
+        raise UserError(f"--factor: must be > 0, but got {factor}")
+    if seeds < 1:
+        raise UserError(f"--seeds: must be >= 1, but got {seeds}")
+
+
+def _resumable(done: list[FidelityRecord], factor: float, seeds: int, path: Path) -> None:
+    """A rerun must ask for what ``fidelity.json`` holds, or it would mix budgets in one ranking."""
+    for record in done:
+        if record.factor != factor or len(record.seeds) != seeds:
+            raise UserError(f"{path}: holds records at --factor {record.factor:g} --seeds {len(record.seeds)}, "
+                            f"but got --factor {factor:g} --seeds {seeds}; use those or move the file away")
+
+
+def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int = 1,
+            trainer: Trainer | None = None, log: Callable[[str], None] = lambda line: None) -> list[FidelityRecord]:
+    """Retrain the ``pick(top_k)`` points of a finished run at ``factor`` times its budget over ``seeds`` seeds
+    (the picked trial's seed, then the next ones); ``fidelity.json`` is rewritten after each point and points
+    already in it are skipped. ``trainer`` replaces real training (tests). Returns every record in the file."""
+    from scalesearch.config import load_study
+
+    _check(top_k, factor, seeds)
+    run_dir = Path(run_dir)
+    path = run_dir / FILE
+    done = load_fidelity(run_dir)
+    _resumable(done, factor, seeds, path)
+    config = load_study(run_dir / "study.yaml")
+    steps, seconds = long_budget(config.train_config, factor)
+    records = load_records(run_dir)
+    for record in pick(records, top_k):
+        group = pareto.group_key(record)
+        if any(d.group == group for d in done):
+            log(f"{group}: already in {path}, skipped")
+            continue
+        trainer = trainer or study_trainer(config, factor)
+        proxy = [r.get("map") for r in pareto.feasible(records) if pareto.group_key(r) == group]
+        seed_list = tuple(record.seed + i for i in range(seeds))
+        maps = tuple(trainer(record.spec, seed) for seed in seed_list)
+        done.append(FidelityRecord(group, record.number, dict(record.spec), float(record.flops),
+                                   statistics.fmean(proxy), factor, steps, seconds, seed_list, maps))
+        write_json_atomic(path, [d.to_json() for d in done])
+        log(f"{group}: proxy mAP {done[-1].proxy_map:.4f}, long-budget mAP {done[-1].long_map:.4f}")
+    return done

@@ -1,0 +1,77 @@
+"""Metrics as data: one registry of what a trial can be scored on.
+
+Each ``Metric`` says its direction, unit, what produces it (``cost``: counted before training, so an
+infeasible trial has it too; ``training``: proxy training + COCO evaluation; ``measurement``: timed) and
+what a trial that lacks it is worth (``worst``: the worst value for its direction). Config validation,
+objectives, budgets, Pareto fronts and report axes all read ``METRICS``; a new metric is one entry.
+Torch-free, so the command line and reports can use it without importing the model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scalesearch.errors import unknown_name
+
+DIRECTIONS = ("maximize", "minimize")
+SOURCES = ("cost", "training", "measurement")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """name: record key; direction: the better way (``maximize``/``minimize``); unit: for axes;
+    label: for reports; source: ``cost`` / ``training`` / ``measurement``; budget: may bound a study
+    (``budgets.<name>``); worst: the value a trial without it gets as an objective."""
+
+    name: str
+    direction: str
+    unit: str
+    label: str
+    source: str
+    budget: bool = False
+    worst: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS or self.source not in SOURCES:
+            raise ValueError(f"metric {self.name}: bad direction {self.direction!r} or source {self.source!r}")
+        if self.worst is None:
+            object.__setattr__(self, "worst", -math.inf if self.direction == "maximize" else math.inf)
+
+    @property
+    def maximize(self) -> bool:
+        return self.direction == "maximize"
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether ``a`` is strictly better than ``b``."""
+        return a > b if self.maximize else a < b
+
+
+def _coco(name: str, label: str) -> Metric:
+    # mAP is bounded below by 0: an untrained detector's score, and the worst an objective can report.
+    return Metric(name, "maximize", "", label, "training", worst=0.0)
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    _coco("map", "mAP"), _coco("map50", "AP50"), _coco("map75", "AP75"),
+    _coco("map_small", "AP small"), _coco("map_medium", "AP medium"), _coco("map_large", "AP large"),
+    Metric("flops", "minimize", "multiply-adds", "FLOPs", "cost", budget=True),
+    Metric("params", "minimize", "parameters", "params", "cost", budget=True),
+    Metric("train_seconds", "minimize", "s", "training time", "training"),
+    Metric("images_per_second", "maximize", "img/s", "training throughput", "training", worst=0.0),
+)}
+COCO_METRICS = tuple(name for name, m in METRICS.items() if m.source == "training" and m.unit == "")
+
+
+def get_metric(name: str) -> Metric:
+    """The registered metric ``name``; ``UserError`` listing close names otherwise."""
+    if name not in METRICS:
+        raise unknown_name("metric", name, METRICS)
+    return METRICS[name]
+
+
+def objective_value(metric: str, value: float | None) -> float:
+    """``value`` as an objective: the metric's worst when missing or not finite (never a flattering 0)."""
+    if value is None or not math.isfinite(value):
+        return get_metric(metric).worst
+    return float(value)

@@ -1,0 +1,55 @@
+"""The search-backend family: one small base, one module per engine, one registry.
+
+A backend schedules ``Evaluator.evaluate`` (``scalesearch.search.objective``) until the study has
+``n_trials`` finished trials, resumes an interrupted run in the same folder, shows progress, and keeps
+``trials.json`` current through ``scalesearch.records.write_records``. It owns its storage (an Optuna
+database, a Ray Tune experiment folder); nothing else reads that storage. A new engine is one entry in
+``BACKENDS`` (loaded lazily, so the command line never imports an engine it does not use).
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from scalesearch.errors import unknown_name
+from scalesearch.records import TrialRecord
+
+BACKENDS: dict[str, str] = {
+    "optuna": "scalesearch.search.optuna_backend:OptunaBackend",
+    "ray": "scalesearch.search.ray_backend:RayBackend",
+}
+
+
+class SearchBackend(ABC):
+    """Runs one study in one run folder. ``exclusive``: this process holds the folder's lock, so trials
+    its storage shows as running belong to dead processes and are retried."""
+
+    name: str = ""
+
+    def __init__(self, config: Any, run_dir: Path, *, progress: bool = True) -> None:
+        self.config, self.run_dir, self.progress = config, Path(run_dir), progress
+
+    @abstractmethod
+    def run(self, *, exclusive: bool) -> list[TrialRecord]:
+        """Run or resume until ``target_trials()`` trials are finished; returns every record."""
+
+    def target_trials(self) -> int:
+        """``n_trials``, capped by grid size x seeds for the grid sampler (which repeats itself after)."""
+        import math
+
+        config = self.config
+        if config.search.sampler != "grid":
+            return config.search.n_trials
+        size = math.prod(len(v) for v in config.search_space.grid().values())
+        return min(config.search.n_trials, size * config.seeds)
+
+
+def get_backend(name: str) -> type[SearchBackend]:
+    """The backend class registered as ``name`` (imported on first use)."""
+    if name not in BACKENDS:
+        raise unknown_name("search backend", name, BACKENDS)
+    module, cls = BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module), cls)

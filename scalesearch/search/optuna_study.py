@@ -1,0 +1,210 @@
+"""The Optuna study behind the default backend: storage, sampler, pruner, trial counting, recovery, records.
+
+How trials are counted and retried is described in ``scalesearch.search.optuna_backend``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from scalesearch.errors import UserError
+from scalesearch.records import State, TrialRecord, best_record, write_records
+
+COUNTED = tuple(s.value for s in State if s.counted)
+
+HEARTBEAT_S = 15
+GRACE_S = 60
+
+
+class _EndTrial(Exception):
+    """Ends a trial as FAIL on purpose (failed with a recorded reason, or surplus)."""
+
+
+def quiet_optuna() -> None:
+    """Our progress display replaces Optuna's per-trial log lines and experimental-feature notes."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def make_storage(url: str) -> Any:
+    """An ``RDBStorage`` with heartbeats; stale trials of dead machines are retried (``retry``)."""
+    import optuna
+
+    quiet_optuna()
+    kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
+                                          grace_period=GRACE_S, heartbeat_stale_trial_callback=retry)
+    except Exception as exc:  # sqlalchemy raises many types for bad URLs / unreachable servers
+        raise UserError(f"search.storage: must be a reachable database URL, but {url!r} gave: "
+                        f"{str(exc).splitlines()[0]}") from None
+
+
+def make_sampler(config: Any) -> Any:
+    """The study's sampler, seeded; constraints come from ``trial.set_constraint`` (Optuna 5)."""
+    import optuna.samplers as s
+
+    seed, name = config.sampler_seed, config.search.sampler
+    if name == "grid":
+        from scalesearch.search.grid import RepeatTolerantGridSampler
+
+        return RepeatTolerantGridSampler(config.search_space.grid(), seed=seed)
+    factories = {
+        "tpe": lambda: s.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=4),
+        "nsga2": lambda: s.NSGAIISampler(seed=seed, population_size=8),
+        "nsga3": lambda: s.NSGAIIISampler(seed=seed, population_size=8),
+        "random": lambda: s.RandomSampler(seed=seed),
+        "gp": lambda: s.GPSampler(seed=seed, n_startup_trials=4),
+        "qmc": lambda: s.QMCSampler(seed=seed, warn_independent_sampling=False),
+        "cmaes": lambda: s.CmaEsSampler(seed=seed, warn_independent_sampling=False),
+        "brute_force": lambda: s.BruteForceSampler(seed=seed),
+    }
+    return factories[name]()
+
+
+def make_pruner(config: Any) -> Any:
+    import optuna.pruners as p
+
+    steps = config.train_config.steps or 100
+    return {"none": p.NopPruner, "median": lambda: p.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+            "hyperband": lambda: p.HyperbandPruner(min_resource=1, max_resource=steps)}[config.search.pruning]()
+
+
+def open_study(config: Any, storage: Any) -> Any:
+    import optuna
+
+    return optuna.create_study(study_name=config.name, storage=storage, load_if_exists=True,
+                               sampler=make_sampler(config), pruner=make_pruner(config),
+                               directions=config.directions)
+
+
+def enqueue_points(study: Any, config: Any) -> None:
+    """Enqueue ``search.enqueue`` (baselines) once, when the study is new."""
+    if study.get_trials(deepcopy=False):
+        return
+    for point in config.search.enqueue:
+        study.enqueue_trial(dict(point.params), user_attrs={"label": point.label})
+
+
+# ---- counting and recovery ------------------------------------------------------------------------
+
+def status(trial: Any) -> str:
+    """Our status of a trial: complete / infeasible / failed / pruned / running / interrupted / surplus."""
+    from optuna.trial import TrialState
+
+    if trial.state in (TrialState.RUNNING, TrialState.WAITING):
+        return "running"
+    mark = trial.user_attrs.get("status", "running")
+    # A finished trial without a final status of ours lost its process mid-trial.
+    return mark if mark in COUNTED or mark == "surplus" else "interrupted"
+
+
+def tally(trials: list[Any]) -> tuple[int, int, int]:
+    """(finished-and-counted, running, waiting) trials."""
+    from optuna.trial import TrialState
+
+    counted = sum(1 for t in trials if t.state.is_finished() and status(t) in COUNTED)
+    running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+    waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
+    return counted, running, waiting
+
+
+def recover(study: Any, exclusive: bool) -> int:
+    """Fail interrupted trials and enqueue their parameters again; returns how many were enqueued.
+
+    ``exclusive``: this process holds the run folder's lock and the storage is the folder's own,
+    so every RUNNING trial belongs to a dead process. Trials that ended without a status of ours
+    (Ctrl-C, a crashed worker) are retried too, once each.
+    """
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if exclusive or _dead_here(trial.user_attrs):
+            try:
+                study._storage.set_trial_user_attr(trial._trial_id, "status", "interrupted")
+                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            except UpdateFinishedTrialError:
+                pass  # another process recovered it first
+    fail_stale_trials(study)  # other machines' trials, by heartbeat; its callback retries them
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    lost = [t for t in trials if t.state == TrialState.FAIL and status(t) == "interrupted"
+            and t.number not in retried]
+    for trial in lost:
+        retry(study, trial)
+    return len(lost)
+
+
+def retry(study: Any, trial: Any) -> None:
+    """Enqueue an interrupted trial's parameters again, keeping its point, seed and budget."""
+    keep = ("origin", "point", "seed_index", "label")
+    attrs = {k: v for k, v in trial.user_attrs.items() if k in keep}
+    study.enqueue_trial(dict(trial.params), user_attrs={**attrs, "retry_of": trial.number})
+
+
+def _dead_here(attrs: dict[str, Any]) -> bool:
+    if attrs.get("host") != socket.gethostname() or "pid" not in attrs:
+        return False
+    return process_token(attrs["pid"]) != attrs.get("pid_token")
+
+
+def process_token(pid: int) -> str | None:
+    """A token that changes when a pid is reused (its start time), None when it is not running."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except OSError:
+        return "alive"
+
+
+# ---- records --------------------------------------------------------------------------------------
+
+def trial_record(trial: Any, seeds: int) -> TrialRecord | None:
+    """The record of one Optuna trial (None for interrupted and surplus trials, retried elsewhere)."""
+    state = status(trial)
+    if state in ("interrupted", "surplus") or trial.number is None:
+        return None
+    attrs = trial.user_attrs
+    data = dict(attrs.get("record") or {
+        "number": attrs.get("point", trial.number) * seeds + attrs.get("seed_index", 0),
+        "params_sampled": dict(trial.params)})
+    data["state"] = "running" if state == "running" else state
+    reported = {str(k): v for k, v in sorted(trial.intermediate_values.items())}
+    data["intermediate"] = reported or data.get("intermediate", {})
+    return TrialRecord.from_json(data)
+
+
+def study_records(study: Any, seeds: int) -> list[TrialRecord]:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    records = [trial_record(t, seeds) for t in trials if t.state != TrialState.WAITING]
+    return sorted((r for r in records if r is not None), key=lambda r: r.number)
+
+
+def export_records(study: Any, run_dir: Path, seeds: int) -> list[TrialRecord]:
+    """Rewrite ``trials.json`` (atomically) from the storage; returns the records."""
+    records = study_records(study, seeds)
+    write_records(run_dir, records)
+    return records
+
+
+def summary(records: list[TrialRecord]) -> str:
+    best = best_record(records)
+    return "no complete trial yet" if best is None else f"best map {best.get('map'):.4f} (trial {best.number})"
+
+

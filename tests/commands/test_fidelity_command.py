@@ -1,0 +1,20 @@
+"""``scalesearch fidelity``: argument mistakes exit 2 with one line, before any training."""
+
+from __future__ import annotations
+
+import pytest
+
+from scalesearch.cli import main
+
+
+@pytest.mark.parametrize("option, message", [(["--top-k", "1"], "--top-k: must be >= 2"),
+                                             (["--factor", "0"], "--factor: must be > 0"),
+                                             (["--seeds", "0"], "--seeds: must be >= 1")])
+def test_bad_options_exit_2(tmp_path, capsys, option, message):
+    assert main(["fidelity", str(tmp_path), *option]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_run_folder_exits_2(tmp_path, capsys):
+    assert main(["fidelity", str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err

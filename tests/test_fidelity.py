@@ -1,0 +1,69 @@
+"""Long-budget retraining of a finished run's best specs, with a fake trainer: picks, budget, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scalesearch.errors import UserError
+from scalesearch.fidelity import FILE, kendall, load_fidelity, pick, retrain
+from scalesearch.records import TrialRecord
+
+POINTS = [(0.3, 3e9), (0.2, 2e9), (0.1, 1e9), (0.05, 4e9)]  # (proxy mAP, FLOPs) of phi = 0..3
+
+
+def trial(number, phi, map_, flops, seed=0):
+    return {"number": number, "state": "complete", "seed": seed, "map": map_, "flops": flops, "params": flops / 600,
+            "group": f"phi={phi}", "resolution": 256 + 128 * phi, "topology": "bifpn", "num_classes": 4}
+
+
+def make_run(path, steps=100):
+    path.mkdir()
+    rows = [trial(i, i, m, f) for i, (m, f) in enumerate(POINTS)] + [trial(4, 0, 0.32, 3e9, seed=1)]
+    (path / "trials.json").write_text(json.dumps(rows))
+    (path / "study.yaml").write_text(f"name: fake\nseeds: 2\nspace: {{phi: [0, 1, 2, 3]}}\ntrain: {{steps: {steps}}}\n")
+    return path
+
+
+class FakeTrainer:
+    def __init__(self, maps):
+        self.maps, self.calls = maps, []
+
+    def __call__(self, spec, seed):
+        self.calls.append((spec["resolution"], seed))
+        return self.maps[spec["resolution"]]
+
+
+def test_pick_counts_seed_repeats_once():
+    records = [TrialRecord.from_json(trial(i, i % 3, 0.1 * i, 1e9 * (1 + i % 3), seed=i // 3)) for i in range(9)]
+    assert [r.group for r in pick(records, 4)] == ["phi=2", "phi=1", "phi=0"]
+
+
+def test_retrain_records_each_spec_at_factor_times_the_budget(tmp_path):
+    run = make_run(tmp_path / "run")
+    trainer = FakeTrainer({256: 0.5, 384: 0.4, 512: 0.45})
+    rows = retrain(run, top_k=3, factor=3.0, seeds=2, trainer=trainer)
+    assert trainer.calls == [(256, 1), (256, 2), (384, 0), (384, 1), (512, 0), (512, 1)]  # the best trial's seed on
+    assert [(r.group, r.steps, r.seeds) for r in rows] == [("phi=0", 300, (1, 2)), ("phi=1", 300, (0, 1)),
+                                                          ("phi=2", 300, (0, 1))]
+    assert rows[0].proxy_map == pytest.approx(0.31)  # mean over the point's proxy seeds
+    assert load_fidelity(run) == rows
+    tau, _ = kendall(rows)
+    assert tau == pytest.approx(1 / 3)
+
+
+def test_a_rerun_resumes_and_never_retrains(tmp_path):
+    run = make_run(tmp_path / "run")
+    retrain(run, top_k=2, trainer=FakeTrainer({256: 0.5, 384: 0.4}))
+    again = FakeTrainer({256: 0.0, 384: 0.0, 512: 0.45})
+    rows = retrain(run, top_k=3, trainer=again)
+    assert again.calls == [(512, 0)] and [r.long_map for r in rows] == [0.5, 0.4, 0.45]
+    assert len(json.loads((run / FILE).read_text())) == 3
+
+
+def test_a_rerun_with_another_budget_is_refused(tmp_path):
+    run = make_run(tmp_path / "run")
+    retrain(run, top_k=2, trainer=FakeTrainer({256: 0.5, 384: 0.4}))
+    with pytest.raises(UserError, match="--factor 4 --seeds 1, but got --factor 2"):
+        retrain(run, top_k=2, factor=2.0, trainer=FakeTrainer({}))
