@@ -7,6 +7,7 @@ Everything stored is a tensor, a number, a string or a list/dict of them, so a c
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +31,28 @@ def save_checkpoint(path: str | Path, model: nn.Module, spec: DetectorSpec, info
     return path
 
 
+def _read(path: Path, device: str) -> Any:
+    """``torch.load`` with ``weights_only``; a foreign or corrupt file is a one-line ``UserError``."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        why = ("it holds pickled Python objects, which are never loaded (a checkpoint holds tensors and plain data)"
+               if "Unsupported global" in str(exc) else "it is not a file torch.save wrote")
+    except Exception:  # torch raises many types for a corrupt or foreign file; its messages run to many lines
+        why = "it is not a file torch.save wrote"
+    raise UserError(f"checkpoint {path}: must be a scalesearch checkpoint (written by `scalesearch train --save`), "
+                    f"but {why}")
+
+
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[nn.Module, DetectorSpec, dict[str, Any]]:
     """Rebuild the detector of a checkpoint: ``(model in eval mode, spec, info)``."""
     from scalesearch.model import build_detector
 
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"checkpoint {path}: must be a file written by `scalesearch train --save`, "
-                        "but it was not found")
-    try:
-        data = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # a corrupt or foreign file: torch raises many types here
-        raise UserError(f"checkpoint {path}: must be a scalesearch checkpoint, "
-                        f"but it could not be read ({exc})") from exc
+        found = "it is a folder" if path.is_dir() else "it was not found"
+        raise UserError(f"checkpoint {path}: must be a file written by `scalesearch train --save`, but {found}")
+    data = _read(path, device)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UserError(f"checkpoint {path}: must be a scalesearch checkpoint, but its format is not {FORMAT!r}")
     spec = DetectorSpec.from_dict(data["spec"])

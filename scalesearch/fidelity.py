@@ -86,6 +86,42 @@ def kendall(rows: Sequence[FidelityRecord]) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
+def spearman(rows: Sequence[FidelityRecord]) -> tuple[float, float]:
+    """Spearman's rho between proxy and long-budget mAP and its p-value (``scipy.stats.spearmanr``)."""
+    from scipy import stats
+
+    result = stats.spearmanr([r.proxy_map for r in rows], [r.long_map for r in rows])
+    return float(result.statistic), float(result.pvalue)
+
+
+def bootstrap_interval(rows: Sequence[FidelityRecord], statistic: str = "kendall", n: int = 2000,
+                       seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``kendall`` or ``spearman`` over the retrained points (pairs resampled
+    with replacement, ``n`` times, ``numpy.random.default_rng(seed)``: the same seed gives the same interval).
+    Resamples whose correlation is undefined (all ties) are dropped."""
+    import numpy as np
+
+    func = {"kendall": kendall, "spearman": spearman}[statistic]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n):
+        sample = [rows[i] for i in rng.integers(0, len(rows), len(rows))]
+        value = func(sample)[0]
+        if value == value:  # NaN when a resample has no spread
+            values.append(value)
+    if not values:
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def top1_regret(rows: Sequence[FidelityRecord]) -> float:
+    """Long-budget mAP lost by trusting the proxy's winner: best long mAP minus the proxy winner's long mAP."""
+    winner = max(rows, key=lambda r: r.proxy_map)
+    return max(r.long_map for r in rows) - winner.long_map
+
+
 def long_budget(train_config: Any, factor: float) -> tuple[int | None, float | None]:
     """The study's budget (``steps`` and/or ``seconds`` of its ``TrainConfig``) times ``factor``."""
     steps = None if train_config.steps is None else max(1, round(train_config.steps * factor))
@@ -127,11 +163,23 @@ def _resumable(done: list[FidelityRecord], factor: float, seeds: int, path: Path
                             f"but got --factor {factor:g} --seeds {seeds}; use those or move the file away")
 
 
+def _train_point(job: tuple) -> tuple[str, tuple[float, ...]]:
+    """One point in a worker process: (config, factor, group, spec, seeds, threads) -> (group, maps)."""
+    import torch
+
+    config, factor, group, spec, seeds, threads = job
+    torch.set_num_threads(threads)
+    trainer = study_trainer(config, factor)
+    return group, tuple(trainer(spec, seed) for seed in seeds)
+
+
 def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int = 1,
-            trainer: Trainer | None = None, log: Callable[[str], None] = lambda line: None) -> list[FidelityRecord]:
+            trainer: Trainer | None = None, log: Callable[[str], None] = lambda line: None,
+            workers: int = 1) -> list[FidelityRecord]:
     """Retrain the ``pick(top_k)`` points of a finished run at ``factor`` times its budget over ``seeds`` seeds
     (the picked trial's seed, then the next ones); ``fidelity.json`` is rewritten after each point and points
-    already in it are skipped. ``trainer`` replaces real training (tests). Returns every record in the file."""
+    already in it are skipped. ``trainer`` replaces real training (tests). ``workers`` > 1 trains points in
+    that many processes (cores divided between them). Returns every record in the file."""
     from scalesearch.config import load_study
 
     _check(top_k, factor, seeds)
@@ -142,17 +190,39 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     config = load_study(run_dir / "study.yaml")
     steps, seconds = long_budget(config.train_config, factor)
     records = load_records(run_dir)
+    todo = []
     for record in pick(records, top_k):
         group = pareto.group_key(record)
         if any(d.group == group for d in done):
             log(f"{group}: already in {path}, skipped")
-            continue
-        trainer = trainer or study_trainer(config, factor)
+        else:
+            todo.append((group, record, tuple(record.seed + i for i in range(seeds))))
+
+    def finish(group: str, maps: tuple[float, ...]) -> None:
+        record, seed_list = next((r, s) for g, r, s in todo if g == group)
         proxy = [r.get("map") for r in pareto.feasible(records) if pareto.group_key(r) == group]
-        seed_list = tuple(record.seed + i for i in range(seeds))
-        maps = tuple(trainer(record.spec, seed) for seed in seed_list)
         done.append(FidelityRecord(group, record.number, dict(record.spec), float(record.flops),
                                    statistics.fmean(proxy), factor, steps, seconds, seed_list, maps))
         write_json_atomic(path, [d.to_json() for d in done])
         log(f"{group}: proxy mAP {done[-1].proxy_map:.4f}, long-budget mAP {done[-1].long_map:.4f}")
+
+    if workers > 1 and trainer is None and len(todo) > 1:
+        _in_processes(config, factor, todo, workers, finish)
+        return done
+    for group, record, seed_list in todo:
+        trainer = trainer or study_trainer(config, factor)
+        finish(group, tuple(trainer(record.spec, seed) for seed in seed_list))
     return done
+
+
+def _in_processes(config: Any, factor: float, todo: list, workers: int, finish: Callable) -> None:
+    """Train the points in ``workers`` spawned processes; each result is recorded as soon as it arrives."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    jobs = [(config, factor, group, dict(record.spec), seed_list, threads) for group, record, seed_list in todo]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for future in as_completed([pool.submit(_train_point, job) for job in jobs]):
+            finish(*future.result())

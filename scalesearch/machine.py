@@ -1,4 +1,5 @@
-"""What machine a result came from: one description shared by run folders and generated reports."""
+"""What machine a result came from (one description shared by run folders and generated reports), and the
+device a command runs on."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import platform
 import socket
 from pathlib import Path
 from typing import Any
+
+from scalesearch.errors import UserError
 
 
 def _proc_field(path: str, key: str) -> str | None:
@@ -46,3 +49,18 @@ def describe(info: dict[str, Any] | None = None) -> str:
     memory = f", {info['memory_gb']} GB RAM" if info.get("memory_gb") else ""
     return (f"{info['cpu']}, {info['cpus']} cores{memory}, {platform.system()} {platform.machine()}, "
             f"Python {info['python']}, torch {info['torch']}, timm {info['timm']}, {info['threads']} threads")
+
+
+def resolve_device(name: str) -> str:
+    """``cpu``, ``cuda[:i]`` or ``auto`` (cuda when present); CUDA on a machine without it is a ``UserError``."""
+    if name != "cpu" and not name.startswith("cuda") and name != "auto":
+        raise UserError(f"--device: must be cpu, cuda[:N] or auto, but got {name!r}")
+    if name == "cpu":
+        return name
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        raise UserError(f"--device: cuda needs a visible CUDA GPU, but none is available (got {name!r})")
+    return name

@@ -86,6 +86,9 @@ MISTAKES = [  # (id, study, --set overrides, expected message)
      "search.pruning: pruning needs a single objective, but got 'median' with 2 objectives"),
     ("unknown train key", _with("train.stepz", 3), [], "train.stepz: unknown key 'stepz' (close names: steps"),
     ("bad train value", _with("train.optimizer", "adam"), [], "train.optimizer: must be one of"),
+    ("infinite lr", BASE, ["train.lr=.inf"], "train.lr: must be a finite number > 0, but got inf"),
+    ("objective against its metric", _with("objectives", ["maximize flops"]), [],
+     "objective 'maximize flops': flops is better when it is minimized, but the study asks to maximize it"),
     ("unknown synthetic key", _with("dataset.synthetic", {"num_imgs": 3}), [], "dataset.synthetic: unknown key 'num_imgs'"),
     ("grid over a continuous range", _with("space.phi", {"low": 0.0, "high": 1.0}) | {"search": {"sampler": "grid"}}, [],
      "search.sampler: 'grid' needs choices or a stepped range, but space.phi is the continuous range"),
@@ -123,6 +126,15 @@ def test_yaml_syntax_error_names_the_line(tmp_path, capsys):
 def test_missing_space_file(tmp_path, capsys):
     assert main(["run", str(_write(tmp_path, _with("space", "spaces/none_space.yaml")))]) == 2
     assert "space file 'spaces/none_space.yaml': the file must exist" in capsys.readouterr().err
+
+
+def test_out_naming_a_file_is_one_line_and_leaves_it_alone(tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("mine")
+    assert main(["run", str(_write(tmp_path, BASE)), "--out", str(target), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out '{target}': must be a folder for the run, but it is a file" in err
+    assert target.read_text() == "mine"
 
 
 def test_resuming_a_folder_with_another_space_is_refused(tmp_path, capsys):

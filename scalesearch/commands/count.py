@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from scalesearch.spec import DetectorSpec
 
@@ -12,12 +11,10 @@ from scalesearch.spec import DetectorSpec
 def spec_from_args(args: argparse.Namespace) -> DetectorSpec:
     """The preset (default D0) or ``PAPER_RULE`` at ``--phi``, with the command-line overrides."""
     from scalesearch.scaling import compound_spec, preset
-    from scalesearch.topology import canonical_fusion
 
     overrides = {
         "resolution": args.resolution, "topology": args.topology, "num_classes": args.num_classes,
-        "backbone": args.backbone,
-        "fusion": canonical_fusion(args.fusion) if args.fusion is not None else None,
+        "backbone": args.backbone, "fusion": args.fusion,  # the spec canonicalises fusion aliases
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.phi is not None:
@@ -38,13 +35,15 @@ def render(spec: DetectorSpec, cost) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scalesearch.commands._files import check_output, write_output
     from scalesearch.cost import count_cost
 
+    out = check_output("--json", args.json)
     spec = spec_from_args(args)
     cost = count_cost(spec)
     print(render(spec, cost))
-    if args.json:
-        Path(args.json).write_text(json.dumps({"spec": spec.to_dict(), **cost.to_dict()}, indent=2) + "\n")
+    if out:
+        write_output(out, json.dumps({"spec": spec.to_dict(), **cost.to_dict()}, indent=2) + "\n")
     return 0
 
 

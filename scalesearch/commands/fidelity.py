@@ -18,15 +18,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--factor", type=float, default=4.0, metavar="F",
                         help="long budget = F x the study's steps (or seconds) (default 4)")
     parser.add_argument("--seeds", type=int, default=1, metavar="S", help="seeds per spec (default 1)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="train N specs at once in separate processes, cores divided (default 1)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from scalesearch.fidelity import kendall, retrain
+    from scalesearch.errors import UserError
+    from scalesearch.fidelity import bootstrap_interval, kendall, retrain, spearman, top1_regret
 
-    rows = retrain(args.run_dir, args.top_k, args.factor, args.seeds, log=print)
+    if args.workers < 1:
+        raise UserError(f"--workers: must be >= 1, but got {args.workers}")
+    rows = retrain(args.run_dir, args.top_k, args.factor, args.seeds, log=print, workers=args.workers)
     if len(rows) >= 2:
         tau, p = kendall(rows)
-        print(f"Kendall tau (proxy vs long-budget mAP) = {tau:.3f}, p = {p:.3g}, n = {len(rows)}")
+        low, high = bootstrap_interval(rows)
+        print(f"Kendall tau (proxy vs long-budget mAP) = {tau:.3f} [95% bootstrap {low:.3f}, {high:.3f}], "
+              f"p = {p:.3g}, n = {len(rows)}; Spearman rho = {spearman(rows)[0]:.3f}; "
+              f"top-1 regret {top1_regret(rows):.4f} mAP")
     print(f"wrote {args.run_dir}/fidelity.json ({len(rows)} specs)")
     return 0

@@ -1,197 +1,22 @@
 """``scalesearch topologies``: params and FLOPs of every topology x fusion at D0..D3, and drawings.
 
-Compute first, then render: ``measure`` counts (``scalesearch.cost.count_cost``), ``render_markdown``
-formats, ``draw_topology`` draws one graph (matplotlib, levels as rows, nodes as columns).
+The counts and report are ``scalesearch.topology_counts``, effdet's counts beside ours
+``scalesearch.peers``, the drawings ``scalesearch.draw``; this module parses arguments and writes.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from scalesearch.errors import UserError
-from scalesearch.machine import describe
-from scalesearch.topology import FUSIONS, Topology, canonical_fusion, get_topology, list_topologies
+from scalesearch.topology import FUSIONS, canonical_fusion, get_topology, list_topologies
 
 DEFAULT_VARIANTS = ("d0", "d1", "d2", "d3")
 EXAMPLE_GRAPHS = ("spaces/custom_example.yaml",)
-
-
-@dataclass(frozen=True)
-class Row:
-    """Counts of one (variant, topology, fusion); params in units, FLOPs in multiply-adds."""
-
-    variant: str
-    topology: str
-    fusion: str
-    params: int
-    flops: int
-    fpn_params: int
-    fpn_flops: int
-
-
-def measure(variants: list[str], topologies: list[str], fusions: list[str], progress: bool = True) -> list[Row]:
-    """Count every variant x topology x fusion with the variant's preset spec otherwise unchanged."""
-    from scalesearch.cost import count_cost
-    from scalesearch.scaling import preset
-
-    rows = []
-    for variant in variants:
-        base = preset(variant)
-        for topo in topologies:
-            for fusion in fusions:
-                cost = count_cost(base.replace(topology=topo, fusion=fusion))
-                fpn_params, fpn_flops = cost.by_part["fpn"]
-                rows.append(Row(variant, topo, fusion, cost.params, cost.flops, fpn_params, fpn_flops))
-                if progress:
-                    print(f"{variant} {topo:6s} {fusion:16s} params {cost.params:>12,} "
-                          f"FLOPs {cost.flops / 1e9:8.3f}B", file=sys.stderr, flush=True)
-    return rows
-
-
-# effdet 0.4.1's fpn_name for our (topology, fusion), where it has one (effdet config/fpn_config.py).
-EFFDET_FPN = {("bifpn", "sum"): "bifpn_sum", ("bifpn", "softmax"): "bifpn_attn", ("bifpn", "fast"): "bifpn_fa",
-              ("panet", "sum"): "pan_sum", ("panet", "fast"): "pan_fa",
-              ("qufpn", "sum"): "qufpn_sum", ("qufpn", "fast"): "qufpn_fa"}
-
-
-def effdet_params(rows: list[Row]) -> dict[tuple[str, str, str], int]:
-    """Parameter counts of effdet's ``tf_efficientdet_<variant>`` with the matching ``fpn_name``
-    (90 classes), as an independent check of ours; empty when effdet is not installed."""
-    try:
-        from effdet.config import get_efficientdet_config
-        from effdet.efficientdet import EfficientDet
-    except ImportError:
-        return {}
-    out = {}
-    for r in rows:
-        if (r.topology, r.fusion) in EFFDET_FPN:
-            config = get_efficientdet_config(f"tf_efficientdet_{r.variant}")
-            config.fpn_name = EFFDET_FPN[r.topology, r.fusion]
-            model = EfficientDet(config, pretrained_backbone=False)
-            out[r.variant, r.topology, r.fusion] = sum(p.numel() for p in model.parameters())
-    return out
-
-
-def _node_list(topo: Topology) -> str:
-    first = topo.num_levels
-    return " ".join(
-        f"{first + i}:P{n.level}[{','.join(map(str, n.inputs))}]" + (f"({n.fusion})" if n.fusion else "")
-        for i, n in enumerate(topo.nodes)
-    )
-
-
-def _variant_table(rows: list[Row], variant: str, effdet: dict[tuple[str, str, str], int]) -> list[str]:
-    """One markdown table; ratios are against ``fpn`` with the same fusion (the paper's Table 5 base)."""
-    ref = {r.fusion: r for r in rows if r.variant == variant and r.topology == "fpn"}
-    out = [f"### {variant.upper()}", "",
-           "| topology | fusion | params | effdet 0.4.1 params | FLOPs (B) | fusion-net params "
-           "| fusion-net FLOPs (B) | fusion-net params vs fpn | fusion-net FLOPs vs fpn |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in (r for r in rows if r.variant == variant):
-        base = ref.get(r.fusion)
-        ratio_p = f"{r.fpn_params / base.fpn_params:.2f}x" if base else "-"
-        ratio_f = f"{r.fpn_flops / base.fpn_flops:.2f}x" if base else "-"
-        theirs = effdet.get((r.variant, r.topology, r.fusion))
-        check = "-" if theirs is None else f"{theirs:,} " + ("(equal)" if theirs == r.params else "(**differs**)")
-        out.append(f"| {r.topology} | {r.fusion} | {r.params:,} | {check} | {r.flops / 1e9:.3f} | {r.fpn_params:,} "
-                   f"| {r.fpn_flops / 1e9:.3f} | {ratio_p} | {ratio_f} |")
-    return out + [""]
-
-
-def render_markdown(rows: list[Row], topologies: list[str], meta: dict[str, str], figures: dict[str, str],
-                    effdet: dict[tuple[str, str, str], int]) -> str:
-    """The report: provenance, node lists, drawings, one table per variant."""
-    variants = list(dict.fromkeys(r.variant for r in rows))
-    lines = ["# Fusion topologies: parameters and FLOPs", "",
-             "Generated by `scalesearch topologies`; do not edit by hand.", ""]
-    lines += [f"- {key}: {value}" for key, value in meta.items()] + [""]
-    lines += ["Each variant is the preset (`scalesearch.scaling.preset`) with only `topology` and `fusion`",
-              "changed; 90 classes. FLOPs are fvcore multiply-adds of one image at the preset's resolution;",
-              "fvcore does not count element-wise ops, so the fusion weights change params, not FLOPs.",
-              "\"fusion-net\" is the `fpn` part alone (all repeats). qufpn's five quad-add nodes always use",
-              "fast fusion (as effdet), so its `sum`/`softmax` rows still carry their fast weights.",
-              "\"effdet 0.4.1 params\" counts effdet's `tf_efficientdet_<variant>` with the matching `fpn_name`",
-              "(`bifpn_sum/attn/fa`, `pan_sum/fa`, `qufpn_sum/fa`), built independently as a check.",
-              "Every topology is repeated the preset's `fpn_repeats` times, so the ratios to `fpn` are per",
-              "equal repeat count; the paper's Table 5 ratios (BiFPN 0.88x params, 0.68x FLOPs of repeated",
-              "FPN) come from a setting it does not spell out and are not comparable.", "",
-              "## Node lists (P3-P7)", "",
-              "Ids 0..4 are the input maps P3..P7; node `id:P<level>[inputs]`; outputs are the last node of",
-              "each level. `fpn` is top-down only, with one single-input node passing P7 through (PANet's",
-              "top-down half).", ""]
-    for name in topologies:
-        topo = get_topology(name)
-        lines += [f"- **{name}** ({len(topo.nodes)} nodes, {sum(len(n.inputs) for n in topo.nodes)} edges): "
-                  f"`{_node_list(topo)}`"]
-    lines += [""] + [f"![{name}]({path})" for name, path in figures.items()] + ["", "## Counts", ""]
-    for variant in variants:
-        lines += _variant_table(rows, variant, effdet)
-    return "\n".join(lines)
-
-
-def draw_topology(topology: Topology, path: str | Path) -> None:
-    """Draw ``topology`` as a PNG: one row per level (max at the top), inputs in column 0, node
-    ``i`` in column ``i + 1``; arrows are edges, filled circles are outputs, squares fixed fusions."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    n_in = topology.num_levels
-    ids = range(n_in + len(topology.nodes))
-    pos = {i: (0 if i < n_in else i - n_in + 1, topology.level_of(i)) for i in ids}
-    fig = Figure(figsize=(1.4 + 0.55 * (len(topology.nodes) + 1), 0.9 + 0.6 * n_in))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    for i, node in enumerate(topology.nodes):
-        for src in node.inputs:
-            (x0, y0), (x1, y1) = pos[src], pos[n_in + i]
-            # Bend same-level edges so that they do not run through the nodes between their ends:
-            # a sag of ~0.4 rows (arc3 sag = rad * length / 2), upwards on the bottom row.
-            rad = min(0.35, 0.8 / (x1 - x0)) if y0 == y1 and x1 - x0 > 1 else 0.0
-            rad = -rad if y0 == topology.min_level else rad
-            ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops=dict(
-                arrowstyle="-|>", color="0.45", lw=0.8, shrinkA=7, shrinkB=7, connectionstyle=f"arc3,rad={rad}"))
-    outputs = set(topology.outputs())
-    for i in ids:
-        fixed = i >= n_in and topology.nodes[i - n_in].fusion is not None
-        color = "tab:green" if i < n_in else ("tab:orange" if i in outputs else "white")
-        ax.scatter(*pos[i], s=260, marker="s" if fixed else "o", c=color, edgecolors="black", zorder=3)
-        ax.text(*pos[i], str(i), ha="center", va="center", fontsize=6.5, zorder=4)
-    ax.set_yticks(range(topology.min_level, topology.max_level + 1),
-                  [f"P{lv}" for lv in range(topology.min_level, topology.max_level + 1)])
-    ax.set_xticks([0], ["inputs"])
-    ax.set_xlim(-0.6, len(topology.nodes) + 0.6)
-    ax.set_ylim(topology.min_level - 0.6, topology.max_level + 0.6)
-    ax.set_title(f"{topology.name} (P{topology.min_level}-P{topology.max_level}, {len(topology.nodes)} nodes)",
-                 fontsize=9)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-
-
-def _draw_all(topologies: list[str], figures_dir: Path, md_path: Path | None) -> dict[str, str]:
-    """Draw each named graph to ``figures_dir/topology_<name>.png``; return name -> path for the report."""
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for name in topologies:
-        topo = get_topology(name)
-        path = figures_dir / f"topology_{topo.name}.png"
-        draw_topology(topo, path)
-        out[topo.name] = _relative(path, md_path.parent if md_path else Path.cwd())
-    return out
-
-
-def _relative(path: Path, start: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(start.resolve()))
-    except ValueError:
-        return str(path.resolve())
 
 
 def _split(text: str, kind: str) -> list[str]:
@@ -202,16 +27,29 @@ def _split(text: str, kind: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scalesearch.commands._files import check_folder, check_output, write_output
+    from scalesearch.draw import draw_topologies
+    from scalesearch.machine import describe
+    from scalesearch.peers import effdet_params
+    from scalesearch.scaling import preset
+    from scalesearch.topology_counts import measure, render_markdown
+
     start = time.time()
+    md_path = check_output("--md", args.md)
+    figures_dir = check_folder("--figures", args.figures) if args.figures else None
     variants = [v.lower() for v in _split(args.variants, "variants")]
     topologies = list(args.topologies)
     fusions = [canonical_fusion(f) for f in _split(args.fusions, "fusions")]
-    for name in topologies:
-        get_topology(name)  # fail on a bad name before counting anything
-    md_path = Path(args.md) if args.md else None
-    figures = _draw_all(topologies + list(args.draw), Path(args.figures), md_path) if args.figures else {}
+    for name in variants:
+        preset(name)  # fail on a bad name before drawing or counting anything
+    for name in topologies + (list(args.draw) if args.figures else []):
+        get_topology(name)
+    figures = {}
+    if figures_dir:
+        figures = draw_topologies(topologies + list(args.draw), figures_dir,
+                                  md_path.parent if md_path else Path.cwd())
     rows = measure(variants, topologies, fusions, progress=not args.quiet)
-    effdet = effdet_params(rows)
+    effdet = effdet_params((r.variant, r.topology, r.fusion) for r in rows)
     meta = {
         "command": f"`{_command(args)}`",
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -220,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
     }
     text = render_markdown(rows, topologies, meta, figures, effdet)
     if md_path:
-        md_path.parent.mkdir(parents=True, exist_ok=True)
-        md_path.write_text(text + "\n")
+        write_output(md_path, text + "\n")
         print(f"wrote {md_path}" + (f" and {len(figures)} figures in {args.figures}" if figures else ""))
     else:
         print(text)
@@ -232,6 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "topologies", help="params and FLOPs of every topology x fusion, and graph drawings",
         description="Count params and FLOPs of every built-in topology x fusion at D0..D3 and draw the graphs.")
+    parser.set_defaults(func=run)
     parser.add_argument("--md", help="write the markdown report here (default: print it)")
     parser.add_argument("--figures", help="draw topology_<name>.png files into this folder")
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated presets")
@@ -241,7 +79,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--draw", nargs="*", default=list(EXAMPLE_GRAPHS),
                         help="extra graphs to draw only (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no per-count progress lines")
-    parser.set_defaults(func=run)
 
 
 def _command(args: argparse.Namespace) -> str:

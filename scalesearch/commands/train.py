@@ -5,20 +5,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from scalesearch.errors import UserError
-
-from scalesearch.train import TrainConfig
+from scalesearch.train_config import TrainConfig
 
 TRAIN_DEFAULTS = TrainConfig()
-GRID_IMAGES = 8
-GRID_TILE = 320
-GRID_SCORE = 0.3
+# TrainConfig field -> the option that sets it, for error messages.
+OPTIONS = {"steps": "--steps", "batch_size": "--batch-size", "lr": "--lr", "backbone_lr_mult": "--backbone-lr-mult",
+           "num_workers": "--workers", "seed": "--seed"}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -62,17 +59,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def resolve_device(name: str) -> str:
-    """``cpu``, ``cuda[:i]`` or ``auto``; asking for CUDA on a machine without it is a ``UserError``."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device: cuda needs a visible CUDA GPU, but none is available (got {name!r})")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise UserError(f"--device: must be cpu, cuda[:N] or auto, but got {name!r}")
-    return name
-
-
 def build_spec(args: argparse.Namespace):
     """The spec the arguments describe: a preset or the paper's rule at phi, then any overrides."""
     from scalesearch.scaling import compound_spec, preset
@@ -82,48 +68,85 @@ def build_spec(args: argparse.Namespace):
                  if getattr(args, k) is not None}
     if args.pretrained:
         overrides["weights"] = "package"
-    if overrides.get("topology") or overrides.get("fusion"):
-        from scalesearch.topology import canonical_fusion, get_topology
+    spec = spec.replace(**overrides) if overrides else spec  # the spec checks and canonicalises fusion
+    if "topology" in overrides:
+        from scalesearch.topology import get_topology
 
-        get_topology(overrides.get("topology", spec.topology), spec.min_level, spec.max_level)  # fail early
-        canonical_fusion(overrides.get("fusion", spec.fusion))
-    spec = spec.replace(**overrides) if overrides else spec
+        get_topology(spec.topology, spec.min_level, spec.max_level)  # fail before any folder is made
     if spec.pretrained:
-        from scalesearch.model.weights import check_weights
+        from scalesearch.model.backbone import check_weights
 
         check_weights(spec)  # a missing package or file fails here, before any folder is made
     return spec
 
 
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """The recipe the arguments describe; its errors name the option (``--batch-size``), not the field."""
+    from scalesearch.errors import UserError
+    from scalesearch.machine import resolve_device
+
+    if args.minutes is not None and not args.minutes > 0:
+        raise UserError(f"--minutes: must be > 0, but got {args.minutes!r}")
+    if args.workers < 0:
+        raise UserError(f"--workers: must be >= 0 (0: load in this process), but got {args.workers}")
+    recipe = {k: getattr(args, k) for k in ("backbone_lr_mult", "freeze_backbone_bn") if getattr(args, k) is not None}
+    try:
+        return TrainConfig(
+            steps=None if args.minutes is not None else (300 if args.steps is None else args.steps),
+            seconds=args.minutes * 60 if args.minutes is not None else None,
+            batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=resolve_device(args.device),
+            num_workers=args.workers, **recipe,
+        )
+    except UserError as exc:
+        field = str(exc).partition(":")[0].removeprefix("train.")
+        if field in OPTIONS:
+            raise UserError(OPTIONS[field] + str(exc)[len(f"train.{field}"):]) from None
+        raise
+
+
 def run(args: argparse.Namespace) -> int:
-    from scalesearch.train import TrainConfig, train_and_evaluate
+    from scalesearch.commands._files import check_folder, check_output
+    from scalesearch.data import resolve_dataset
 
     data = None if args.data == "synthetic" else args.data
     spec = build_spec(args)
-    recipe = {k: getattr(args, k) for k in ("backbone_lr_mult", "freeze_backbone_bn") if getattr(args, k) is not None}
-    cfg = TrainConfig(
-        steps=None if args.minutes else (args.steps or 300),
-        seconds=args.minutes * 60 if args.minutes else None,
-        batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=resolve_device(args.device),
-        num_workers=args.workers, **recipe,
-    )
+    cfg = _train_config(args)
+    for split in ("train", "val") if data is not None else ():
+        resolve_dataset(data, split)  # a bad dataset fails before any folder is made
     out = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
+    check_folder("--out", out)
+    check_output("--json", args.json)
+    check_output("--save", args.save)
+    made = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)  # the top folder made here
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        _train(args, spec, data, cfg, out)
+    except BaseException:
+        if made is not None:  # nothing half-written is left behind by a failed or interrupted run
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+    return 0
+
+
+def _train(args: argparse.Namespace, spec, data: str | None, cfg: TrainConfig, out: Path) -> None:
+    """Train, write metrics.json / results.json / predictions.png into ``out``, and the checkpoint."""
+    from scalesearch.commands._files import write_output
+    from scalesearch.inference import predictions_grid
+    from scalesearch.train import train_and_evaluate
+
     result = train_and_evaluate(spec, data, data, cfg, progress=not args.quiet, results_json=out / "results.json",
                                 keep_model=True)
     summary = _summary(args, result, cfg)
     for path in [out / "metrics.json"] + ([Path(args.json)] if args.json else []):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(summary, indent=1))
+        write_output(path, json.dumps(summary, indent=1))
     _print(summary)
-    write_grid(result, data, out / "predictions.png")
+    predictions_grid(result.detections, data, result.spec, out / "predictions.png")
     if args.save:
         from scalesearch.checkpoint import save_checkpoint
 
         save_checkpoint(args.save, result.model, result.spec, _checkpoint_info(result, summary))
         print(f"checkpoint: {args.save}")
     print(f"wrote {out / 'metrics.json'}, {out / 'results.json'}, {out / 'predictions.png'}")
-    return 0
 
 
 def _summary(args: argparse.Namespace, result, cfg) -> dict[str, Any]:
@@ -152,34 +175,3 @@ def _checkpoint_info(result, summary: dict[str, Any]) -> dict[str, Any]:
     info = result.info
     return {"category_names": info.category_names, "label_to_category": info.label_to_category,
             "metrics": summary["metrics"], "steps": summary["steps"], "data": summary["data"]}
-
-
-def write_grid(result, data: str | None, path: Path, images: int = GRID_IMAGES) -> None:
-    """A grid of the first val images with the model's detections (score >= 0.3) drawn on them."""
-    from torchvision.utils import make_grid
-
-    from scalesearch.commands.predict import draw_detections, read_image, save_png
-    from scalesearch.data import CocoDetection, resolve_dataset
-    from scalesearch.data import transforms as T
-
-    images_dir, ann_file = resolve_dataset(data, "val")
-    coco = CocoDetection(images_dir, ann_file, result.spec.resolution, cache=False)
-    tiles = []
-    for img in coco.images[:images]:
-        found = _image_detections(result.detections, img["id"], coco.info.label_to_category)
-        drawn = draw_detections(read_image(images_dir / img["file_name"]), found, coco.info.category_names)
-        w, h, _ = T.base_size(drawn.shape[2], drawn.shape[1], GRID_TILE)
-        tile = torch.zeros(3, GRID_TILE, GRID_TILE, dtype=torch.uint8)
-        tile[:, :h, :w] = T.resize(drawn, w, h)
-        tiles.append(tile)
-    save_png(make_grid(tiles, nrow=4, padding=4), path)
-
-
-def _image_detections(detections: list[dict], image_id: int, label_to_category: list[int]) -> dict[str, torch.Tensor]:
-    """COCO results of one image (score >= GRID_SCORE) -> xyxy boxes, scores, contiguous labels."""
-    mine = [d for d in detections if d["image_id"] == image_id and d["score"] >= GRID_SCORE]
-    boxes = torch.tensor([d["bbox"] for d in mine], dtype=torch.float32).reshape(-1, 4)
-    boxes[:, 2:] += boxes[:, :2]
-    to_label = {c: i for i, c in enumerate(label_to_category)}
-    labels = torch.tensor([to_label[d["category_id"]] for d in mine], dtype=torch.long)
-    return {"boxes": boxes, "scores": torch.tensor([d["score"] for d in mine]), "labels": labels}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scalesearch.records import TrialRecord
 
 COLUMNS = (("number", "#", "{}"), ("state", "state", "{}"), ("seed", "seed", "{}"),
            ("flops", "GFLOPs", "{:.3f}"), ("params", "Mparams", "{:.3f}"), ("map", "mAP", "{:.4f}"),
@@ -24,22 +26,24 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from scalesearch.search.records import load_records
+    from scalesearch.commands._files import check_output, write_output
+    from scalesearch.records import load_records
 
+    out = check_output("--json", args.json) if args.json not in (None, "-") else None
     records = load_records(args.run_dir)
     if args.json:
-        text = json.dumps(records, indent=1, default=str)
-        if args.json == "-":
+        text = json.dumps([r.to_json() for r in records], indent=1, default=str)
+        if out is None:
             sys.stdout.write(text + "\n")
         else:
-            Path(args.json).write_text(text)
-            print(f"wrote {len(records)} records to {args.json}")
+            write_output(out, text)
+            print(f"wrote {len(records)} records to {out}")
         return 0
     print(format_table(records))
     return 0
 
 
-def format_table(records: list[dict[str, Any]]) -> str:
+def format_table(records: list[TrialRecord]) -> str:
     """Aligned text table, one line per trial (costs in GFLOPs / millions of parameters)."""
     rows = [[title for _, title, _ in COLUMNS]]
     for record in records:
@@ -48,7 +52,7 @@ def format_table(records: list[dict[str, Any]]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
-def _cell(record: dict[str, Any], key: str, fmt: str) -> str:
+def _cell(record: TrialRecord, key: str, fmt: str) -> str:
     value = record.get(key)
     if value is None:
         return "-"

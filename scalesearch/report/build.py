@@ -32,7 +32,7 @@ def build_report(runs: Sequence[Run], out_dir: Path) -> Document:
     sections = StudySections(doc, fig_dir, colors, ref_flops)
     for i, run in enumerate(runs):
         sections.study(run, f"run{i}_" if len(runs) > 1 else "")
-        fidelity.add_section(doc, run)
+        fidelity.add_section(doc, run, fig_dir, f"run{i}_" if len(runs) > 1 else "")
     return doc
 
 

@@ -93,6 +93,23 @@ def scatter_front(records: Sequence[Record], cost: str, path: Path, colors: dict
     return _save(fig, path)
 
 
+def fidelity_plot(proxy: Sequence[float], long: Sequence[float], labels: Sequence[str], factor: float,
+                  path: Path) -> Path:
+    """Proxy mAP (x) against long-budget mAP (y) per retrained point, with the y = x line for reference."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4.6))
+    ax.scatter(proxy, long, s=36, color="tab:blue", zorder=3)
+    for x, y, label in zip(proxy, long, labels):
+        ax.annotate(_short(label, 24), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    lo, hi = min(*proxy, *long), max(*proxy, *long)
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--", label="y = x")
+    ax.set(xlabel="proxy mAP (the study's budget)", ylabel=f"mAP at {factor:g}x the budget",
+           title="Proxy fidelity: does the short run rank as the long one?")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def hypervolume_plot(histories: dict[str, list[tuple[int, float]]], path: Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.6))

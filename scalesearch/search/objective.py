@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from scalesearch.errors import UserError
-from scalesearch.metrics import COCO_METRICS, get_metric, objective_value
+from scalesearch.metrics import COCO_METRICS, METRICS, get_metric, objective_value
 from scalesearch.records import State, TrialRecord, group_label
 from scalesearch.search.space import BUDGET_PARAM
 
@@ -89,7 +89,7 @@ class Evaluator:
             label=info.label, retry_of=info.retry_of)
         excess = {k: v for k, v in self.constraints(record).items() if v > 0}
         if excess:
-            reason = "; ".join(_over_budget(record, key, self.config) for key in excess)
+            reason = "; ".join(_over_budget(record, key, self.limit(record, key)) for key in excess)
             record = record.replace(state=State.INFEASIBLE, reason=reason)
         return record, spec
 
@@ -148,13 +148,17 @@ class Evaluator:
         return next((rung for rung in ladder if flops <= rung), ladder[-1])
 
     def constraints(self, record: TrialRecord) -> dict[str, float]:
-        """Relative budget excess (<= 0 is feasible), the form Optuna's constrained samplers use."""
+        """Relative budget excess per budgeted metric (<= 0 is feasible), the form Optuna's constrained
+        samplers use. The FLOPs limit is the trial's rung of the ladder; others come from ``budgets``."""
         out = {}
-        if record.budget_flops:
-            out["flops"] = record.flops / record.budget_flops - 1.0
-        if self.config.budgets.params:
-            out["params"] = record.params / self.config.budgets.params - 1.0
+        for name, metric in METRICS.items():
+            limit = self.limit(record, name) if metric.budget else None
+            if limit and record.get(name) is not None:
+                out[name] = record.get(name) / limit - 1.0
         return out
+
+    def limit(self, record: TrialRecord, name: str) -> float | None:
+        return record.budget_flops if name == "flops" else getattr(self.config.budgets, name, None)
 
     def values(self, record: TrialRecord) -> tuple[float, ...] | None:
         """Objective values in the study's order. Complete: as measured. Infeasible: a cost metric keeps
@@ -170,8 +174,7 @@ class Evaluator:
         return tuple(out)
 
 
-def _over_budget(record: TrialRecord, key: str, config: Any) -> str:
-    limit = record.budget_flops if key == "flops" else config.budgets.params
+def _over_budget(record: TrialRecord, key: str, limit: float) -> str:
     return f"{key} {record.get(key) / 1e9:.3f}B over the budget {limit / 1e9:.3f}B"
 
 
