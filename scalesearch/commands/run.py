@@ -34,6 +34,11 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         overrides.append(f"output={json.dumps(args.out)}")  # quoted: a folder named 123 stays a string
     config = load_study(args.study, overrides)
+    from scalesearch.report.stats import design_power_warning
+
+    warning = design_power_warning(config)
+    if warning:
+        print(f"scalesearch run: {warning}", file=sys.stderr)
     run_dir = config.output_dir()
     records = run_study(config, run_dir, command=" ".join(["scalesearch", *sys.argv[1:]]), progress=not args.quiet)
     states: dict[str, int] = {}

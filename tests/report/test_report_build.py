@@ -50,7 +50,7 @@ def test_significance_only_with_repeats(tmp_path):
     text = report_text(tmp_path / "a", repeated_records(seeds=3))
     assert "### Seed repeats" in text and "### Topology comparison beyond seed noise" in text
     assert "| mAP over seeds (mean ± std, n) | 0.2804 ± 0.0061, n=3 | 0.2804 ± 0.0061, n=3 |" in text
-    assert "| bifpn vs fpn | 2 | +0.0295 | 0.005 | bifpn above fpn |" in text
+    assert "| bifpn vs fpn | 2 | +0.0295 | 0.005 (smallest reachable with these seeds: 0.005) | bifpn above fpn |" in text
     assert "**Agrees:** bifpn's front lies above fpn's" in text and "44.39" in text
     single = report_text(tmp_path / "b", repeated_records(seeds=1))
     assert "Seed repeats" not in single and "beyond seed noise" not in single
@@ -74,6 +74,7 @@ def test_multi_run_comparison(tmp_path):
     rows = section(text, "## Comparison of studies")
     assert [row.split("|")[1].strip() for row in rows] == ["0: synthetic", "1: bccd"]
     assert rows[1].endswith("| 0.5000 (#0) | 0.5000 (#0) |")
-    assert "| 0: synthetic | bifpn vs fpn | +0.0295 | 0.005 | bifpn above fpn | agrees |" in text
+    assert ("| 0: synthetic | bifpn vs fpn | +0.0295 | 0.005 (smallest reachable with these seeds: 0.005) | "
+            "bifpn above fpn | agrees |") in text
     assert (tmp_path / "out" / "figures" / "compare_fronts.png").exists()
     assert (tmp_path / "out" / "figures" / "run1_map_flops.png").exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from report_fakes import record, repeated_records, typed
+from report_fakes import record, repeated_records, report_text, typed
 
 from scalesearch.report import stats
 from scalesearch.report.importance import importances
@@ -37,3 +37,57 @@ def test_rung_labels_name_phi_when_it_decides_the_rest():
     assert stats.rung_labels(typed([a, b, c])) == ["resolution=256/fpn_repeats=3/phi=0",
                                                    "resolution=384/fpn_repeats=4/phi=1",
                                                    "resolution=512/fpn_repeats=3/phi=0"]
+
+
+# ---- power: the smallest p the permutation test can reach ------------------------------------------
+
+@pytest.mark.parametrize("design, expected", [
+    ([(2, 2), (2, 2)], 2 / 36),   # C(4, 2)^2 = 36 relabellings; the observed one and its mirror
+    ([(3, 3), (3, 3)], 2 / 400),  # C(6, 3)^2 = 400
+    ([(3, 3)], 2 / 20),           # C(6, 3) = 20
+    ([(1, 1)], 1.0),              # one seed each: every relabelling ties
+    ([(1, 2)], 1 / 3),            # unequal seeds: no mirror, so the extreme relabelling can be unique
+    ([(2, 2)] * 7, 2 / 6**7),     # 279,936 > EXACT_LIMIT: random relabellings
+])
+def test_smallest_p_hand_computed(design, expected):
+    if stats.relabellings(design) > stats.EXACT_LIMIT:
+        expected = 1 / (stats.N_RANDOM + 1)
+    assert stats.smallest_p(design) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("design", [[(2, 2), (2, 2)], [(3, 3), (3, 3)], [(3, 3)], [(1, 2)], [(2, 3), (3, 2)]])
+def test_smallest_p_is_what_the_test_returns_for_separated_data(design):
+    # A far above B at every rung (distinct values): the observed labelling is the most extreme one.
+    rungs = [(np.arange(n_a) + 100.0 * (k + 1) + 0.37 * k, np.arange(n_b) * 1.1 + 0.013 * k) for k, (n_a, n_b) in
+             enumerate(design)]
+    p, exact = stats.permutation_p(rungs)
+    assert exact and p == pytest.approx(stats.smallest_p(design))
+
+
+def test_seeds_needed():
+    assert [stats.seeds_needed(r) for r in (1, 2, 3)] == [4, 3, 2]  # 2/70; 2/400; 2/216
+    assert stats.seeds_needed(0) is None
+
+
+def test_two_seeds_at_two_rungs_cannot_reach_significance():
+    records = typed(repeated_records(seeds=2))
+    tests = {(t.a, t.b): t for t in stats.compare_topologies(records)}
+    test = tests["bifpn", "fpn"]  # separated by ~10 noise widths, yet p is stuck at 2/36
+    assert test.design == ((2, 2), (2, 2)) and test.p_value == pytest.approx(2 / 36)
+    assert test.min_p == pytest.approx(2 / 36) and not test.reachable
+    assert test.p_text == "0.0556 (smallest reachable with these seeds: 0.056)"
+    assert test.summary == "cannot reach significance with 2 seeds per point: rerun with seeds >= 3"
+    assert test.agreement == "not testable (too few seeds)"
+    sentence = stats.paper_sentence(test)
+    assert "**Not testable:**" in sentence and "only 36 relabellings" in sentence and "seeds >= 3" in sentence
+    three = {(t.a, t.b): t for t in stats.compare_topologies(typed(repeated_records(seeds=3)))}["bifpn", "fpn"]
+    assert three.reachable and three.summary == "bifpn above fpn"
+
+
+def test_report_states_the_smallest_reachable_p(tmp_path):
+    text = report_text(tmp_path, repeated_records(seeds=2))
+    rows = [line for line in text.splitlines() if line.startswith("|") and "smallest reachable" in line]
+    assert all("(smallest reachable with these seeds: 0.056) | cannot reach significance with 2 seeds per point: "
+               "rerun with seeds >= 3 |" in row for row in rows) and len(rows) == 3
+    assert "(permutation p = 0.0556 (smallest reachable with these seeds: 0.056))" in text
+    assert "within seed noise" not in text.split("| pair | rungs |", 1)[1]

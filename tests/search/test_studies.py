@@ -37,3 +37,13 @@ def test_topology_space_file_has_conditional_family_decisions(monkeypatch):
     space = SearchSpace(config)
     assert list(space.families) == ["spaces/topology_bifpn_family.yaml"]
     assert space.families["spaces/topology_bifpn_family.yaml"].num_graphs == 1944
+
+
+@pytest.mark.parametrize("path", [p for p in STUDIES if p.stem.startswith("bifpn_vs_panet")], ids=lambda p: p.stem)
+def test_shipped_comparison_studies_can_reach_significance(path, monkeypatch):
+    from scalesearch.report.stats import design_power_warning
+
+    monkeypatch.chdir(ROOT)
+    if "bccd" in path.stem and not (ROOT.parent / "shared" / "datasets" / "bccd").is_dir():
+        pytest.skip("the BCCD dataset is not on this machine")
+    assert design_power_warning(load_study(path)) is None
