@@ -1,18 +1,17 @@
 """Quickstart-size detector (paper rule at phi = -2: 256 px) on the default synthetic data, 3 minutes.
 
-Prints the val AP50 curve (evaluation time is not part of the budget) and checks AP50 >= 0.5:
+Prints the val AP50 curve (evaluation time is not part of the budget), checks AP50 >= 0.5 and writes
+``reports/benchmarks/quickstart_train.json`` (rendered by ``benchmarks/render.py``):
 
-    flock /tmp/scalesearch-cpu.lock .venv/bin/python benchmarks/bench_quickstart_train.py
-
-Measured 2026-11-25 (3 min, seed 0): lr 2e-3 -> 414 steps, AP50 0.343 (fails); lr 6e-3 -> 415 steps,
-AP50 0.852; lr 1.5e-2 -> 599 steps, AP50 0.929, mAP 0.749; default lr 1e-2 -> 612 steps, 27.2 img/s,
-AP50 curve 0.269 / 0.661 / 0.863 / 0.897 / 0.911 / 0.913 at steps 100..600, final AP50 0.913, mAP 0.716.
+    flock /tmp/scalesearch-cpu.lock python benchmarks/bench_quickstart_train.py
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from render import begin_record, save_record
 
 from scalesearch.scaling import compound_spec
 from scalesearch.train import TrainConfig, train_and_evaluate
@@ -43,10 +42,19 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=TrainConfig.lr)
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     args = parser.parse_args()
-    result, _ = run(args.minutes, args.eval_every, args.seed, lr=args.lr, batch_size=args.batch_size)
+    spec = compound_spec(PHI)
+    record = begin_record("quickstart_train", phi=PHI, resolution=spec.resolution, data="built-in synthetic default",
+                          minutes=args.minutes, eval_every=args.eval_every, seed=args.seed, lr=args.lr,
+                          batch_size=args.batch_size, target_map50=TARGET_MAP50)
+    result, curve = run(args.minutes, args.eval_every, args.seed, lr=args.lr, batch_size=args.batch_size)
     m = result.metrics
     print(f"final: steps {result.steps}  train {result.train_seconds:.0f} s  {result.images_per_second:.1f} img/s  "
           f"AP50 {m['map50']:.3f}  mAP {m['map']:.3f}  (target AP50 >= {TARGET_MAP50})")
+    record.update(steps=result.steps, train_seconds=round(result.train_seconds, 1),
+                  eval_seconds=round(result.eval_seconds, 1), images_per_second=round(result.images_per_second, 2),
+                  metrics=m, curve=[{"step": s, "map50": v} for s, v in curve],
+                  passed=m["map50"] >= TARGET_MAP50)
+    save_record(record)
     return 0 if m["map50"] >= TARGET_MAP50 else 1
 
 

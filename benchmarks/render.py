@@ -1,21 +1,72 @@
-"""Render every benchmark record ``reports/benchmarks/NAME.json`` as ``reports/benchmarks/NAME.md``.
+"""Benchmark records: write ``reports/benchmarks/NAME.json``, render it as ``NAME.md`` and the index.
 
-No figure is typed by hand: each Markdown file is a function of its record. One renderer per benchmark
-name (the record's ``benchmark`` key) in ``RENDERERS``; a record without one is listed, not rendered.
+No figure is typed by hand: each Markdown file is a function of its record, and ``reports/benchmarks.md``
+(the index) is a function of all records plus the shipped studies' run folders (``reports/runs/*``:
+``trials.json`` and ``meta.json``). One renderer per benchmark name (the record's ``benchmark`` key) in
+``RENDERERS`` and one headline function in ``HEADLINES``; a record without one is listed, not rendered.
 
-    python benchmarks/render.py            # all records
+    python benchmarks/render.py            # all records + reports/benchmarks.md
+
+Benchmark scripts call ``begin_record(name)`` once their settings are known and ``save_record(record)``
+at the end: that adds the run time and load averages, writes the JSON and re-renders everything.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "reports" / "benchmarks"
+INDEX = ROOT / "reports" / "benchmarks.md"
+RUNS = ROOT / "reports" / "runs"
+LOCK = "/tmp/scalesearch-cpu.lock"
+
+
+# ---------------------------------------------------------------- writing records
+
+def _command() -> tuple[str, bool]:
+    """The command line as typed (the parent ``flock ... python ...`` when run under the CPU lock), locked?"""
+    own = shlex.join(["python", *sys.argv])
+    try:
+        parent = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")
+        argv = [a.decode() for a in parent if a]
+    except OSError:
+        return own, False
+    if argv and Path(argv[0]).name == "flock" and LOCK in argv:
+        return shlex.join(argv[:argv.index(LOCK) + 1]) + " " + own, True
+    return own, False
+
+
+def begin_record(name: str, **settings) -> dict:
+    """A new record: benchmark name, command, machine, CPU lock, load average now, and ``settings``."""
+    from scalesearch.machine import describe, machine_info
+
+    command, locked = _command()
+    info = machine_info()
+    return {"benchmark": name, "command": command, "cpu_lock": locked, "machine": info,
+            "machine_line": describe(info), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "load_average": {"start": [round(x, 2) for x in os.getloadavg()]}, **settings,
+            "_t0": time.perf_counter()}
+
+
+def save_record(record: dict) -> Path:
+    """Add run time and end load average, write ``reports/benchmarks/NAME.json``, re-render all pages."""
+    record = dict(record)
+    record["seconds"] = round(time.perf_counter() - record.pop("_t0"), 1)
+    record["load_average"] = {**record["load_average"], "end": [round(x, 2) for x in os.getloadavg()]}
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    path = FOLDER / f"{record['benchmark']}.json"
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {_rel(path)}")
+    main()
+    return path
 
 
 def _fmt(x: float) -> str:
@@ -135,20 +186,393 @@ def _cli(rec: dict) -> list[str]:
     return lines
 
 
-RENDERERS: dict[str, Callable[[dict], str]] = {"pretrained": render_pretrained}
+# ---------------------------------------------------------------- shared page parts
+
+TITLES = {
+    "pretrained": "Pretrained Lite backbones: recipe, capacity, effdet with the same weights",
+    "train_bccd": "Training from scratch on BCCD: scalesearch vs effdet 0.4.1",
+    "quickstart_train": "Quickstart-size model on the built-in synthetic data",
+    "cost": "Cost counting: scalesearch vs a plain fvcore trace of effdet",
+    "search": "Search: framework overhead, hypervolume of TPE vs random",
+    "cli_startup": "CLI start-up time",
+}
+
+
+def _machine_line(rec: dict) -> str:
+    if rec.get("machine_line"):
+        return rec["machine_line"]
+    m = rec.get("machine")
+    if isinstance(m, dict):
+        return ", ".join(f"{k} {v}" for k, v in m.items() if v is not None)
+    return str(m) if m else "not recorded"
+
+
+def _load(rec: dict) -> str | None:
+    load = rec.get("load_average")
+    if not load:
+        return None
+    parts = [f"{when} {'/'.join(f'{x:.2f}' for x in vals)}" for when, vals in load.items()]
+    return "load average (1/5/15 min, 2 cores) " + ", ".join(parts)
+
+
+def _busy(rec: dict) -> str | None:
+    """A warning when the 1-minute load average exceeded cores + 1 at the start or end of the run."""
+    load, cores = rec.get("load_average"), (rec.get("machine") or {}).get("cpus") if isinstance(
+        rec.get("machine"), dict) else None
+    if not load or not cores:
+        return None
+    peak = max(vals[0] for vals in load.values())
+    if peak <= cores + 1:
+        return None
+    return (f"the machine was busy: 1-minute load average up to {peak:.1f} on {cores} cores (this run alone "
+            f"accounts for about {cores}); timings are slower and time-budgeted results lower than alone")
+
+
+def _provenance(rec: dict, name: str) -> list[str]:
+    """Who made the record: command, machine, time, load, lock, budget note (one bullet list)."""
+    lines = [f"- command: `{rec.get('command', '?')}`", f"- machine: {_machine_line(rec)}"]
+    when = f" (started {rec['started']})" if rec.get("started") else ""
+    if rec.get("seconds") is not None:
+        lines.append(f"- run time: {rec['seconds']:g} s{when}")
+    if _load(rec):
+        lock = {True: "; run under the CPU lock", False: "; NOT run under the CPU lock"}.get(rec.get("cpu_lock"), "")
+        lines.append(f"- {_load(rec)}{lock}")
+    if _busy(rec):
+        lines.append(f"- **contention:** {_busy(rec)}")
+    if rec.get("budget_note"):
+        lines.append(f"- **budget note:** {rec['budget_note']}")
+    return lines
+
+
+def _page(rec: dict, name: str, body: list[str]) -> str:
+    head = [f"# {TITLES.get(name, name)}", "",
+            f"Generated by `python benchmarks/render.py` from `{name}.json`; do not edit by hand.", ""]
+    return "\n".join(head + _provenance(rec, name) + [""] + body) + "\n"
+
+
+def _mb(flops: float) -> str:
+    return f"{flops / 1e6:.1f} MFLOPs" if flops < 1e9 else f"{flops / 1e9:.2f} GFLOPs"
+
+
+# ---------------------------------------------------------------- train_bccd
+
+def render_train_bccd(rec: dict) -> str:
+    res = rec["results"]
+    body = [f"Data `{rec['data']}` ({rec['train_images']} train / {rec['val_images']} val images), "
+            f"{rec['resolution']} px, batch {rec['batch_size']}, budget {rec['budget']} per model, trained from "
+            f"scratch with the same loader and augmentation (scale range {rec['scale_range']}), the same loop "
+            "(AdamW, warm-up + cosine, gradient clipping) and the same COCO evaluation.", "",
+            "| | params | steps | train s | train img/s | val mAP | AP50 | eval s |",
+            "|---|---|---|---|---|---|---|---|"]
+    lrs = {"ours": rec["lr"], "effdet": rec["effdet_lr"]}
+    label = {"ours": "scalesearch (channels_last)", "effdet": "effdet `efficientdet_d0` (NCHW, as it comes)"}
+    for name, r in res.items():
+        m = r["metrics"]
+        body.append(f"| {label[name]}, lr {lrs[name]:g} | {r['params']:,} | {r['steps']} | {r['train_seconds']:.0f} | "
+                    f"{r['images_per_second']:.2f} | {_fmt(m['map'])} | {_fmt(m['map50'])} | {r['eval_seconds']:.0f} |")
+    loads = [f"{name} {_load(r)}" for name, r in res.items() if r.get("load_average")]
+    if loads:
+        body += ["", "Per side: " + "; ".join(loads) + "."]
+    if "throughput_ratio" in rec:
+        body += ["", f"Throughput ratio ours / effdet: **{rec['throughput_ratio']:.2f}x**."]
+        if _busy(rec):
+            body.append("The machine was busy during this run and the two sides ran one after the other, so they "
+                        "may have seen different load: the ratio is not a reliable measure of the code.")
+    if len(res) == 2 and rec["lr"] != rec["effdet_lr"]:
+        body += ["", f"Caveat: the learning rates differ (each side's own recipe: ours {rec['lr']:g}, effdet "
+                     f"{rec['effdet_lr']:g}); part of an mAP gap may be the learning rate."]
+    return _page(rec, "train_bccd", body)
+
+
+def headline_train_bccd(rec: dict) -> list[str]:
+    out = []
+    for name, r in rec["results"].items():
+        out.append(f"{name}: {r['steps']} steps, {r['images_per_second']:.2f} img/s, mAP {_fmt(r['metrics']['map'])}, "
+                   f"AP50 {_fmt(r['metrics']['map50'])}")
+    if "throughput_ratio" in rec:
+        caveat = " (machine busy: not reliable)" if _busy(rec) else ""
+        out.append(f"throughput ratio ours / effdet {rec['throughput_ratio']:.2f}x{caveat}")
+    return out
+
+
+# ---------------------------------------------------------------- quickstart_train
+
+def render_quickstart_train(rec: dict) -> str:
+    m = rec["metrics"]
+    body = [f"Paper rule at phi = {rec['phi']:g} ({rec['resolution']} px) on the "
+            f"{rec['data']} data, {rec['minutes']:g} min of training, lr {rec['lr']:g}, batch {rec['batch_size']}, "
+            f"seed {rec['seed']}; evaluation every {rec['eval_every']} steps is not part of the budget.", "",
+            f"Final: {rec['steps']} steps, {rec['images_per_second']:.2f} img/s, **AP50 {_fmt(m['map50'])}**, "
+            f"mAP {_fmt(m['map'])} (target AP50 >= {rec['target_map50']:g}: "
+            f"{'met' if rec['passed'] else 'NOT met'}).", "", "| step | val AP50 |", "|---|---|"]
+    body += [f"| {c['step']} | {_fmt(c['map50'])} |" for c in rec["curve"]]
+    return _page(rec, "quickstart_train", body)
+
+
+def headline_quickstart_train(rec: dict) -> list[str]:
+    m = rec["metrics"]
+    return [f"phi {rec['phi']:g}, {rec['resolution']} px, {rec['minutes']:g} min, lr {rec['lr']:g}: "
+            f"{rec['steps']} steps, "
+            f"{rec['images_per_second']:.2f} img/s, AP50 {_fmt(m['map50'])}, mAP {_fmt(m['map'])} "
+            f"(target AP50 >= {rec['target_map50']:g} {'met' if rec['passed'] else 'NOT met'})"]
+
+
+# ---------------------------------------------------------------- cost
+
+def _cost_rows(rec: dict) -> dict:
+    rows: dict[str, dict] = {}
+    for r in rec["results"]:
+        rows.setdefault(r["variant"], {})[r["method"]] = r
+    return rows
+
+
+def _cell(r: dict | None) -> str:
+    if r is None:
+        return "–"
+    if "error" in r:
+        return f"failed: {r['error']}"
+    return f"{r['seconds']:.1f} s, {r['peak_gb']:.2f} GB"
+
+
+def render_cost(rec: dict) -> str:
+    body = ["Each count runs in a fresh process (cold caches, no disk cache; peak RSS is that process's own). "
+            "Ours: `scalesearch.cost.count_cost(preset(name))` (traces at 1x and 2x 2**max_level px, per-operator "
+            "fit). Plain: `FlopCountAnalysis(effdet tf_efficientdet_<name>, zeros(1, 3, R, R)).total()` at the "
+            "full resolution.", "",
+            "| preset | ours: time, peak RSS | plain fvcore trace of effdet: time, peak RSS | params ours / effdet | "
+            "FLOPs ours / effdet |", "|---|---|---|---|---|"]
+    table = None
+    for variant, by in _cost_rows(rec).items():
+        if "ours_table" in by:
+            table = by["ours_table"]
+            continue
+        o, e = by.get("ours"), by.get("effdet_plain")
+        ok = o and e and "error" not in o and "error" not in e
+        params = f"{o['params']:,} / {e['params']:,}" if ok else "–"
+        flops = f"{o['flops']:,} / {e['flops']:,}" if ok else "–"
+        body.append(f"| {variant.upper()} | {_cell(o)} | {_cell(e)} | {params} | {flops} |")
+    if table:
+        span = f"{rec['table'][0].upper()}..{rec['table'][-1].upper()}"
+        body += ["", f"The whole {span} table in one process: {_cell(table)}."]
+    return _page(rec, "cost", body)
+
+
+def headline_cost(rec: dict) -> list[str]:
+    out = []
+    for variant, by in _cost_rows(rec).items():
+        if "ours_table" in by:
+            out.append(f"whole D0..D7x table: {_cell(by['ours_table'])}")
+        else:
+            out.append(f"{variant.upper()}: ours {_cell(by.get('ours'))} vs plain effdet trace "
+                       f"{_cell(by.get('effdet_plain'))}")
+    return out
+
+
+# ---------------------------------------------------------------- search
+
+def render_search(rec: dict) -> str:
+    o = rec["overhead"]
+    body = [f"Space {json.dumps(rec['space'])}, budget {_mb(rec['budget_flops'])}, objectives maximize mAP / "
+            f"minimize FLOPs, {rec['trials']} trials of {rec['steps']} steps (batch {rec['batch_size']}, lr "
+            f"{rec['lr']:g}) on the {rec['data']} data, real cost counting and real proxy training.", "",
+            "## Framework overhead (everything but training and evaluation), TPE, seed 0", "",
+            f"{o['trials']} trials ({o['trained']} trained) in {o['loop_seconds']:.1f} s, of which training + "
+            f"evaluation {o['train_eval_seconds']:.1f} s: framework time **{o['framework_seconds_per_trial']:.2f} s "
+            f"per trial = {100 * o['framework_share']:.1f} %** of trial time (cost counting "
+            f"{o['cost_seconds_per_trial']:.2f} s, sampler + storage + records {o['rest_seconds_per_trial']:.3f} s "
+            "per trial). Real proxy budgets are longer, so the share there is lower."]
+    hv = rec.get("hypervolume")
+    if hv:
+        body += ["", f"## Hypervolume after {rec['trials']} trials (mAP vs log10 FLOPs, reference "
+                     f"{_mb(hv['reference_flops'])})", "", "| sampler | " + " | ".join(
+                         f"seed {r['seed']}" for r in next(iter(hv['samplers'].values()))['runs']) + " | mean |",
+                 "|---|" + "---|" * (len(rec["seeds"]) + 1)]
+        for name, v in hv["samplers"].items():
+            body.append(f"| {name} | " + " | ".join(f"{r['hypervolume']:.5f}" for r in v["runs"]) +
+                        f" | {v['mean']:.5f} |")
+        body += ["", "Few trials and seeds at tiny budgets: a difference smaller than the seed-to-seed spread "
+                     "is noise, not a ranking of the samplers."]
+    return _page(rec, "search", body)
+
+
+def headline_search(rec: dict) -> list[str]:
+    o = rec["overhead"]
+    out = [f"framework overhead {o['framework_seconds_per_trial']:.2f} s per trial = "
+           f"{100 * o['framework_share']:.1f} % of trial time ({rec['trials']} trials of {rec['steps']} steps)"]
+    hv = rec.get("hypervolume")
+    if hv:
+        per_seed = {k: " / ".join(f"{r['hypervolume']:.5f}" for r in v["runs"]) for k, v in hv["samplers"].items()}
+        out.append(f"hypervolume after {rec['trials']} trials, mean (per seed): " + "; ".join(
+            f"{k} {v['mean']:.5f} ({per_seed[k]})" for k, v in hv["samplers"].items()))
+    return out
+
+
+# ---------------------------------------------------------------- cli_startup (written by bench_cli.py)
+
+def _value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_value(x) for x in v)
+    if isinstance(v, dict):
+        return "; ".join(f"{k} {_value(x)}" for k, x in v.items())
+    return str(v)
+
+
+def _results_table(results: dict) -> list[str]:
+    if results and all(isinstance(v, dict) for v in results.values()):
+        cols: list[str] = []
+        for v in results.values():
+            cols += [k for k in v if k not in cols]
+        lines = ["| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        for name, v in results.items():
+            lines.append(f"| `{name}` | " + " | ".join(_value(v.get(c, "–")) for c in cols) + " |")
+        return lines
+    return ["| | value |", "|---|---|"] + [f"| `{k}` | {_value(v)} |" for k, v in results.items()]
+
+
+def render_cli_startup(rec: dict) -> str:
+    return _page(rec, "cli_startup", _results_table(rec.get("results") or {}))
+
+
+def headline_cli_startup(rec: dict) -> list[str]:
+    return [f"`{k}`: {_value(v)}" for k, v in (rec.get("results") or {}).items()]
+
+
+# ---------------------------------------------------------------- pretrained headline
+
+def headline_pretrained(rec: dict) -> list[str]:
+    c = rec["recipe"]
+    out = [f"{rec['steps']} steps per job on {rec['device']}; chosen recipe: "
+           f"{_setting({**c, 'weights': 'package'})} (BCCD mAP {_fmt(c['map']['bccd'])}, natural-photo mAP "
+           f"{_fmt(c['map']['natural'])})"]
+    speed = rec.get("cpu_speed")
+    if speed:
+        out.append(f"CPU training speed ours / effdet {speed['ratio']:.2f}x")
+    return out
+
+
+RENDERERS: dict[str, Callable[[dict], str]] = {
+    "pretrained": render_pretrained, "train_bccd": render_train_bccd, "quickstart_train": render_quickstart_train,
+    "cost": render_cost, "search": render_search, "cli_startup": render_cli_startup,
+}
+HEADLINES: dict[str, Callable[[dict], list[str]]] = {
+    "pretrained": headline_pretrained, "train_bccd": headline_train_bccd,
+    "quickstart_train": headline_quickstart_train, "cost": headline_cost, "search": headline_search,
+    "cli_startup": headline_cli_startup,
+}
+ORDER = ("train_bccd", "pretrained", "quickstart_train", "cost", "search", "cli_startup")
+
+
+# ---------------------------------------------------------------- shipped studies (reports/runs/*)
+
+def _reports_of(run: str) -> list[str]:
+    """Report folders whose report.md was written from ``[...]/runs/<run>`` (its "Written ... by" line)."""
+    found = []
+    for md in sorted((ROOT / "reports").glob("*/report.md")):
+        first = next((line for line in md.read_text().splitlines() if line.startswith("Written")), "")
+        command = first.split("`")[1] if first.count("`") >= 2 else ""
+        if any(Path(t).name == run and Path(t).parent.name == "runs" for t in command.split()):
+            found.append(md.parent.name)
+    return found
+
+
+def _seconds(meta: dict) -> str:
+    from datetime import datetime
+
+    if not (meta.get("start") and meta.get("end")):
+        return "–"
+    wall = (datetime.fromisoformat(meta["end"]) - datetime.fromisoformat(meta["first_start"] or meta["start"]))
+    runs = meta.get("runs", 1)
+    return f"{wall.total_seconds():.0f} s" + (f" over {runs} runs" if runs != 1 else "")
+
+
+def _trial(r: dict) -> str:
+    return (f"trial {r['number']} ({r['topology']}/{r['fusion']}, {r['resolution']} px, {_mb(r['flops'])}): "
+            f"mAP {_fmt(r['map'])}, AP50 {_fmt(r['map50'])}")
+
+
+def studies_section() -> list[str]:
+    lines = ["## Shipped studies", "",
+             "From each run folder's `trials.json` and `meta.json` (`reports/runs/<study>/`); the seed-noise tests "
+             "and Pareto fronts are in the linked reports.", "",
+             "| study | command | trials | wall time | best mAP | best AP50 | reports |",
+             "|---|---|---|---|---|---|---|"]
+    for run in sorted(p for p in RUNS.glob("*") if (p / "trials.json").exists()):
+        trials = json.loads((run / "trials.json").read_text())
+        meta = json.loads((run / "meta.json").read_text()) if (run / "meta.json").exists() else {}
+        states: dict[str, int] = {}
+        for t in trials:
+            states[t["state"]] = states.get(t["state"], 0) + 1
+        done = [t for t in trials if t["state"] == "complete" and t.get("map") is not None]
+        best = _trial(max(done, key=lambda t: t["map"])) if done else "–"
+        best50 = _trial(max(done, key=lambda t: t["map50"])) if done else "–"
+        links = ", ".join(f"[{n}]({n}/report.md)" for n in _reports_of(run.name)) or "–"
+        counts = ", ".join(f"{n} {s}" for s, n in states.items())
+        lines.append(f"| `{run.name}` | `{meta.get('command', '?')}` | {len(trials)} ({counts}) | {_seconds(meta)} | "
+                     f"{best} | {best50} | {links} |")
+    return lines
+
+
+# ---------------------------------------------------------------- index + main
+
+def render_index(records: dict[str, dict]) -> str:
+    lines = ["# Benchmarks: measured figures", "",
+             "Generated by `python benchmarks/render.py` from the records in `reports/benchmarks/*.json` (each "
+             "written by the benchmark script named in it) and the shipped studies' run folders; no figure here is "
+             "typed by hand. The machine is shared: each record states its command, machine, run time, whether it "
+             "ran under the CPU lock and the load average at its start and end. Timings vary run to run; ratios "
+             "come from one run of both sides. Timings are never part of the pass/fail tests.", ""]
+    for name in sorted(records, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n)):
+        rec = records[name]
+        lines += [f"## {TITLES.get(name, name)}", "", f"`{rec.get('command', '?')}`; {rec.get('seconds', '?')} s on "
+                  f"{_machine_line(rec)}" + (f"; {_load(rec)}" if _load(rec) else "") + ".", ""]
+        if _busy(rec):
+            lines += [f"**Contention:** {_busy(rec)}.", ""]
+        if rec.get("budget_note"):
+            lines += [f"**Budget note:** {rec['budget_note']}.", ""]
+        headline = HEADLINES.get(name)
+        if headline:
+            try:
+                lines += [f"- {h}" for h in headline(rec)]
+            except (KeyError, TypeError, ValueError) as exc:
+                lines.append(f"- (record incomplete: {exc!r})")
+        lines += ["", f"Full page: [benchmarks/{name}.md](benchmarks/{name}.md)", ""]
+    return "\n".join(lines + studies_section()) + "\n"
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def main() -> int:
+    records: dict[str, dict] = {}
+    failed = 0
     for path in sorted(FOLDER.glob("*.json")):
-        rec = json.loads(path.read_text())
-        renderer = RENDERERS.get(rec.get("benchmark", ""))
-        if renderer is None:
-            print(f"{path.name}: no renderer for benchmark {rec.get('benchmark')!r}", file=sys.stderr)
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            print(f"{path.name}: unreadable ({exc}); skipped", file=sys.stderr)
+            failed += 1
             continue
+        name = rec.get("benchmark", "")
+        renderer = RENDERERS.get(name)
+        if renderer is None:
+            print(f"{path.name}: no renderer for benchmark {name!r}", file=sys.stderr)
+            continue
+        try:
+            page = renderer(rec)
+        except (KeyError, TypeError, ValueError) as exc:
+            print(f"{path.name}: cannot render ({exc!r}); skipped", file=sys.stderr)
+            failed += 1
+            continue
+        records[name] = rec
         out = path.with_suffix(".md")
-        out.write_text(renderer(rec))
-        print(f"wrote {out.relative_to(ROOT)}")
-    return 0
+        out.write_text(page)
+        print(f"wrote {_rel(out)}")
+    INDEX.write_text(render_index(records))
+    print(f"wrote {_rel(INDEX)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
