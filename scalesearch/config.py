@@ -13,196 +13,20 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from scalesearch.errors import UserError, close_names_hint
 from scalesearch.metrics import METRICS
 
-SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "grid", "gp", "qmc", "cmaes", "brute_force")
-SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
-PRUNERS = ("none", "median", "hyperband")
-_SUFFIXES = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
-_NUMBER_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMBGT]?)\s*$")
+from scalesearch.config_parts import (
+    SAMPLERS, SINGLE_OBJECTIVE_SAMPLERS, BudgetsConfig, DatasetConfig, Objective, Param, SearchConfig, _Model,
+    parse_count,
+)
 
-Scalar = Union[bool, int, float, str]
-
-
-def parse_count(value: Any) -> float:
-    """``2.5e9``, ``"2.5e9"``, ``"2.5B"``, ``"300M"``, ``"1.2G"`` -> float (ValueError otherwise)."""
-    if isinstance(value, bool):
-        raise ValueError("must be a number such as 2.5e9 or '2.5B'")
-    if isinstance(value, (int, float)):
-        return float(value)
-    match = _NUMBER_RE.match(str(value).upper())
-    if not match:
-        raise ValueError("must be a number such as 2.5e9 or '2.5B'")
-    return float(match.group(1)) * _SUFFIXES.get(match.group(2), 1.0)
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SplitFiles(_Model):
-    """An explicit split: an image folder and a COCO annotation file."""
-
-    images: str
-    annotations: str
-
-    @model_validator(mode="after")
-    def _exists(self) -> "SplitFiles":
-        for key in ("images", "annotations"):
-            if not Path(getattr(self, key)).exists():
-                raise ValueError(f"{key}: the path must exist, but got {getattr(self, key)!r}")
-        return self
-
-
-class DatasetConfig(_Model):
-    """``path``: ``null``/``synthetic`` (built-in data) or a COCO folder; ``train``/``val`` override files."""
-
-    path: str | None = None
-    train: SplitFiles | None = None
-    val: SplitFiles | None = None
-    synthetic: dict[str, float | int] = Field(default_factory=dict)  # synthetic_dataset() settings
-
-    @field_validator("synthetic")
-    @classmethod
-    def _synthetic(cls, value: dict[str, Any]) -> dict[str, Any]:
-        import inspect
-
-        from scalesearch.data import synthetic_dataset
-
-        names = [p for p in inspect.signature(synthetic_dataset).parameters if p != "root"]
-        for key in value:
-            if key not in names:
-                raise ValueError(_choice_message("key", key, tuple(names)))
-        return value
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, value: str | None) -> str | None:
-        if value is None or value == "synthetic":
-            return None
-        if not Path(value).exists():
-            raise ValueError(f"the dataset folder must exist, but got {value!r}")
-        return value
-
-
-class RangeParam(_Model):
-    """A numeric range; an int range when ``low``/``high`` (and ``step``) are ints."""
-
-    low: float | int
-    high: float | int
-    step: float | int | None = None
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _order(self) -> "RangeParam":
-        if self.low > self.high:
-            raise ValueError(f"low <= high must hold, but got (low={self.low}, high={self.high})")
-        if self.step is not None and self.step <= 0:
-            raise ValueError(f"step > 0 must hold, but got {self.step}")
-        if self.log and (self.low <= 0 or self.step is not None):
-            raise ValueError(f"a log range needs low > 0 and no step, but got (low={self.low}, step={self.step})")
-        return self
-
-    @property
-    def is_int(self) -> bool:
-        return all(isinstance(v, int) for v in (self.low, self.high, self.step or 1))
-
-
-class ChoiceParam(_Model):
-    choices: list[Scalar] = Field(min_length=1)
-
-
-Param = Union[RangeParam, ChoiceParam, list[Scalar], Scalar]
-
-
-class BudgetsConfig(_Model):
-    """FLOPs (multiply-adds) budget or ladder, optional params budget, and how rungs are assigned.
-
-    ``assign`` (a ladder's rung for each trial):
-    - ``fit`` (default): the smallest rung the spec fits under; infeasible only over the largest.
-      Every spec is trained at most once and labelled with the budget class it competes in.
-    - ``round_robin``: sampled point k gets rung ``k mod len(ladder)``, so every rung gets the same
-      share of points; a point over its rung is infeasible (not trained).
-    - ``sampled``: the rung is a categorical parameter (``budget_flops``) the sampler sees.
-    """
-
-    flops: list[float] | None = None
-    params: float | None = None
-    assign: Literal["fit", "round_robin", "sampled"] = "fit"
-
-    @field_validator("flops", mode="before")
-    @classmethod
-    def _ladder(cls, value: Any) -> list[float] | None:
-        if value is None:
-            return None
-        values = [parse_count(v) for v in (value if isinstance(value, list) else [value])]
-        if not values:
-            raise ValueError("the FLOPs ladder must not be empty")
-        if any(v <= 0 for v in values):
-            raise ValueError(f"every FLOPs budget must be > 0, but got {value!r}")
-        return sorted(set(values))
-
-    @field_validator("params", mode="before")
-    @classmethod
-    def _params(cls, value: Any) -> float | None:
-        if value is None:
-            return None
-        number = parse_count(value)
-        if number <= 0:
-            raise ValueError(f"the params budget must be > 0, but got {value!r}")
-        return number
-
-
-class RayConfig(_Model):
-    address: str | None = None
-    asha: bool = False
-    grace_period: int = Field(default=1, ge=1)
-    resources_per_trial: dict[str, float] = Field(default_factory=lambda: {"cpu": 1.0})
-    max_failures: int = Field(default=1, ge=0)
-    num_cpus: int | None = Field(default=None, ge=1)
-
-
-class EnqueuedPoint(_Model):
-    """A point evaluated before the sampler's own (e.g. the paper's rule as a baseline)."""
-
-    label: str
-    params: dict[str, Scalar] = Field(min_length=1)
-
-
-class SearchConfig(_Model):
-    backend: Literal["optuna", "ray"] = "optuna"
-    sampler: str = "tpe"
-    n_trials: int = Field(default=20, ge=1)
-    workers: int = Field(default=1, ge=1)
-    seed: int | None = None
-    pruning: str = "none"
-    storage: str | None = None
-    threads_per_worker: int | None = Field(default=None, ge=1)
-    enqueue: list[EnqueuedPoint] = Field(default_factory=list)
-    ray: RayConfig = Field(default_factory=RayConfig)
-
-    @field_validator("sampler")
-    @classmethod
-    def _sampler(cls, value: str) -> str:
-        return _choice("sampler", value, SAMPLERS)
-
-    @field_validator("pruning", mode="before")
-    @classmethod
-    def _pruning(cls, value: Any) -> str:
-        if isinstance(value, bool):
-            return "median" if value else "none"
-        return _choice("pruner", str(value), PRUNERS)
-
-
-class Objective(_Model):
-    metric: str
-    direction: Literal["maximize", "minimize"]
+__all__ = ["SAMPLERS", "DatasetConfig", "StudyConfig", "load_study", "parse_count", "read_yaml", "validate_study"]
 
 
 class StudyConfig(_Model):
@@ -287,16 +111,6 @@ def parse_objectives(value: Any) -> list[dict[str, str]]:
     if not 1 <= len(out) <= 2 or len({o["metric"] for o in out}) != len(out):
         raise ValueError(f"give one or two different objectives, but got {value!r}")
     return out
-
-
-def _choice(kind: str, value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(_choice_message(kind, value, choices))
-    return value
-
-
-def _choice_message(kind: str, value: str, choices: tuple[str, ...]) -> str:
-    return f"unknown {kind} {value!r} ({close_names_hint(value, choices, n=3, listed=len(choices))})"
 
 
 # ---- loading ------------------------------------------------------------------------------------
