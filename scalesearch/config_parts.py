@@ -13,7 +13,7 @@ from scalesearch.errors import close_names_hint
 
 SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "grid", "gp", "qmc", "cmaes", "brute_force")
 SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
-PRUNERS = ("none", "median", "hyperband")
+PRUNERS = ("none", "median", "successive_halving", "hyperband")
 _SUFFIXES = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 _NUMBER_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMBGT]?)\s*$")
 
@@ -174,6 +174,7 @@ class SearchConfig(_Model):
     pruning: str = "none"
     storage: str | None = None
     threads_per_worker: int | None = Field(default=None, ge=1)
+    zero_cost: bool = True  # record NASWOT, synflow and grad-norm for every trial (one batch each)
     enqueue: list[EnqueuedPoint] = Field(default_factory=list)
     ray: RayConfig = Field(default_factory=RayConfig)
 

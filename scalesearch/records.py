@@ -48,7 +48,8 @@ class TrialRecord:
     """One trial. ``number`` is ``point * seeds + seed_index`` on every backend (a retry keeps the number of
     the trial it replaces); ``spec`` holds the ``DetectorSpec`` fields; ``space`` the other resolved space
     values (``phi``, rule coefficients); ``metrics`` the COCO metrics; ``values`` the objective values in
-    the study's order (None unless complete or infeasible); ``intermediate`` maps step -> mAP."""
+    the study's order (None unless complete or infeasible); ``intermediate`` maps step -> mAP;
+    ``zero_cost`` the zero-cost scores of the untrained spec (``scalesearch.zero_cost``; {} when not scored)."""
 
     number: int
     state: State
@@ -72,6 +73,7 @@ class TrialRecord:
     reason: str | None = None
     label: str | None = None
     retry_of: int | None = None
+    zero_cost: dict[str, float] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> "TrialRecord":
         return dataclasses.replace(self, **changes)
@@ -108,6 +110,7 @@ class TrialRecord:
         if kwargs.get("values") is not None:
             kwargs["values"] = tuple(float(v) for v in kwargs["values"])
         kwargs["intermediate"] = {str(k): v for k, v in (data.get("intermediate") or {}).items()}
+        kwargs["zero_cost"] = {str(k): float(v) for k, v in (data.get("zero_cost") or {}).items()}
         kwargs["metrics"] = {k: data[k] for k in COCO_METRICS if data.get(k) is not None}
         kwargs["spec"] = {k: v for k, v in data.items() if k in spec_keys}
         kwargs["space"] = {k: v for k, v in data.items() if k not in own | spec_keys | set(COCO_METRICS)}

@@ -43,9 +43,12 @@ class Evaluator:
     """
 
     def __init__(self, config: Any, progress: bool = False, cost_cache: Path | None = None, *,
-                 prune_signals: tuple[type[BaseException], ...] = (), contain_errors: bool = True) -> None:
+                 prune_signals: tuple[type[BaseException], ...] = (), contain_errors: bool = True,
+                 zero_cost: bool = True) -> None:
         """``cost_cache``: folder for counted costs, shared by workers and resumed runs
-        (``$SCALESEARCH_COST_CACHE`` wins when set)."""
+        (``$SCALESEARCH_COST_CACHE`` wins when set). ``zero_cost``: record every trial's zero-cost scores
+        (``scalesearch.zero_cost``, about one training step's CPU); ``search.zero_cost: false`` in the study or
+        ``$SCALESEARCH_ZERO_COST=0`` turns it off."""
         import os
 
         from scalesearch.cost import CACHE_ENV
@@ -55,6 +58,9 @@ class Evaluator:
         self.prune_signals, self.contain_errors = prune_signals, contain_errors
         self.train_data, self.val_data = dataset_pairs(config.dataset)
         self.num_classes = num_classes(self.train_data[1])
+        self.zero_cost = (zero_cost and config.search.zero_cost
+                          and os.environ.get("SCALESEARCH_ZERO_COST", "1") != "0")
+        self.zero_cost_batches: dict = {}  # the study's fixed scoring batch per (resolution, normalisation)
 
     def number(self, info: TrialInfo) -> int:
         return info.point * self.config.seeds + info.seed_index
@@ -73,7 +79,8 @@ class Evaluator:
     # ---- the steps --------------------------------------------------------------------------------
 
     def cost(self, info: TrialInfo) -> tuple[TrialRecord, Any]:
-        """Resolve and cost the spec, pick its budget; ``infeasible`` (and why) when over budget."""
+        """Resolve and cost the spec, pick its budget; ``infeasible`` (and why) when over budget. Feasible or
+        not, the spec's zero-cost scores on the study's first training batch (unless turned off)."""
         from scalesearch.cost import count_cost
 
         spec = self.space.resolve(info.params, self.num_classes)
@@ -88,6 +95,13 @@ class Evaluator:
             space=space, budget_flops=budget, flops=int(cost.flops), params=int(cost.params),
             label=info.label, retry_of=info.retry_of)
         excess = {k: v for k, v in self.constraints(record).items() if v > 0}
+        # Infeasible specs are scored too (a cheap ranking signal), unless far over budget (memory).
+        if self.zero_cost and all(v <= 1.0 for v in excess.values()):
+            from scalesearch import zero_cost
+
+            cfg = self.config.trial_train_config(self.config.seed)  # one batch for the whole study
+            record = record.replace(zero_cost=zero_cost.trial_scores(spec, self.train_data, cfg,
+                                                                     self.zero_cost_batches))
         if excess:
             reason = "; ".join(_over_budget(record, key, self.limit(record, key)) for key in excess)
             record = record.replace(state=State.INFEASIBLE, reason=reason)

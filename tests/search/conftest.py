@@ -38,6 +38,7 @@ def tiny_study(tmp_path: Path, **changes) -> Path:
 def fake(monkeypatch):
     """Patch cost counting and training with ``search_fakes``; yields the list of trained specs."""
     search_fakes.CALLS.clear()
+    monkeypatch.setenv("SCALESEARCH_ZERO_COST", "0")  # real scores cost a forward/backward per trial
     monkeypatch.setattr(scalesearch.cost, "count_cost", search_fakes.fake_cost)
     monkeypatch.setattr(scalesearch.train, "train_and_evaluate", search_fakes.fake_train)
     yield search_fakes.CALLS

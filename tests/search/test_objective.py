@@ -149,3 +149,13 @@ def test_enqueued_baseline_runs_first_with_its_label(tmp_path, fake):
     assert [r["label"] for r in records[1:]] == [None, None]
     assert main(["run", str(study), "--quiet", "--n-trials", "4"]) == 0  # resuming does not enqueue it again
     assert [r["label"] for r in load_records(tmp_path / "run")].count("paper rule") == 1
+
+
+@pytest.mark.parametrize("pruner", ["successive_halving", "hyperband"])
+def test_multi_fidelity_pruners_stop_trials_at_a_lower_rung(tmp_path, fake, pruner):
+    study = tiny_study(tmp_path, search={"n_trials": 8, "pruning": pruner, "sampler": "random"},
+                       train={"steps": 6, "eval_every": 2}, space={"phi": {"low": -3.0, "high": -2.0}, "resolution": 128})
+    records = _run(study)
+    assert len(records) == 8 and {r["state"] for r in records} <= {"complete", "pruned"}
+    for record in records:  # a pruned trial stopped after fewer evaluations than a complete one
+        assert len(record["intermediate"]) == 3 if record["state"] == "complete" else len(record["intermediate"]) < 3
