@@ -190,6 +190,7 @@ def _cli(rec: dict) -> list[str]:
 # ---------------------------------------------------------------- shared page parts
 
 TITLES = {
+    "zero_cost": "Zero-cost scores on detection: rank correlation with proxy and long-budget mAP",
     "pretrained": "Pretrained Lite backbones: recipe, capacity, effdet with the same weights",
     "train_bccd": "Training from scratch on BCCD: scalesearch vs effdet 0.4.1",
     "quickstart_train": "Quickstart-size model on the built-in synthetic data",
@@ -453,16 +454,44 @@ def headline_pretrained(rec: dict) -> list[str]:
     return out
 
 
+# ---------------------------------------------------------------- zero-cost scores
+
+def render_zero_cost(rec: dict) -> str:
+    body = [f"Run `{rec['run']}`: {rec['n']} distinct points. Each score is computed at initialisation (the "
+            "spec's weights: pretrained backbone where the study says so) on the study's first training batch; "
+            "Kendall tau-b (`scipy.stats.kendalltau`) with the proxy mAP of the run and with the long-budget mAP of "
+            "`scalesearch fidelity` (`fidelity.json`). No public benchmark of these scores on detection exists; "
+            "this is what this run shows, whatever it shows.", "",
+            "| score | tau with proxy mAP (p) | tau with long-budget mAP (p, n) |", "|---|---|---|"]
+    for score, t in rec["taus"].items():
+        long = "–" if t["long_tau"] is None else f"{t['long_tau']:+.3f} ({t['long_p']:.3g}, n={t['n_long']})"
+        body.append(f"| {score} | {t['proxy_tau']:+.3f} ({t['proxy_p']:.3g}) | {long} |")
+    body += ["", "| point | proxy mAP | long mAP | naswot | synflow | grad_norm | FLOPs |", "|---|---|---|---|---|---|---|"]
+    for r in sorted(rec["points"], key=lambda r: -r["proxy_map"]):
+        long = "–" if r["long_map"] is None else _fmt(r["long_map"])
+        body.append(f"| {r['group']} | {_fmt(r['proxy_map'])} | {long} | {r.get('naswot', float('nan')):.2f} | "
+                    f"{r.get('synflow', float('nan')):.3g} | {r.get('grad_norm', float('nan')):.3g} | {_mb(r['flops'])} |")
+    return _page(rec, "zero_cost", body)
+
+
+def headline_zero_cost(rec: dict) -> list[str]:
+    return [f"{score}: tau {t['proxy_tau']:+.3f} with proxy mAP"
+            + ("" if t["long_tau"] is None else f", {t['long_tau']:+.3f} with long-budget mAP")
+            for score, t in rec["taus"].items()]
+
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
+    "zero_cost": render_zero_cost,
     "pretrained": render_pretrained, "train_bccd": render_train_bccd, "quickstart_train": render_quickstart_train,
     "cost": render_cost, "search": render_search, "cli_startup": render_cli_startup,
 }
 HEADLINES: dict[str, Callable[[dict], list[str]]] = {
+    "zero_cost": headline_zero_cost,
     "pretrained": headline_pretrained, "train_bccd": headline_train_bccd,
     "quickstart_train": headline_quickstart_train, "cost": headline_cost, "search": headline_search,
     "cli_startup": headline_cli_startup,
 }
-ORDER = ("train_bccd", "pretrained", "quickstart_train", "cost", "search", "cli_startup")
+ORDER = ("train_bccd", "pretrained", "zero_cost", "quickstart_train", "cost", "search", "cli_startup")
 
 
 # ---------------------------------------------------------------- shipped studies (reports/runs/*)
