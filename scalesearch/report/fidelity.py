@@ -24,6 +24,11 @@ def _verdict(tau: float, p: float, n: int) -> str:
     return "the proxy does not keep the longer training's ranking: treat its order of these specs with doubt."
 
 
+def _label(group: str) -> str:
+    """A point's label without its budget rung (every retrained point's rung is in the table)."""
+    return " ".join(part for part in group.split() if not part.startswith("budget="))
+
+
 def add_section(doc: Document, run: Run, fig_dir: Path | None = None, prefix: str = "") -> None:
     """Table of proxy vs long-budget mAP per retrained point and the rank-correlation verdict."""
     rows = run.fidelity
@@ -53,5 +58,5 @@ def add_section(doc: Document, run: Run, fig_dir: Path | None = None, prefix: st
              f"winner among these): **{top1_regret(rows):.4f}**.")
     if fig_dir is not None:
         path = plots.fidelity_plot([r.proxy_map for r in rows], [r.long_map for r in rows],
-                                   [r.group for r in rows], factor, fig_dir / f"{prefix}fidelity.png")
+                                   [_label(r.group) for r in rows], factor, fig_dir / f"{prefix}fidelity.png")
         doc.figure(path, "Each retrained point: proxy mAP against its long-budget mAP.")

@@ -100,7 +100,7 @@ def fidelity_plot(proxy: Sequence[float], long: Sequence[float], labels: Sequenc
     fig, ax = plt.subplots(figsize=(6, 4.6))
     ax.scatter(proxy, long, s=36, color="tab:blue", zorder=3)
     for x, y, label in zip(proxy, long, labels):
-        ax.annotate(_short(label, 24), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.annotate(_short(label, 32), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     lo, hi = min(*proxy, *long), max(*proxy, *long)
     ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--", label="y = x")
     ax.set(xlabel="proxy mAP (the study's budget)", ylabel=f"mAP at {factor:g}x the budget",
