@@ -102,11 +102,12 @@ class Worker:
             return attrs["point"], attrs.get("seed_index", 0)
         point = sum(1 for t in self.study.get_trials(deepcopy=False) if t.number < trial.number
                     and t.user_attrs.get("origin") == "sampled" and "retry_of" not in t.user_attrs)
-        for key, value in (("origin", "sampled"), ("point", point), ("seed_index", 0)):
+        for key, value in (("origin", "sampled"), ("point", point), ("seed_index", 0), ("origin_trial", trial.number)):
             trial.set_user_attr(key, value)
         for index in range(1, self.config.seeds):
             self.study.enqueue_trial(dict(trial.params), user_attrs={
                 "origin": "repeat", "point": point, "seed_index": index, "repeat_of": trial.number,
+                "origin_trial": trial.number,
                 **({"label": trial.user_attrs["label"]} if "label" in trial.user_attrs else {})})
         return point, 0
 

@@ -152,7 +152,7 @@ def recover(study: Any, exclusive: bool) -> int:
 
 def retry(study: Any, trial: Any) -> None:
     """Enqueue an interrupted trial's parameters again, keeping its point, seed and budget."""
-    keep = ("origin", "point", "seed_index", "label")
+    keep = ("origin", "point", "seed_index", "label", "origin_trial")
     attrs = {k: v for k, v in trial.user_attrs.items() if k in keep}
     study.enqueue_trial(dict(trial.params), user_attrs={**attrs, "retry_of": trial.number})
 
@@ -179,15 +179,23 @@ def process_token(pid: int) -> str | None:
 
 # ---- records --------------------------------------------------------------------------------------
 
-def trial_record(trial: Any, seeds: int) -> TrialRecord | None:
-    """The record of one Optuna trial (None for interrupted and surplus trials, retried elsewhere)."""
+def _origin(trial: Any) -> int:
+    """The storage number of the trial that first sampled this trial's point (itself when it did)."""
+    attrs = trial.user_attrs
+    return int(attrs.get("origin_trial", attrs.get("repeat_of", trial.number)))
+
+
+def trial_record(trial: Any, number: int) -> TrialRecord | None:
+    """The record of one Optuna trial under its record ``number`` (None for interrupted and surplus trials,
+    retried elsewhere)."""
     state = status(trial)
     if state in ("interrupted", "surplus") or trial.number is None:
         return None
     attrs = trial.user_attrs
-    data = dict(attrs.get("record") or {
-        "number": attrs.get("point", trial.number) * seeds + attrs.get("seed_index", 0),
-        "params_sampled": dict(trial.params)})
+    data = dict(attrs.get("record") or {"params_sampled": dict(trial.params)})
+    data["number"] = number
+    if "retry_of" in attrs:
+        data["retry_of"] = number  # a retry replaces the interrupted trial under the same number
     data["state"] = "running" if state == "running" else state
     reported = {str(k): v for k, v in sorted(trial.intermediate_values.items())}
     data["intermediate"] = reported or data.get("intermediate", {})
@@ -195,10 +203,15 @@ def trial_record(trial: Any, seeds: int) -> TrialRecord | None:
 
 
 def study_records(study: Any, seeds: int) -> list[TrialRecord]:
+    """Every recorded trial, numbered ``point * seeds + seed_index`` as on Ray. Points are ranked by the
+    storage number of the trial that first sampled them: a stable, race-free order (workers that sample at
+    the same moment cannot both claim one point index, as counting trials at sampling time could)."""
     from optuna.trial import TrialState
 
-    trials = study.get_trials(deepcopy=False)
-    records = [trial_record(t, seeds) for t in trials if t.state != TrialState.WAITING]
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING
+              and status(t) not in ("interrupted", "surplus")]
+    rank = {origin: i for i, origin in enumerate(sorted({_origin(t) for t in trials}))}
+    records = [trial_record(t, rank[_origin(t)] * seeds + int(t.user_attrs.get("seed_index", 0))) for t in trials]
     return sorted((r for r in records if r is not None), key=lambda r: r.number)
 
 

@@ -83,14 +83,14 @@ def test_two_workers_never_run_the_same_trial_number(tmp_path):
     assert proc.returncode == 0, err
     records = load_records(tmp_path / "run")
     numbers = [r["number"] for r in records]
-    assert len(records) == 8 and len(set(numbers)) == 8 and {r["state"] for r in records} == {"complete"}
+    assert sorted(numbers) == list(range(8)) and {r["state"] for r in records} == {"complete"}
     trainings = log.read_text().splitlines()
     assert len(trainings) == 8  # every finished trial trained exactly once, none twice
     assert len({line.split()[0] for line in trainings}) == 2  # by two worker processes
     with sqlite3.connect(tmp_path / "run" / "study.db") as con:
         owners = con.execute("SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
                              "ON a.trial_id = t.trial_id WHERE a.key = 'worker' AND t.state = 'COMPLETE'").fetchall()
-    assert sorted(n for n, _ in owners) == sorted(numbers) and {w for _, w in owners} == {"0", "1"}
+    assert len(owners) == 8 and {w for _, w in owners} == {"0", "1"}  # storage numbers may skip surplus trials
 
 
 def test_rerun_resumes_to_a_larger_total_and_never_past_it(tmp_path, fake):
