@@ -25,7 +25,6 @@ _FAMILIES: tuple[tuple[str, str], ...] = (
     (r"(tf_)?efficientnet_lite\d", "_gen_efficientnet_lite"),
     (r"(tf_)?efficientnet_(es|em|el)", "_gen_efficientnet_edge"),
 )
-MAX_BACKBONE_LEVEL = BACKBONE_MAX_LEVEL  # backbone maps come from the stages of stride 2**level
 
 
 def _generator(name: str) -> Callable | None:
@@ -47,12 +46,12 @@ def backbone_names() -> tuple[str, ...]:
 
 def backbone_levels(spec: DetectorSpec) -> list[int]:
     """Pyramid levels taken from the backbone (the rest are made by the feature network)."""
-    if spec.min_level > MAX_BACKBONE_LEVEL:
+    if spec.min_level > BACKBONE_MAX_LEVEL:
         raise UserError(
-            f"spec.min_level: must be <= {MAX_BACKBONE_LEVEL} (the backbone's last stride is 32), "
+            f"spec.min_level: must be <= {BACKBONE_MAX_LEVEL} (the backbone's last stride is 32), "
             f"but got {spec.min_level}"
         )
-    return list(range(spec.min_level, min(spec.max_level, MAX_BACKBONE_LEVEL) + 1))
+    return list(range(spec.min_level, min(spec.max_level, BACKBONE_MAX_LEVEL) + 1))
 
 
 def input_normalization(spec: DetectorSpec) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
