@@ -1,7 +1,8 @@
 """Metrics as data: one registry of what a trial can be scored on.
 
 Each ``Metric`` says its direction, unit, what produces it (``cost``: counted before training, so an
-infeasible trial has it too; ``training``: proxy training + COCO evaluation; ``measurement``: timed) and
+infeasible trial has it too; ``training``: proxy training + COCO evaluation; ``measurement``: timed on this
+machine before training, so an infeasible trial has it too) and
 what a trial that lacks it is worth (``worst``: the worst value for its direction). Config validation,
 objectives, budgets, Pareto fronts and report axes all read ``METRICS``; a new metric is one entry.
 Torch-free, so the command line and reports can use it without importing the model.
@@ -59,8 +60,14 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("params", "minimize", "parameters", "params", "cost", budget=True),
     Metric("train_seconds", "minimize", "s", "training time", "training"),
     Metric("images_per_second", "maximize", "img/s", "training throughput", "training", worst=0.0),
+    # Measured before training by scalesearch.latency (one protocol: batch 1, 10 warm-up + 40 timed runs by
+    # default), so an infeasible trial has them too, as it has its counted costs.
+    Metric("latency_ms", "minimize", "ms", "latency", "measurement", budget=True),
+    Metric("latency_network_ms", "minimize", "ms", "network latency", "measurement"),
+    Metric("latency_post_ms", "minimize", "ms", "post-processing latency", "measurement"),
 )}
 COCO_METRICS = tuple(name for name, m in METRICS.items() if m.source == "training" and m.unit == "")
+LATENCY_METRICS = tuple(name for name, m in METRICS.items() if m.source == "measurement")
 
 
 def get_metric(name: str) -> Metric:

@@ -49,7 +49,10 @@ class TrialRecord:
     the trial it replaces); ``spec`` holds the ``DetectorSpec`` fields; ``space`` the other resolved space
     values (``phi``, rule coefficients); ``metrics`` the COCO metrics; ``values`` the objective values in
     the study's order (None unless complete or infeasible); ``intermediate`` maps step -> mAP;
-    ``zero_cost`` the zero-cost scores of the untrained spec (``scalesearch.zero_cost``; {} when not scored)."""
+    ``zero_cost`` the zero-cost scores of the untrained spec (``scalesearch.zero_cost``; {} when not scored);
+    ``latency_*`` the measured medians (ms) of the study's ``latency`` settings, ``latency_iqr_ms`` the total's
+    interquartile range, ``latency_exclusive`` whether no other measurement ran meanwhile (None: not measured,
+    ``scalesearch.latency``)."""
 
     number: int
     state: State
@@ -74,6 +77,11 @@ class TrialRecord:
     label: str | None = None
     retry_of: int | None = None
     zero_cost: dict[str, float] = field(default_factory=dict)
+    latency_ms: float | None = None
+    latency_network_ms: float | None = None
+    latency_post_ms: float | None = None
+    latency_iqr_ms: float | None = None
+    latency_exclusive: bool | None = None
 
     def replace(self, **changes: Any) -> "TrialRecord":
         return dataclasses.replace(self, **changes)

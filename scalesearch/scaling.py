@@ -136,6 +136,15 @@ def compound_spec(phi: float, rule: ScalingRule = PAPER_RULE, **overrides: Any) 
     return rule.spec(phi, **overrides)
 
 
+def spec_for(preset_name: str | None = None, phi: float | None = None, **overrides: Any) -> DetectorSpec:
+    """What ``--preset NAME`` / ``--phi P`` name on a command line: the paper's rule at ``phi`` when given,
+    else the preset (default D0), with the non-None ``overrides`` (resolution, topology, fusion, ...)."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if phi is not None:
+        return compound_spec(phi, **overrides)
+    return preset(preset_name or "d0").replace(**overrides)
+
+
 # EfficientNet B0..B7 (width, depth) multipliers, timm / arXiv 1905.11946.
 EFFICIENTNET_MULTIPLIERS = {
     "b0": (1.0, 1.0), "b1": (1.0, 1.1), "b2": (1.1, 1.2), "b3": (1.2, 1.4),

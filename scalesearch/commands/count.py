@@ -10,16 +10,11 @@ from scalesearch.spec import DetectorSpec
 
 def spec_from_args(args: argparse.Namespace) -> DetectorSpec:
     """The preset (default D0) or ``PAPER_RULE`` at ``--phi``, with the command-line overrides."""
-    from scalesearch.scaling import compound_spec, preset
+    from scalesearch.scaling import spec_for
 
-    overrides = {
-        "resolution": args.resolution, "topology": args.topology, "num_classes": args.num_classes,
-        "backbone": args.backbone, "fusion": args.fusion,  # the spec canonicalises fusion aliases
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if args.phi is not None:
-        return compound_spec(args.phi, **overrides)
-    return preset(args.preset or "d0").replace(**overrides)
+    return spec_for(args.preset, args.phi, resolution=args.resolution, topology=args.topology,
+                    num_classes=args.num_classes, backbone=args.backbone,
+                    fusion=args.fusion)  # the spec canonicalises fusion aliases
 
 
 def render(spec: DetectorSpec, cost) -> str:

@@ -1,0 +1,65 @@
+"""``scalesearch latency``: measured latency (network, post-processing, total) of one spec or checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def run(args: argparse.Namespace) -> int:
+    from scalesearch.commands._files import check_output, write_output
+    from scalesearch.errors import UserError
+    from scalesearch.latency import LatencySettings, check_settings, measure_latency, render
+
+    out = check_output("--json", args.json)
+    check_settings(args.runtime, args.threads, args.batch, args.warmup, args.runs, prefix="--")
+    spec_options = {"--preset": args.preset, "--phi": args.phi, "--resolution": args.resolution,
+                    "--topology": args.topology, "--fusion": args.fusion, "--num-classes": args.num_classes}
+    given = [k for k, v in spec_options.items() if v is not None]
+    if args.checkpoint and given:
+        raise UserError(f"{given[0]}: a checkpoint fixes its spec, so give CKPT or spec options, not both")
+    settings = LatencySettings(args.runtime, args.threads, args.batch, args.warmup, args.runs)
+    model, spec = _model_and_spec(args)
+    result = measure_latency(spec, settings, model=model)
+    name = args.checkpoint or spec.name or "spec"
+    print(render(result, f"{name}: {spec.backbone} R={spec.resolution} {spec.topology}/{spec.fusion}, "
+                         f"{spec.num_classes} classes"))
+    if out:
+        write_output(out, json.dumps({"spec": spec.to_dict(), **result.to_json()}, indent=1) + "\n")
+    return 0
+
+
+def _model_and_spec(args: argparse.Namespace):
+    """(the checkpoint's model, its spec) or (None: built at seed 0, the preset / ``--phi`` spec)."""
+    from scalesearch.scaling import spec_for
+
+    if args.checkpoint:
+        from scalesearch.checkpoint import load_checkpoint
+
+        model, spec, _ = load_checkpoint(args.checkpoint, "cpu")
+        return model, spec
+    return None, spec_for(args.preset, args.phi, resolution=args.resolution, topology=args.topology,
+                          fusion=args.fusion, num_classes=args.num_classes)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "latency", help="measured latency of one spec or checkpoint (network, post-processing, total)",
+        description="Time a detector on this machine by the protocol of scalesearch.latency: a fixed seeded image, "
+                    "W warm-up then R timed runs, median and interquartile range of network (backbone + feature "
+                    "network + heads), post-processing (decode + NMS) and both together.")
+    p.add_argument("checkpoint", nargs="?", metavar="CKPT", help="a checkpoint from `scalesearch train --save`")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--preset", metavar="NAME", help="released config d0..d7, d7x, lite0..lite4 (default d0)")
+    which.add_argument("--phi", type=float, metavar="P", help="the paper's compound rule at phi (any real)")
+    p.add_argument("--resolution", type=int, metavar="R", help="input size, a multiple of 32")
+    p.add_argument("--topology", metavar="T", help="topology name, YAML path or inline graph")
+    p.add_argument("--fusion", metavar="F", help="sum, softmax, fast, channel_softmax, channel_fast")
+    p.add_argument("--num-classes", type=int, metavar="N", help="classes (default 90)")
+    p.add_argument("--runtime", default="torch", metavar="NAME", help="torch (eager, default) or onnxruntime")
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="intra-op threads (default 1)")
+    p.add_argument("--batch", type=int, default=1, metavar="B", help="images per call (default 1)")
+    p.add_argument("--warmup", type=int, default=10, metavar="W", help="untimed warm-up runs (default 10)")
+    p.add_argument("--runs", type=int, default=40, metavar="R", help="timed runs (default 40)")
+    p.add_argument("--json", metavar="PATH", help="write the spec, settings, machine and every timing as JSON")
+    p.set_defaults(func=run)

@@ -1,0 +1,75 @@
+"""The "Accuracy vs latency" section: mAP against the measured latency (``latency_ms``, recorded per trial
+when a study's objective or budget names a latency metric), the mAP/latency Pareto front beside the
+mAP/FLOPs front, and which trials leave or join the front when cost is time instead of FLOPs. Reads the
+records only; nothing is timed here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from scalesearch import pareto
+from scalesearch.report import plots
+from scalesearch.report.doc import Document
+from scalesearch.report.format import cell, fmt_count, fmt_map
+from scalesearch.report.runs import Run
+from scalesearch.report.status import machine_line
+from scalesearch.report.study import front_heading
+
+MAP_LATENCY: pareto.Objectives = ("map", "latency_ms")
+_COLUMNS = ("topology", "fusion", "phi", "resolution", "fpn_channels", "fpn_repeats", "head_repeats", "seed")
+
+
+def _ms(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, (int, float)) else "-"
+
+
+def has_latency(run: Run) -> bool:
+    return any(isinstance(r.get("latency_ms"), (int, float)) for r in run.records)
+
+
+def settings_line(run: Run) -> str:
+    """How the latencies were measured: the study's ``latency`` settings and the run's machine."""
+    s = run.config.latency if run.config else None
+    how = (f"{s.runtime}, {s.threads} thread(s), batch {s.batch}, {s.warmup} warm-up + {s.runs} timed runs"
+           if s else "settings not recorded")
+    return (f"Latency: median total time (network + decode + NMS) per call, {how}, on {machine_line(run)} "
+            "(protocol: `scalesearch.latency`).")
+
+
+def add_section(doc: Document, run: Run, fig_dir: Path, prefix: str, colors: dict[str, Any]) -> None:
+    """The section, when the run's records carry a measured latency; nothing otherwise."""
+    if not has_latency(run):
+        return
+    doc.heading(2, "Accuracy vs latency")
+    doc.para(settings_line(run))
+    budget = run.config.budgets.latency_ms if run.config else None
+    path = plots.scatter_front(run.records, "latency_ms", fig_dir / f"{prefix}map_latency.png", colors,
+                               [budget] if budget else [], f"{run.name}: mAP vs latency", run.baselines)
+    doc.figure(path, "mAP vs latency (ms) for every trial, coloured by topology; black: Pareto front"
+                     f"{', dotted red: the latency budget' if budget else ''}.")
+    timed = [r for r in pareto.feasible(run.records) if isinstance(r.get("latency_ms"), (int, float))]
+    front = pareto.pareto_front(timed, MAP_LATENCY)
+    doc.heading(3, front_heading(MAP_LATENCY))
+    cols = [c for c in _COLUMNS if any(r.get(c) is not None for r in front)]
+    doc.table(["trial", *cols, "latency (ms)", "IQR (ms)", "network (ms)", "post (ms)", "FLOPs", "mAP"],
+              [[r.number, *(cell(r.get(c)) for c in cols), _ms(r.latency_ms), _ms(r.latency_iqr_ms),
+                _ms(r.latency_network_ms), _ms(r.latency_post_ms), fmt_count(r.flops), fmt_map(r.get("map"))]
+               for r in front])
+    doc.para(front_change(timed))
+    if budget:
+        best = pareto.best_under_budget(timed, budget, cost="latency_ms")
+        doc.para(f"Best under the latency budget {budget:g} ms: " + (
+            f"trial {best.number}, mAP {fmt_map(best.get('map'))}, {_ms(best.latency_ms)} ms" if best else "none fits."))
+
+
+def front_change(records: list[Any]) -> str:
+    """Which trials leave and which join the front when the cost axis is latency instead of FLOPs."""
+    by_flops = {r.number for r in pareto.pareto_front(records)}
+    by_time = {r.number for r in pareto.pareto_front(records, MAP_LATENCY)}
+    left, joined = sorted(by_flops - by_time), sorted(by_time - by_flops)
+    if not left and not joined:
+        return f"The mAP/latency front holds the same {len(by_time)} trial(s) as the mAP/FLOPs front."
+    names = lambda ns: ", ".join(str(n) for n in ns) or "none"  # noqa: E731
+    return (f"Against the mAP/FLOPs front ({len(by_flops)} trials), with latency as the cost: left the front "
+            f"{names(left)}; joined it {names(joined)}.")

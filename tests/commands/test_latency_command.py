@@ -1,0 +1,52 @@
+"""``scalesearch latency``: a preset's or checkpoint's measured latency, and its one-line user errors."""
+
+import json
+
+import pytest
+
+from scalesearch import cli, latency
+
+
+@pytest.fixture(autouse=True)
+def own_lock(tmp_path, monkeypatch):
+    monkeypatch.setenv(latency.LOCK_ENV, str(tmp_path / "latency.lock"))
+
+
+def test_latency_of_a_preset(capsys, tmp_path):
+    out = tmp_path / "d0.json"
+    assert cli.main(["latency", "--preset", "d0", "--warmup", "0", "--runs", "2", "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "d0: tf_efficientnet_b0 R=512 bifpn/fast, 90 classes"
+    assert [line.split()[0] for line in lines[2:5]] == ["network", "post", "total"]
+    assert lines[-1].startswith("machine: ") and "torch, 1 thread(s), batch 1, 0 warm-up + 2 timed runs" in lines[-1]
+    data = json.loads(out.read_text())
+    assert data["spec"]["resolution"] == 512 and data["runs"] == 2 and data["warmup"] == 0
+    assert len(data["samples_ms"]["total"]) == 2 and data["median_ms"]["total"] > data["median_ms"]["post"] > 0
+
+
+def test_latency_of_a_checkpoint(capsys, tmp_path):
+    from scalesearch.checkpoint import save_checkpoint
+    from scalesearch.model import build_detector
+    from scalesearch.scaling import compound_spec
+
+    spec = compound_spec(-3.0, resolution=128, num_classes=2)
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", build_detector(spec, weights=False), spec)
+    assert cli.main(["latency", str(ckpt), "--runs", "2", "--warmup", "0", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{ckpt}: efficientnet_b0 R=128 bifpn/fast, 2 classes")
+    assert "batch 2, 0 warm-up + 2 timed runs" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--runtime", "tensorrt"], "--runtime: unknown runtime 'tensorrt' (valid names: onnxruntime, torch)"),
+    (["--threads", "0"], "--threads: must be an integer >= 1, but got 0"),
+    (["--batch", "0"], "--batch: must be an integer >= 1, but got 0"),
+    (["--runs", "0"], "--runs: must be an integer >= 1, but got 0"),
+    (["--warmup", "-1"], "--warmup: must be an integer >= 0, but got -1"),
+    (["--preset", "d9"], "unknown preset 'd9' (close names: d7"),
+    (["missing.pt"], "checkpoint missing.pt: must be a file written by `scalesearch train --save`, but it was not found"),
+    (["x.pt", "--phi", "-3"], "--phi: a checkpoint fixes its spec, so give CKPT or spec options, not both"),
+    (["--json", "."], "--json .: must be a file path, but it is a folder"),
+])
+def test_latency_command_errors(user_error, argv, message):
+    assert message in user_error("latency", *argv)

@@ -1,0 +1,51 @@
+"""The "Accuracy vs latency" section: mAP vs measured latency, the mAP/latency front beside the FLOPs front,
+and which trials leave or join it; read from the records, never timed here."""
+
+from __future__ import annotations
+
+import yaml
+from report_fakes import make_run, record, report_text, section
+
+from scalesearch.report import write_report
+from scalesearch.report.plots import _axis
+
+
+def _rows():
+    # FLOPs front: 0, 1, 2 (3 is dominated by 2). Latency front: 1, 3, 2 (0 is slower than 1 and worse).
+    rows = []
+    for i, (flops, ms, m) in enumerate([(1e9, 30.0, 0.20), (2e9, 10.0, 0.30), (3e9, 50.0, 0.35), (4e9, 20.0, 0.34)]):
+        rows.append(record(i, phi=i, map_=m, flops=flops, latency_ms=ms, latency_network_ms=ms * 0.8,
+                           latency_post_ms=ms * 0.2, latency_iqr_ms=0.5, latency_exclusive=True))
+    rows.append(record(4, phi=9, state="infeasible", flops=9e10, latency_ms=400.0))
+    return rows
+
+
+def test_latency_axis_is_labelled_in_milliseconds():
+    assert _axis("latency_ms") == "latency (ms)"
+    assert _axis("latency_ms", log=True) == "latency (ms, log scale)"
+
+
+def test_section_shows_the_latency_front_and_what_changed_against_flops(tmp_path):
+    text = report_text(tmp_path, _rows())
+    body = text.split("## Accuracy vs latency", 1)[1]
+    assert "map_latency.png" in body and (tmp_path / "out" / "figures" / "map_latency.png").is_file()
+    rows = section(body, "Pareto front (maximise mAP, minimise latency)")
+    assert [row.split("|")[1].strip() for row in rows] == ["1", "3", "2"]  # sorted by latency
+    assert "| 10.00 | 0.50 | 8.00 | 2.00 | 2.000 G | 0.3000 |" in rows[0]
+    assert "with latency as the cost: left the front 0; joined it 3." in body
+
+
+def test_section_states_settings_and_the_latency_budget(tmp_path):
+    run = make_run(tmp_path / "run", _rows())
+    study = yaml.safe_load((run / "study.yaml").read_text())
+    study.update(latency={"runtime": "onnxruntime", "threads": 2, "runs": 50},
+                 objectives=["maximize map", "minimize latency_ms"])
+    study["budgets"]["latency_ms"] = 25
+    (run / "study.yaml").write_text(yaml.safe_dump(study))
+    body = write_report([run], tmp_path / "out").read_text().split("## Accuracy vs latency", 1)[1]
+    assert "onnxruntime, 2 thread(s), batch 1, 10 warm-up + 50 timed runs" in body
+    assert "Best under the latency budget 25 ms: trial 3, mAP 0.3400, 20.00 ms" in body
+
+
+def test_no_section_without_measured_latency(tmp_path):
+    assert "Accuracy vs latency" not in report_text(tmp_path, [record(0), record(1, phi=1)])
