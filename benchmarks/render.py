@@ -191,6 +191,7 @@ def _cli(rec: dict) -> list[str]:
 
 TITLES = {
     "zero_cost": "Zero-cost scores on detection: rank correlation with proxy and long-budget mAP",
+    "multi_fidelity": "Multi-fidelity search at equal compute: flat vs successive halving vs zero-cost prefilter",
     "pretrained": "Pretrained Lite backbones: recipe, capacity, effdet with the same weights",
     "train_bccd": "Training from scratch on BCCD: scalesearch vs effdet 0.4.1",
     "quickstart_train": "Quickstart-size model on the built-in synthetic data",
@@ -201,8 +202,9 @@ TITLES = {
 
 
 def _machine_line(rec: dict) -> str:
+    gpu = (rec.get("machine") or {}).get("gpu") if isinstance(rec.get("machine"), dict) else None
     if rec.get("machine_line"):
-        return rec["machine_line"]
+        return rec["machine_line"] + (f", GPU {gpu}" if gpu and "GPU" not in rec["machine_line"] else "")
     m = rec.get("machine")
     if isinstance(m, dict):
         return ", ".join(f"{k} {v}" for k, v in m.items() if v is not None)
@@ -214,7 +216,8 @@ def _load(rec: dict) -> str | None:
     if not load:
         return None
     parts = [f"{when} {'/'.join(f'{x:.2f}' for x in vals)}" for when, vals in load.items()]
-    return "load average (1/5/15 min, 2 cores) " + ", ".join(parts)
+    cores = (rec.get("machine") or {}).get("cpus") or (rec.get("machine") or {}).get("cores") or 2
+    return f"load average (1/5/15 min, {cores} cores) " + ", ".join(parts)
 
 
 def _busy(rec: dict) -> str | None:
@@ -409,6 +412,53 @@ def headline_search(rec: dict) -> list[str]:
     return out
 
 
+# ---------------------------------------------------------------- multi_fidelity (bench_multi_fidelity.py)
+
+STRATEGY_TEXT = {"flat": "flat proxy", "halving": "successive halving (non-dominated)",
+                 "prefilter": "zero-cost prefilter (NASWOT, best third)"}
+
+
+def render_multi_fidelity(rec: dict) -> str:
+    res = rec["results"]
+    body = [f"Study `{rec['study']}` ({rec['proxy_steps']} proxy steps), searched three ways with search seed "
+            f"{rec['seed']} and {rec['workers']} workers each; compute counted in training-step equivalents "
+            f"(one evaluation = {rec['eval_steps']:g} steps, one step = {rec['step_seconds']:g} s, both measured "
+            f"in the flat run). Budget: what the flat run spent, {rec['budget_steps']:g} step-equivalents. Each "
+            f"final front (proxy mAP vs FLOPs) retrained at {rec['factor']:g}x; hypervolume of (mAP, FLOPs / reference) "
+            f"with reference ({_mb(rec['reference']['flops'])}, mAP 0).", "",
+            "| strategy | trials | trained | pruned | step-equivalents | front points | HV proxy mAP | "
+            "HV long mAP |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in res.items():
+        body.append(f"| {STRATEGY_TEXT.get(name, name)} | {r['trials']} | {r['trained']} | {r['pruned']} | "
+                    f"{r['steps_spent']:g} | {len(r['front'])} | {r['hypervolume_proxy_map']:.4g} | "
+                    f"**{r['hypervolume_long_map']:.4g}** |")
+    body += ["", "Front points (long-budget mAP decides):", "", "| strategy | point | FLOPs | proxy mAP | long mAP |",
+             "|---|---|---|---|---|"]
+    for name, r in res.items():
+        for p in sorted(r["front"], key=lambda p: p["flops"]):
+            body.append(f"| {name} | {p['group']} | {_mb(p['flops'])} | {p['proxy_map']:.3f} | {p['long_map']:.3f} |")
+    fronts = {name: frozenset(p["group"] for p in r["front"]) for name, r in res.items()}
+    body.append("")
+    if len(set(fronts.values())) == 1:
+        same = sorted(next(iter(fronts.values())))
+        spread = [p["long_map"] for r in res.values() for p in r["front"]]
+        body.append(f"**All three strategies ended on the same front** ({'; '.join(same)}). Its long-budget mAP "
+                    f"differs between the three retrainings of the same spec ({min(spread):.3f} to {max(spread):.3f}) "
+                    "only by retraining noise, so the hypervolume gaps above are noise, not a difference between the "
+                    "strategies: on this space the proxy's cheapest good point is found by all three.")
+    body.append("One search seed per strategy: the ordering above is this run's, not a law; a gap smaller than "
+                "the spread between seeds of one strategy would be noise.")
+    return _page(rec, "multi_fidelity", body)
+
+
+def headline_multi_fidelity(rec: dict) -> list[str]:
+    res = rec["results"]
+    ranked = sorted(res, key=lambda k: -res[k]["hypervolume_long_map"])
+    return [f"long-budget hypervolume at {rec['budget_steps']:g} step-equivalents each: " + "; ".join(
+        f"{STRATEGY_TEXT.get(k, k)} {res[k]['hypervolume_long_map']:.4g} ({res[k]['trials']} trials, "
+        f"{res[k]['trained']} trained)" for k in ranked)]
+
+
 # ---------------------------------------------------------------- cli_startup (written by bench_cli.py)
 
 def _value(v) -> str:
@@ -481,17 +531,24 @@ def headline_zero_cost(rec: dict) -> list[str]:
 
 
 RENDERERS: dict[str, Callable[[dict], str]] = {
-    "zero_cost": render_zero_cost,
+    "zero_cost": render_zero_cost, "multi_fidelity": render_multi_fidelity,
     "pretrained": render_pretrained, "train_bccd": render_train_bccd, "quickstart_train": render_quickstart_train,
     "cost": render_cost, "search": render_search, "cli_startup": render_cli_startup,
 }
 HEADLINES: dict[str, Callable[[dict], list[str]]] = {
-    "zero_cost": headline_zero_cost,
+    "zero_cost": headline_zero_cost, "multi_fidelity": headline_multi_fidelity,
     "pretrained": headline_pretrained, "train_bccd": headline_train_bccd,
     "quickstart_train": headline_quickstart_train, "cost": headline_cost, "search": headline_search,
     "cli_startup": headline_cli_startup,
 }
-ORDER = ("train_bccd", "pretrained", "zero_cost", "quickstart_train", "cost", "search", "cli_startup")
+ORDER = ("train_bccd", "pretrained", "zero_cost", "multi_fidelity", "quickstart_train", "cost", "search", "cli_startup")
+
+# The latency page lives in its own module (it imports this one's helpers when it renders).
+from render_latency import headline_latency, render_latency  # noqa: E402
+
+TITLES["latency"] = "Latency: repeatability of the protocol, FLOPs vs time, ONNX Runtime vs torch eager"
+RENDERERS["latency"], HEADLINES["latency"] = render_latency, headline_latency
+ORDER = (*ORDER, "latency")
 
 
 # ---------------------------------------------------------------- shipped studies (reports/runs/*)

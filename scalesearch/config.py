@@ -25,6 +25,7 @@ from scalesearch.config_parts import (
     SAMPLERS, SINGLE_OBJECTIVE_SAMPLERS, BudgetsConfig, DatasetConfig, Objective, Param, SearchConfig, _Model,
     parse_count,
 )
+from scalesearch.config_parts import LatencyConfig
 
 __all__ = ["SAMPLERS", "DatasetConfig", "StudyConfig", "load_study", "parse_count", "read_yaml", "validate_study"]
 
@@ -41,6 +42,7 @@ class StudyConfig(_Model):
     objectives: list[Objective] = Field(default_factory=lambda: [Objective(metric="map", direction="maximize")])
     train: dict[str, Any] = Field(default_factory=dict)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    latency: LatencyConfig = Field(default_factory=LatencyConfig)
     output: str | None = None
 
     @field_validator("objectives", mode="before")
@@ -54,16 +56,44 @@ class StudyConfig(_Model):
         if multi and self.search.sampler in SINGLE_OBJECTIVE_SAMPLERS:
             raise ValueError(f"search.sampler: {self.search.sampler!r} handles one objective only, "
                              f"but the study has {len(self.objectives)}")
-        if multi and self.search.pruning != "none":
-            raise ValueError(f"search.pruning: pruning needs a single objective, but got "
-                             f"{self.search.pruning!r} with {len(self.objectives)} objectives")
+        if multi and self.search.pruning not in ("none", "successive_halving"):
+            raise ValueError(f"search.pruning: with {len(self.objectives)} objectives only 'successive_halving' "
+                             f"(over non-dominated sorting) is available, but got {self.search.pruning!r}")
+        if self.search.pruning != "none":
+            self._check_multi_fidelity(multi)
+        if self.search.prefilter is not None and not self.search.zero_cost:
+            raise ValueError("search.prefilter: the prefilter ranks zero-cost scores, but search.zero_cost is false")
+        if self.search.prefilter is not None and self.search.backend != "optuna":
+            raise ValueError(f"search.prefilter: needs the optuna backend, but search.backend is "
+                             f"{self.search.backend!r}")
         if multi and self.search.ray.asha:
             raise ValueError("search.ray.asha: ASHA needs a single objective, but the study has two")
         return self
 
+    def _check_multi_fidelity(self, multi: bool) -> None:
+        """Pruning acts at intermediate evaluations: it needs ``train.eval_every`` below ``train.steps``; with
+        two objectives the trained one must be ``map`` (what intermediate evaluations report)."""
+        every, steps = self.train.get("eval_every"), self.train.get("steps")
+        if not every or (steps and every >= steps):
+            raise ValueError(f"search.pruning: {self.search.pruning!r} stops trials at intermediate evaluations, "
+                             f"so train.eval_every must be set below train.steps, but got eval_every={every!r}")
+        trained = [o.metric for o in self.objectives if METRICS[o.metric].source == "training"]
+        if multi and trained != ["map"]:
+            raise ValueError(f"search.pruning: multi-objective halving compares the intermediate map with cost "
+                             f"objectives, so exactly one objective may need training and it must be map, "
+                             f"but got {', '.join(o.metric for o in self.objectives)}")
+
     @property
     def directions(self) -> list[str]:
         return [o.direction for o in self.objectives]
+
+    @property
+    def measures_latency(self) -> bool:
+        """Whether trials need a latency measurement: an objective or a budget names a latency metric."""
+        from scalesearch.metrics import LATENCY_METRICS
+
+        used = {o.metric for o in self.objectives} | {k for k in LATENCY_METRICS if getattr(self.budgets, k, None)}
+        return bool(used & set(LATENCY_METRICS))
 
     @property
     def sampler_seed(self) -> int:

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from scalesearch.errors import close_names_hint
 
@@ -124,7 +124,25 @@ class BudgetsConfig(_Model):
 
     flops: list[float] | None = None
     params: float | None = None
+    latency_ms: float | None = None  # measured total latency (``scalesearch.latency``, the study's ``latency``)
     assign: Literal["fit", "round_robin", "sampled"] = "fit"
+
+    @field_validator("latency_ms", mode="before")
+    @classmethod
+    def _latency(cls, value: Any) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+            raise ValueError(f"the latency budget must be a number of milliseconds > 0, but got {value!r}")
+        return float(value)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        """No ``latency_ms: null`` in a written study.yaml, so run folders made before it still resume."""
+        data = handler(self)
+        if data.get("latency_ms") is None:
+            data.pop("latency_ms", None)
+        return data
 
     @field_validator("flops", mode="before")
     @classmethod
@@ -165,6 +183,15 @@ class EnqueuedPoint(_Model):
     params: dict[str, Scalar] = Field(min_length=1)
 
 
+class PrefilterConfig(_Model):
+    """Train only the candidates whose zero-cost ``score`` ranks in the best ``keep`` fraction of those
+    scored so far (``scalesearch.search.multi_fidelity``); the rest end ``pruned`` after one batch."""
+
+    score: Literal["naswot", "synflow", "grad_norm"] = "naswot"
+    keep: float = Field(default=0.5, gt=0.0, le=1.0)
+    direction: Literal["maximize", "minimize"] = "maximize"  # the published scores: higher is better
+
+
 class SearchConfig(_Model):
     backend: Literal["optuna", "ray"] = "optuna"
     sampler: str = "tpe"
@@ -175,6 +202,7 @@ class SearchConfig(_Model):
     storage: str | None = None
     threads_per_worker: int | None = Field(default=None, ge=1)
     zero_cost: bool = True  # record NASWOT, synflow and grad-norm for every trial (one batch each)
+    prefilter: PrefilterConfig | None = None
     enqueue: list[EnqueuedPoint] = Field(default_factory=list)
     ray: RayConfig = Field(default_factory=RayConfig)
 
@@ -194,6 +222,25 @@ class SearchConfig(_Model):
 class Objective(_Model):
     metric: str
     direction: Literal["maximize", "minimize"]
+
+
+class LatencyConfig(_Model):
+    """How the ``latency_*`` metrics are measured (``scalesearch.latency``): ``runtime`` (``torch`` or
+    ``onnxruntime``), intra-op ``threads``, ``batch`` images, ``warmup`` untimed and ``runs`` timed rounds.
+    Used only when an objective or a budget names a latency metric."""
+
+    runtime: str = "torch"
+    threads: int = Field(default=1, ge=1)
+    batch: int = Field(default=1, ge=1)
+    warmup: int = Field(default=10, ge=0)
+    runs: int = Field(default=40, ge=1)
+
+    @field_validator("runtime")
+    @classmethod
+    def _runtime(cls, value: str) -> str:
+        from scalesearch.latency import RUNTIMES
+
+        return _choice("runtime", value, RUNTIMES)
 
 
 def _choice(kind: str, value: str, choices: tuple[str, ...]) -> str:

@@ -156,11 +156,13 @@ def _check(top_k: int, factor: float, seeds: int) -> None:
 
 
 def _resumable(done: list[FidelityRecord], factor: float, seeds: int, path: Path) -> None:
-    """A rerun must ask for what ``fidelity.json`` holds, or it would mix budgets in one ranking."""
+    """A rerun must ask for the budget ``fidelity.json`` holds, or it would mix budgets in one ranking; it may
+    ask for more seeds (only the missing ones are trained), never fewer."""
     for record in done:
-        if record.factor != factor or len(record.seeds) != seeds:
+        if record.factor != factor or len(record.seeds) > seeds:
             raise UserError(f"{path}: holds records at --factor {record.factor:g} --seeds {len(record.seeds)}, "
-                            f"but got --factor {factor:g} --seeds {seeds}; use those or move the file away")
+                            f"but got --factor {factor:g} --seeds {seeds}; use those (or more seeds) or move the "
+                            f"file away")
 
 
 def _train_point(job: tuple) -> tuple[str, tuple[float, ...]]:
@@ -193,13 +195,20 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     todo = []
     for record in pick(records, top_k):
         group = pareto.group_key(record)
-        if any(d.group == group for d in done):
-            log(f"{group}: already in {path}, skipped")
+        had = next((d for d in done if d.group == group), None)
+        wanted = tuple(record.seed + i for i in range(seeds))
+        missing = tuple(seed for seed in wanted if had is None or seed not in had.seeds)
+        if missing:
+            todo.append((group, record, missing))
         else:
-            todo.append((group, record, tuple(record.seed + i for i in range(seeds))))
+            log(f"{group}: already in {path}, skipped")
 
     def finish(group: str, maps: tuple[float, ...]) -> None:
         record, seed_list = next((r, s) for g, r, s in todo if g == group)
+        had = next((d for d in done if d.group == group), None)
+        if had is not None:  # more seeds for a point already retrained
+            done.remove(had)
+            seed_list, maps = had.seeds + seed_list, had.maps + maps
         proxy = [r.get("map") for r in pareto.feasible(records) if pareto.group_key(r) == group]
         done.append(FidelityRecord(group, record.number, dict(record.spec), float(record.flops),
                                    statistics.fmean(proxy), factor, steps, seconds, seed_list, maps))

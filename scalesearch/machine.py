@@ -40,6 +40,7 @@ def machine_info() -> dict[str, Any]:
         "torch": torch.__version__,
         "timm": timm.__version__,
         "threads": torch.get_num_threads(),
+        **({"gpu": torch.cuda.get_device_name(0)} if torch.cuda.is_available() else {}),
     }
 
 
@@ -47,7 +48,8 @@ def describe(info: dict[str, Any] | None = None) -> str:
     """One line for report headers, e.g. ``Intel Xeon ..., 2 cores, 24 GB RAM, Linux x86_64, Python 3.11.7, ...``."""
     info = info or machine_info()
     memory = f", {info['memory_gb']} GB RAM" if info.get("memory_gb") else ""
-    return (f"{info['cpu']}, {info['cpus']} cores{memory}, {platform.system()} {platform.machine()}, "
+    gpu = f", GPU {info['gpu']}" if info.get("gpu") else ""
+    return (f"{info['cpu']}, {info['cpus']} cores{memory}{gpu}, {platform.system()} {platform.machine()}, "
             f"Python {info['python']}, torch {info['torch']}, timm {info['timm']}, {info['threads']} threads")
 
 

@@ -280,9 +280,13 @@ def first_batch(train_data: Any, spec: Any, cfg: Any) -> tuple[Tensor, list[dict
 def trial_scores(spec: Any, train_data: Any, cfg: Any, batches: dict | None = None) -> dict[str, float]:
     """Zero-cost scores of a trial's spec on the study's fixed batch; ``batches`` caches that batch per
     (resolution, normalisation). A failure to score (out of memory, a numerical error) gives ``{}`` and a
-    warning: the scores inform, they never decide whether the trial runs. A ``UserError`` propagates."""
+    warning (with ``search.prefilter`` on, such a trial ranks last). A ``UserError`` propagates. ``seconds``: the
+    time the scoring took (what a prefilter pays per candidate)."""
+    import time
+
     from scalesearch.model import input_normalization
 
+    started = time.perf_counter()
     try:
         key = (spec.resolution, input_normalization(spec))
         if batches is None or key not in batches:
@@ -291,7 +295,7 @@ def trial_scores(spec: Any, train_data: Any, cfg: Any, batches: dict | None = No
                 batches[key] = batch
         else:
             batch = batches[key]
-        return zero_cost_scores(spec, *batch)
+        return {**zero_cost_scores(spec, *batch), "seconds": round(time.perf_counter() - started, 4)}
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of an optional measurement

@@ -67,3 +67,16 @@ def test_a_rerun_with_another_budget_is_refused(tmp_path):
     retrain(run, top_k=2, trainer=FakeTrainer({256: 0.5, 384: 0.4}))
     with pytest.raises(UserError, match="--factor 4 --seeds 1, but got --factor 2"):
         retrain(run, top_k=2, factor=2.0, trainer=FakeTrainer({}))
+    retrain(run, top_k=2, seeds=2, trainer=FakeTrainer({256: 0.3, 384: 0.2}))
+    with pytest.raises(UserError, match="--seeds 2, but got --factor 4 --seeds 1"):
+        retrain(run, top_k=2, seeds=1, trainer=FakeTrainer({}))
+
+
+def test_more_seeds_train_only_the_missing_ones(tmp_path):
+    run = make_run(tmp_path / "run")
+    retrain(run, top_k=2, trainer=FakeTrainer({256: 0.5, 384: 0.4}))
+    more = FakeTrainer({256: 0.3, 384: 0.2})
+    rows = retrain(run, top_k=2, seeds=3, trainer=more)
+    assert len(more.calls) == 4 and all(seed != rows[0].seeds[0] for _, seed in more.calls[:2])
+    assert sorted(len(r.seeds) for r in rows) == [3, 3] and len(set(rows[0].seeds)) == 3
+    assert sorted(r.maps[0] for r in rows) == [0.4, 0.5]  # the first seed's result is kept, not retrained

@@ -29,7 +29,7 @@ def score(record: TrialRecord, name: str) -> float | None:
 
 def score_names(records: Sequence[TrialRecord]) -> list[str]:
     """Recorded zero-cost score names (sorted), then FLOPs and params."""
-    return sorted({k for r in records for k in r.zero_cost}) + list(COST_SCORES)
+    return sorted({k for r in records for k in r.zero_cost} - {"seconds"}) + list(COST_SCORES)
 
 
 def points(records: Sequence[TrialRecord]) -> list[tuple[TrialRecord, float]]:

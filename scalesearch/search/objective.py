@@ -59,19 +59,25 @@ class Evaluator:
         self.train_data, self.val_data = dataset_pairs(config.dataset)
         self.num_classes = num_classes(self.train_data[1])
         self.zero_cost = (zero_cost and config.search.zero_cost
-                          and os.environ.get("SCALESEARCH_ZERO_COST", "1") != "0")
+                          and os.environ.get("SCALESEARCH_ZERO_COST", "1") != "0") or config.search.prefilter is not None
         self.zero_cost_batches: dict = {}  # the study's fixed scoring batch per (resolution, normalisation)
 
     def number(self, info: TrialInfo) -> int:
         return info.point * self.config.seeds + info.seed_index
 
     def evaluate(self, info: TrialInfo, *, on_costed: Callable[[TrialRecord], None] | None = None,
-                 on_eval: Callable[[int, float], None] | None = None, threads: int | None = None) -> TrialRecord:
-        """The whole trial; never raises for a trial's own failure unless ``contain_errors`` is off."""
+                 on_eval: Callable[[int, float], None] | None = None, threads: int | None = None,
+                 gate: Callable[[TrialRecord], str | None] | None = None) -> TrialRecord:
+        """The whole trial; never raises for a trial's own failure unless ``contain_errors`` is off.
+        ``gate``: asked once a feasible trial is costed and scored; a reason it returns ends the trial
+        ``pruned`` untrained (the zero-cost prefilter)."""
         started = time.perf_counter()
         record, spec = self.cost(info)
         if on_costed is not None:
             on_costed(record)
+        reason = gate(record) if gate is not None and record.state is State.RUNNING else None
+        if reason:
+            record = record.replace(state=State.PRUNED, reason=reason, steps=0)
         if record.state is State.RUNNING:
             record = self.train(record, spec, on_eval, threads)
         return record.replace(values=self.values(record), seconds=round(time.perf_counter() - started, 3))
@@ -79,8 +85,9 @@ class Evaluator:
     # ---- the steps --------------------------------------------------------------------------------
 
     def cost(self, info: TrialInfo) -> tuple[TrialRecord, Any]:
-        """Resolve and cost the spec, pick its budget; ``infeasible`` (and why) when over budget. Feasible or
-        not, the spec's zero-cost scores on the study's first training batch (unless turned off)."""
+        """Resolve and cost the spec, pick its budget, measure its latency when the study uses it (``latency``);
+        ``infeasible`` (and why) when over budget. Feasible or not, the spec's zero-cost scores on the study's
+        first training batch (unless turned off)."""
         from scalesearch.cost import count_cost
 
         spec = self.space.resolve(info.params, self.num_classes)
@@ -95,6 +102,11 @@ class Evaluator:
             space=space, budget_flops=budget, flops=int(cost.flops), params=int(cost.params),
             label=info.label, retry_of=info.retry_of)
         excess = {k: v for k, v in self.constraints(record).items() if v > 0}
+        if self.config.measures_latency and all(v <= 1.0 for v in excess.values()):
+            record = self.latency(record, spec)  # not when a count is far over budget: minutes to learn nothing
+            excess = {k: v for k, v in self.constraints(record).items() if v > 0}
+            if record.state is State.FAILED:
+                return record, spec
         # Infeasible specs are scored too (a cheap ranking signal), unless far over budget (memory).
         if self.zero_cost and all(v <= 1.0 for v in excess.values()):
             from scalesearch import zero_cost
@@ -106,6 +118,32 @@ class Evaluator:
             reason = "; ".join(_over_budget(record, key, self.limit(record, key)) for key in excess)
             record = record.replace(state=State.INFEASIBLE, reason=reason)
         return record, spec
+
+    def latency(self, record: TrialRecord, spec: Any) -> TrialRecord:
+        """The spec's measured latency (the study's ``latency`` settings, ``scalesearch.latency``), once per
+        architecture: cached in memory and in the cost-cache folder, keyed by spec, settings and machine.
+
+        Measurements hold a machine-wide lock, so two workers never time at once; the other workers'
+        training is not paused, though, and can slow a measurement (``search.workers: 1`` times on an
+        otherwise idle study). ``latency_exclusive`` records whether the lock was held. A failure to measure
+        (an export error) ends the trial ``failed``."""
+        from scalesearch import latency
+
+        s = self.config.latency
+        settings = latency.LatencySettings(s.runtime, s.threads, s.batch, s.warmup, s.runs)
+        try:
+            result = latency.cached_latency(spec, settings, cache_dir=self.cost_cache)
+        except UserError:
+            raise
+        except Exception as exc:
+            if not self.contain_errors:
+                raise
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            return record.replace(state=State.FAILED, reason=f"latency measurement failed: {type(exc).__name__}: "
+                                                             f"{message}")
+        return record.replace(latency_ms=result.median_ms["total"], latency_network_ms=result.median_ms["network"],
+                              latency_post_ms=result.median_ms["post"], latency_iqr_ms=result.iqr_ms["total"],
+                              latency_exclusive=result.exclusive)
 
     def train(self, record: TrialRecord, spec: Any, on_eval: Callable[[int, float], None] | None = None,
               threads: int | None = None) -> TrialRecord:
@@ -176,20 +214,23 @@ class Evaluator:
 
     def values(self, record: TrialRecord) -> tuple[float, ...] | None:
         """Objective values in the study's order. Complete: as measured. Infeasible: a cost metric keeps
-        its counted value, anything training would produce gets the metric's worst (never a flattering
-        0 for a minimised time). Failed, pruned: None (not a point of the study)."""
+        its counted value and a latency its measured one, anything training would produce gets the metric's
+        worst (never a flattering 0 for a minimised time). Failed, pruned: None (not a point of the study)."""
         if record.state not in (State.COMPLETE, State.INFEASIBLE):
             return None
         out = []
         for objective in self.config.objectives:
             metric = get_metric(objective.metric)
-            known = record.state is State.COMPLETE or metric.source == "cost"
+            known = record.state is State.COMPLETE or metric.source in ("cost", "measurement")
             out.append(objective_value(metric.name, record.get(metric.name) if known else None))
         return tuple(out)
 
 
 def _over_budget(record: TrialRecord, key: str, limit: float) -> str:
-    return f"{key} {record.get(key) / 1e9:.3f}B over the budget {limit / 1e9:.3f}B"
+    unit = get_metric(key).unit
+    if unit in ("multiply-adds", "parameters"):  # counts, in billions
+        return f"{key} {record.get(key) / 1e9:.3f}B over the budget {limit / 1e9:.3f}B"
+    return f"{key} {record.get(key):.4g} {unit} over the budget {limit:.4g} {unit}"
 
 
 def _float(value: Any) -> float | None:

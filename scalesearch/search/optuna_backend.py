@@ -75,13 +75,103 @@ class Worker:
         info = TrialInfo(params, point, seed_index, label=attrs.get("label"),
                          retry_of=point * self.config.seeds + seed_index if "retry_of" in attrs else None)
 
+        costed: dict[str, TrialRecord] = {}
+
         def constrain(record: TrialRecord) -> None:
+            costed["record"] = record
             for key, value in self.evaluator.constraints(record).items():
                 trial.set_constraint(key, value)
 
-        record = self.evaluator.evaluate(info, on_costed=constrain, on_eval=self._pruner(trial),
-                                         threads=self.threads)
+        record = self.evaluator.evaluate(info, on_costed=constrain, on_eval=self._pruner(trial, costed),
+                                         threads=self.threads, gate=self._prefilter(trial, info))
         return self._end(trial, record)
+
+    # ---- multi-fidelity (scalesearch.search.multi_fidelity) -----------------------------------------
+
+    def _known_vector(self, record: TrialRecord) -> list[float | None]:
+        """The study's objectives as known before training (cost and measured metrics; None for mAP)."""
+        from scalesearch.metrics import METRICS
+
+        return [None if METRICS[o.metric].source == "training" else record.get(o.metric)
+                for o in self.config.objectives]
+
+    def _peer_vectors(self, trial: Any, key: str) -> list[list[float]]:
+        return [t.user_attrs[key] for t in self.study.get_trials(deepcopy=False)
+                if t.number != trial.number and key in t.user_attrs]
+
+    def _prefilter(self, trial: Any, info: Any) -> Any:
+        """``gate``: train only candidates whose zero-cost score (with the cost objectives) ranks in the
+        best ``keep`` fraction of the feasible candidates scored so far in the whole study. A seed repeat
+        follows its point's first decision (same spec, same score)."""
+        settings = self.config.search.prefilter
+        if settings is None:
+            return None
+        from scalesearch.search.multi_fidelity import in_best_fraction
+
+        def gate(record: TrialRecord) -> str | None:
+            if info.seed_index > 0:
+                origin = [t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("point") == info.point
+                          and t.user_attrs.get("seed_index") == 0 and "prefilter_reason" in t.user_attrs]
+                return origin[0].user_attrs["prefilter_reason"] or None if origin else None
+            reason = decide(record)
+            trial.set_user_attr("prefilter_reason", reason or "")
+            return reason
+
+        def decide(record: TrialRecord) -> str | None:
+            score = (record.zero_cost or {}).get(settings.score)
+            costs = [(v, o.direction) for v, o in zip(self._known_vector(record), self.config.objectives)
+                     if v is not None]
+            vector = [score, *(v for v, _ in costs)]
+            trial.set_user_attr("prefilter", vector)
+            directions = [settings.direction, *(d for _, d in costs)]
+            peers = self._peer_vectors(trial, "prefilter")
+            if in_best_fraction(vector, peers, directions, fraction=settings.keep):
+                return None
+            shown = "missing" if score is None else f"{score:.4g}"
+            return (f"prefilter: {settings.score} {shown} not in the best {settings.keep:g} of "
+                    f"{len(peers) + 1} candidates scored")
+
+        return gate
+
+    def _pruner(self, trial: Any, costed: dict[str, TrialRecord]) -> Any:
+        """``on_eval``: report the intermediate mAP and stop the trial when the pruner says so: Optuna's
+        pruners for one objective, successive halving over non-dominated sorting for two."""
+        import optuna
+
+        pruning = self.config.search.pruning
+        if pruning == "none":
+            return None
+        if len(self.config.objectives) == 1:
+            def on_eval(step: int, value: float) -> None:
+                trial.report(value, step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at step {step} with map {value:.4f}")
+
+            return on_eval
+        return self._pareto_halving(trial, costed)
+
+    def _pareto_halving(self, trial: Any, costed: dict[str, TrialRecord]) -> Any:
+        from scalesearch.search.multi_fidelity import ParetoHalving, rung_key
+
+        cfg = self.config.train_config
+        halving = ParetoHalving(min_resource=cfg.eval_every, max_resource=cfg.steps)
+        rungs = set(halving.rungs)
+
+        def on_eval(step: int, value: float) -> None:
+            import optuna
+
+            if step not in rungs:
+                return
+            known = self._known_vector(costed["record"])  # costed before training started
+            vector = [value if v is None else v for v in known]
+            key = rung_key(step)
+            trial.set_user_attr(key, vector)
+            peers = self._peer_vectors(trial, key)
+            if not halving.keep(vector, peers, self.config.directions):
+                raise optuna.TrialPruned(f"pruned at step {step} with map {value:.4f}: not in the best "
+                                         f"1/{halving.eta} of {len(peers) + 1} trials at this rung")
+
+        return on_eval
 
     def _claim(self, trial: Any) -> None:
         pid = os.getpid()
@@ -110,20 +200,6 @@ class Worker:
                 "origin_trial": trial.number,
                 **({"label": trial.user_attrs["label"]} if "label" in trial.user_attrs else {})})
         return point, 0
-
-    def _pruner(self, trial: Any) -> Any:
-        """``on_eval``: report the intermediate mAP; raise ``TrialPruned`` when the pruner says so."""
-        import optuna
-
-        if len(self.config.objectives) != 1 or self.config.search.pruning == "none":
-            return None
-
-        def on_eval(step: int, value: float) -> None:
-            trial.report(value, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at step {step} with map {value:.4f}")
-
-        return on_eval
 
     def _end(self, trial: Any, record: TrialRecord) -> Any:
         import optuna

@@ -22,18 +22,19 @@ def test_every_trial_records_zero_cost_scores(tmp_path, fake, monkeypatch):
     records = records_json(load_study(study).output_dir())
     assert {r["state"] for r in records} == {"complete", "infeasible"}
     for r in records:
-        assert set(r["zero_cost"]) == {"naswot", "synflow", "grad_norm"}
+        assert set(r["zero_cost"]) == {"naswot", "synflow", "grad_norm", "seconds"} and r["zero_cost"]["seconds"] > 0
         assert all(math.isfinite(v) for v in r["zero_cost"].values())
     by_point = {}
     for r in records:  # the same spec on the same fixed batch: the same scores, whatever the trial
-        assert by_point.setdefault(r["group"], r["zero_cost"]) == r["zero_cost"]
+        scores = {k: v for k, v in r["zero_cost"].items() if k != "seconds"}
+        assert by_point.setdefault(r["group"], scores) == scores
 
 
 def test_zero_cost_scores_can_be_turned_off(tmp_path, fake, monkeypatch):
     monkeypatch.delenv("SCALESEARCH_ZERO_COST")
     config = load_study(tiny_study(tmp_path))
     info = TrialInfo({"phi": -3.0, "topology": "fpn"}, point=0)
-    assert set(Evaluator(config).evaluate(info).zero_cost) == {"naswot", "synflow", "grad_norm"}
+    assert set(Evaluator(config).evaluate(info).zero_cost) == {"naswot", "synflow", "grad_norm", "seconds"}
     assert Evaluator(config, zero_cost=False).evaluate(info).zero_cost == {}
     assert Evaluator(load_study(tiny_study(tmp_path, search={"zero_cost": False}))).evaluate(info).zero_cost == {}
     monkeypatch.setenv("SCALESEARCH_ZERO_COST", "0")
