@@ -15,6 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="run folder (default: the study's output, else runs/<name>)")
     parser.add_argument("--n-trials", type=int, help="finished trials to reach (overrides search.n_trials)")
     parser.add_argument("--backend", choices=("optuna", "ray"), help="overrides search.backend")
+    parser.add_argument("--workers", type=int, help="trial processes on this machine, sharing the study's storage "
+                        "and the cores (overrides search.workers)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override a study key (value parsed as YAML); repeatable")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
@@ -31,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"search.n_trials={args.n_trials}")
     if args.backend:
         overrides.append(f"search.backend={args.backend}")
+    if args.workers is not None:
+        overrides.append(f"search.workers={args.workers}")
     if args.out:
         overrides.append(f"output={json.dumps(args.out)}")  # quoted: a folder named 123 stays a string
     config = load_study(args.study, overrides)

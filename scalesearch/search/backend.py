@@ -32,6 +32,10 @@ class SearchBackend(ABC):
     def __init__(self, config: Any, run_dir: Path, *, progress: bool = True) -> None:
         self.config, self.run_dir, self.progress = config, Path(run_dir), progress
 
+    def check(self) -> None:
+        """Fail fast, before the run folder is touched: settings that can only be checked by trying them
+        (a storage server, a cluster address) raise ``UserError`` here. Default: nothing to try."""
+
     @abstractmethod
     def run(self, *, exclusive: bool) -> list[TrialRecord]:
         """Run or resume until ``target_trials()`` trials are finished; returns every record."""

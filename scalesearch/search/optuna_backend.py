@@ -49,13 +49,34 @@ class Worker:
         self.study = open_study(config, make_storage(storage_url))
         self.stop = False
         self.on_trial_end = None
+        self.share = None  # set by the backend of a one-worker run: re-divide cores between trials
 
     def run(self) -> None:
         while not self.stop and self.has_room():
-            self.study.optimize(self.objective, n_trials=1, catch=(_EndTrial,), gc_after_trial=False)
+            self._rebalance()
+            try:
+                self.study.optimize(self.objective, n_trials=1, catch=(_EndTrial,), gc_after_trial=False)
+            except ValueError as exc:  # our trial was failed meanwhile (a stale heartbeat): it is retried
+                if "Cannot tell" not in str(exc):
+                    raise
+                print(f"scalesearch run: a trial of this worker was marked failed by another process "
+                      f"(missed heartbeats) and will be retried: {exc}", file=sys.stderr)
             export_records(self.study, self.run_dir, self.config.seeds)
             if self.on_trial_end is not None:
                 self.on_trial_end()
+
+    def _rebalance(self) -> None:
+        """One-worker runs re-divide the cores before each trial: a run started by hand beside this one
+        gets its part, and this one gets the machine back when the other ends."""
+        if self.share is None:
+            return
+        from scalesearch import cpu_share
+
+        share = cpu_share.rebalance(1, self.config.search.threads_per_worker)
+        if share.threads != self.threads:
+            print(f"scalesearch run: {len(share.others)} other scalesearch process(es) now: {share.threads} "
+                  f"thread(s) from the next trial on", file=sys.stderr)
+            self.threads = share.threads
 
     def has_room(self) -> bool:
         counted, running, _ = tally(self.study.get_trials(deepcopy=False))
@@ -234,22 +255,38 @@ class OptunaBackend(SearchBackend):
     def storage_url(self) -> str:
         return self.config.search.storage or f"sqlite:///{(self.run_dir / 'study.db').resolve()}"
 
+    def check(self) -> None:
+        if self.config.search.storage:
+            make_storage(self.config.search.storage)
+
     def run(self, *, exclusive: bool) -> list[TrialRecord]:
+        from scalesearch import cpu_share
+
         config, url = self.config, self.storage_url()
         workers = config.search.workers
+        # The cores are divided between this run's workers and any other scalesearch process on the machine.
+        share = cpu_share.claim(workers, config.search.threads_per_worker)
+        note = share.message(config.search.threads_per_worker or max(1, share.cores // workers))
+        if note:
+            print(f"scalesearch run: {note}", file=sys.stderr)
+        self.threads = share.threads
         worker = Worker(config, self.run_dir, url, self.target_trials(), progress=self.progress and workers == 1,
-                        threads=config.search.threads_per_worker)
+                        threads=share.threads)
         enqueue_points(worker.study, config)
         # A URL storage may be shared with runs elsewhere: only the folder's own database is ours alone.
         retried = recover(worker.study, exclusive=exclusive and not config.search.storage)
         if retried:
             print(f"resuming: {retried} interrupted trial(s) will be retried", file=sys.stderr)
-        with _Progress(worker, enabled=self.progress) as bar:
-            if workers == 1:
-                worker.on_trial_end = bar.update
-                worker.run()
-            else:
-                self._run_processes(url, worker.n_trials, bar)
+        try:
+            with _Progress(worker, enabled=self.progress) as bar:
+                if workers == 1:
+                    worker.on_trial_end = bar.update
+                    worker.share = share
+                    worker.run()
+                else:
+                    self._run_processes(url, worker.n_trials, bar)
+        finally:
+            cpu_share.release()
         return export_records(worker.study, self.run_dir, config.seeds)
 
     def _run_processes(self, url: str, n_trials: int, bar: "_Progress") -> None:
@@ -257,7 +294,7 @@ class OptunaBackend(SearchBackend):
         import multiprocessing
 
         workers = self.config.search.workers
-        threads = self.config.search.threads_per_worker or max(1, (os.cpu_count() or 1) // workers)
+        threads = self.threads
         ctx = multiprocessing.get_context("spawn")
         procs = [ctx.Process(target=run_worker, args=(self.config, str(self.run_dir), url, n_trials, i, threads))
                  for i in range(workers)]

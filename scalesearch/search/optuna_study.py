@@ -15,8 +15,8 @@ from scalesearch.records import State, TrialRecord, best_record, write_records
 
 COUNTED = tuple(s.value for s in State if s.counted)
 
-HEARTBEAT_S = 15
-GRACE_S = 60
+HEARTBEAT_S = int(os.environ.get("SCALESEARCH_HEARTBEAT_S", "15"))  # a shorter beat for tests
+GRACE_S = int(os.environ.get("SCALESEARCH_GRACE_S", str(4 * HEARTBEAT_S)))
 
 
 class _EndTrial(Exception):
@@ -33,18 +33,60 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
+JOURNAL_PREFIX = "journal://"
+
+
 def make_storage(url: str) -> Any:
-    """An ``RDBStorage`` with heartbeats; stale trials of dead machines are retried (``retry``)."""
+    """The study's storage. A database URL (``sqlite:///...``, ``postgresql://user@host/db``, any SQLAlchemy
+    URL) gives an ``RDBStorage`` with heartbeats, so the trials of dead machines are retried (``retry``);
+    ``journal:///path/study.log`` gives Optuna's journal file storage (for shared file systems without a
+    database server; dead trials are found by host and pid there, it has no heartbeat). Unreachable servers,
+    missing drivers and bad URLs are ``UserError`` naming ``search.storage``."""
     import optuna
 
     quiet_optuna()
-    kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
+    if url.startswith(JOURNAL_PREFIX):
+        return _journal_storage(url[len(JOURNAL_PREFIX):])
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
+    if url.startswith("postgresql"):
+        kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
-                                          grace_period=GRACE_S, heartbeat_stale_trial_callback=retry)
+        return _rdb_storage(url, kwargs)
+    except ImportError:  # Optuna re-raises a missing driver as ImportError
+        raise UserError(f"search.storage: {url!r} needs a database driver that is not installed "
+                        f"(PostgreSQL: pip install 'scalesearch[scale]')") from None
     except Exception as exc:  # sqlalchemy raises many types for bad URLs / unreachable servers
         raise UserError(f"search.storage: must be a reachable database URL, but {url!r} gave: "
-                        f"{str(exc).splitlines()[0]}") from None
+                        f"{str(exc).strip().splitlines()[0]}") from None
+
+
+def _rdb_storage(url: str, kwargs: dict[str, Any], attempts: int = 5) -> Any:
+    """``RDBStorage``; several machines that start on a fresh database race to create Optuna's tables (a
+    unique-key or already-exists error for all but one): those retry after a moment."""
+    import time
+
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
+                                              grace_period=GRACE_S, heartbeat_stale_trial_callback=retry)
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+
+
+def _journal_storage(path: str) -> Any:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    file = Path(path)
+    if not path or not file.parent.is_dir():
+        raise UserError(f"search.storage: a journal storage must name a file in an existing folder "
+                        f"(journal:///path/study.log), but got {JOURNAL_PREFIX + path!r}")
+    return JournalStorage(JournalFileBackend(str(file), lock_obj=JournalFileOpenLock(str(file))))
 
 
 def make_sampler(config: Any) -> Any:

@@ -73,8 +73,28 @@ class RayBackend(SearchBackend):
 
     name = "ray"
 
+    def check(self) -> None:
+        """An unreachable ``search.ray.address`` fails in seconds, before Ray's own long connection retries."""
+        _import_ray()
+        address = self.config.search.ray.address
+        if address and address != "auto":
+            probe_address(address)
+
     def run(self, *, exclusive: bool) -> list[TrialRecord]:
         return run_ray(self.config, self.run_dir, progress=self.progress)
+
+
+def probe_address(address: str, timeout: float = 5.0) -> None:
+    """Open a TCP connection to a Ray head (``host:port`` or ``ray://host:port``); ``UserError`` if none."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"search.ray.address: must be 'auto', HOST:PORT or ray://HOST:PORT, but got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(f"search.ray.address: no Ray head answers at {address!r} ({exc.strerror or exc})") from None
 
 
 def run_ray(config: Any, run_dir: Path, progress: bool = True) -> list[TrialRecord]:

@@ -31,6 +31,7 @@ def run_study(config: Any, run_dir: Path, command: str = "", progress: bool = Tr
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out {str(run_dir)!r}: must be a folder for the run, but it is a file")
     _check_same_study(config, run_dir)
+    backend.check()  # a bad storage URL or cluster address fails here, leaving no half-made folder
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "study.yaml").write_text(config.to_yaml())
     with _run_lock(run_dir) as exclusive:

@@ -34,6 +34,14 @@ def tiny_study(tmp_path: Path, **changes) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cpu_registry(tmp_path_factory):
+    """Runs started by the tests share cores through a registry of their own, not the machine's."""
+    import os
+
+    os.environ["SCALESEARCH_CPU_DIR"] = str(tmp_path_factory.mktemp("cpu"))
+
+
 @pytest.fixture
 def fake(monkeypatch):
     """Patch cost counting and training with ``search_fakes``; yields the list of trained specs."""
