@@ -192,6 +192,7 @@ def _cli(rec: dict) -> list[str]:
 TITLES = {
     "zero_cost": "Zero-cost scores on detection: rank correlation with proxy and long-budget mAP",
     "multi_fidelity": "Multi-fidelity search at equal compute: flat vs successive halving vs zero-cost prefilter",
+    "workers": "Trials per hour: one worker vs several, and two runs started by hand",
     "pretrained": "Pretrained Lite backbones: recipe, capacity, effdet with the same weights",
     "train_bccd": "Training from scratch on BCCD: scalesearch vs effdet 0.4.1",
     "quickstart_train": "Quickstart-size model on the built-in synthetic data",
@@ -459,6 +460,28 @@ def headline_multi_fidelity(rec: dict) -> list[str]:
         f"{res[k]['trained']} trained)" for k in ranked)]
 
 
+# ---------------------------------------------------------------- workers (bench_workers.py)
+
+def render_workers(rec: dict) -> str:
+    body = [f"`{rec['study']}` with {rec['trials']} trials of {rec['steps']} steps per scenario (random sampler, seed 0), "
+            f"on {rec['cores']} cores; wall time of the whole command(s), start-up included. The hand-started "
+            "runs are two `scalesearch run` commands with default settings, launched together, half the trials each.",
+            "", "| scenario | trials | wall s | trials / hour | vs 1 worker | threads recorded | training s / trial |",
+            "|---|---|---|---|---|---|---|"]
+    for r in rec["results"]:
+        body.append(f"| {r['scenario']} | {r['trials']} | {r['seconds']:g} | {r['trials_per_hour']:g} | "
+                    f"**{r['vs_one_worker']:.2f}x** | {r['threads_recorded']} | {r['train_seconds_per_trial']:g} |")
+    notes = [m for r in rec["results"] for m in r.get("sharing_messages", [])]
+    if notes:
+        body += ["", "What the hand-started runs printed:", ""] + [f"- `{m}`" for m in notes]
+    return _page(rec, "workers", body)
+
+
+def headline_workers(rec: dict) -> list[str]:
+    return ["trials per hour vs one worker: " + "; ".join(
+        f"{r['scenario']} {r['trials_per_hour']:g} ({r['vs_one_worker']:.2f}x)" for r in rec["results"])]
+
+
 # ---------------------------------------------------------------- cli_startup (written by bench_cli.py)
 
 def _value(v) -> str:
@@ -531,17 +554,17 @@ def headline_zero_cost(rec: dict) -> list[str]:
 
 
 RENDERERS: dict[str, Callable[[dict], str]] = {
-    "zero_cost": render_zero_cost, "multi_fidelity": render_multi_fidelity,
+    "zero_cost": render_zero_cost, "multi_fidelity": render_multi_fidelity, "workers": render_workers,
     "pretrained": render_pretrained, "train_bccd": render_train_bccd, "quickstart_train": render_quickstart_train,
     "cost": render_cost, "search": render_search, "cli_startup": render_cli_startup,
 }
 HEADLINES: dict[str, Callable[[dict], list[str]]] = {
-    "zero_cost": headline_zero_cost, "multi_fidelity": headline_multi_fidelity,
+    "zero_cost": headline_zero_cost, "multi_fidelity": headline_multi_fidelity, "workers": headline_workers,
     "pretrained": headline_pretrained, "train_bccd": headline_train_bccd,
     "quickstart_train": headline_quickstart_train, "cost": headline_cost, "search": headline_search,
     "cli_startup": headline_cli_startup,
 }
-ORDER = ("train_bccd", "pretrained", "zero_cost", "multi_fidelity", "quickstart_train", "cost", "search", "cli_startup")
+ORDER = ("train_bccd", "pretrained", "zero_cost", "multi_fidelity", "workers", "quickstart_train", "cost", "search", "cli_startup")
 
 # The latency page lives in its own module (it imports this one's helpers when it renders).
 from render_latency import headline_latency, render_latency  # noqa: E402

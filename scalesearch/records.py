@@ -52,7 +52,7 @@ class TrialRecord:
     ``zero_cost`` the zero-cost scores of the untrained spec (``scalesearch.zero_cost``; {} when not scored);
     ``latency_*`` the measured medians (ms) of the study's ``latency`` settings, ``latency_iqr_ms`` the total's
     interquartile range, ``latency_exclusive`` whether no other measurement ran meanwhile (None: not measured,
-    ``scalesearch.latency``)."""
+    ``scalesearch.latency``); ``node`` where it ran (the host name; on Ray, host and node id)."""
 
     number: int
     state: State
@@ -82,6 +82,7 @@ class TrialRecord:
     latency_post_ms: float | None = None
     latency_iqr_ms: float | None = None
     latency_exclusive: bool | None = None
+    node: str | None = None
 
     def replace(self, **changes: Any) -> "TrialRecord":
         return dataclasses.replace(self, **changes)

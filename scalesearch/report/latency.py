@@ -17,7 +17,8 @@ from scalesearch.report.status import machine_line
 from scalesearch.report.study import front_heading
 
 MAP_LATENCY: pareto.Objectives = ("map", "latency_ms")
-_COLUMNS = ("topology", "fusion", "phi", "resolution", "fpn_channels", "fpn_repeats", "head_repeats", "seed")
+_COLUMNS = ("topology", "fusion", "activation", "phi", "resolution", "fpn_channels", "fpn_repeats", "head_repeats",
+            "seed")
 
 
 def _ms(value: Any) -> str:
@@ -64,12 +65,21 @@ def add_section(doc: Document, run: Run, fig_dir: Path, prefix: str, colors: dic
 
 
 def front_change(records: list[Any]) -> str:
-    """Which trials leave and which join the front when the cost axis is latency instead of FLOPs."""
+    """Which trials leave and which join the front when the cost axis is latency instead of FLOPs, each with
+    what it is and what it costs, so the reason shows (e.g. the same FLOPs, a slower activation)."""
     by_flops = {r.number for r in pareto.pareto_front(records)}
     by_time = {r.number for r in pareto.pareto_front(records, MAP_LATENCY)}
     left, joined = sorted(by_flops - by_time), sorted(by_time - by_flops)
     if not left and not joined:
         return f"The mAP/latency front holds the same {len(by_time)} trial(s) as the mAP/FLOPs front."
-    names = lambda ns: ", ".join(str(n) for n in ns) or "none"  # noqa: E731
-    return (f"Against the mAP/FLOPs front ({len(by_flops)} trials), with latency as the cost: left the front "
-            f"{names(left)}; joined it {names(joined)}.")
+    by_number = {r.number: r for r in records}
+
+    def describe(numbers: list[int]) -> str:
+        if not numbers:
+            return "none"
+        return "; ".join(f"trial {n} ({' '.join(str(by_number[n].get(k)) for k in ('topology', 'fusion', 'activation'))}, "
+                         f"{fmt_count(by_number[n].flops)} FLOPs, {_ms(by_number[n].latency_ms)} ms, mAP "
+                         f"{fmt_map(by_number[n].get('map'))})" for n in numbers)
+
+    return (f"With latency instead of FLOPs as the cost ({len(by_flops)} trials on the mAP/FLOPs front, "
+            f"{len(by_time)} on the mAP/latency front): leave the front: {describe(left)}. Join it: {describe(joined)}.")

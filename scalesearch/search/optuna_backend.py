@@ -225,6 +225,7 @@ class Worker:
     def _end(self, trial: Any, record: TrialRecord) -> Any:
         import optuna
 
+        record = record.replace(node=socket.gethostname())
         trial.set_user_attr("record", record.to_json())
         trial.set_user_attr("status", record.state.value)
         if record.state is State.PRUNED:

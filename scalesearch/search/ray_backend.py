@@ -56,7 +56,20 @@ def ray_trial(params: dict[str, Any], study: Any) -> None:
 
     record = evaluator.evaluate(TrialInfo(params, point, seed_index), on_costed=lambda r: started.update(record=r),
                                 on_eval=on_eval, threads=threads)
-    tune.report({**_metrics(study, record), "final": True, "record": json.dumps(record.to_json(), default=str)})
+    record = record.replace(node=node_name())
+    # Budget excess (<= 0 feasible) for the sampler: ConstrainedOptunaSearch hands it to Optuna's trial.
+    constraints = {f"{CONSTRAINT_PREFIX}{k}": v for k, v in evaluator.constraints(record).items()}
+    tune.report({**_metrics(study, record), **constraints, "final": True,
+                 "record": json.dumps(record.to_json(), default=str)})
+
+
+def node_name() -> str:
+    """``host/node-id`` of the Ray node running this trial (two nodes on one host stay apart)."""
+    import socket
+
+    import ray
+
+    return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
 
 
 def _metrics(study: Any, record: TrialRecord) -> dict[str, float]:
@@ -132,9 +145,29 @@ class _DefineByRun:
         return {POINT_KEY: self.points - 1}
 
 
+CONSTRAINT_PREFIX = "constraint_"
+
+
+def constrained_search(**kwargs: Any) -> Any:
+    """Ray's ``OptunaSearch`` that also passes each trial's budget constraints (``constraint_<metric>`` in its
+    final result) to the Optuna trial before telling it, so a constrained sampler learns which points are
+    infeasible, as on the Optuna backend."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    class ConstrainedOptunaSearch(OptunaSearch):
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            ot_trial = self._ot_trials.get(trial_id)
+            if result and ot_trial is not None and trial_id not in self._completed_trials:
+                for key, value in result.items():
+                    if key.startswith(CONSTRAINT_PREFIX) and value is not None:
+                        ot_trial.set_constraint(key[len(CONSTRAINT_PREFIX):], float(value))
+            super().on_trial_complete(trial_id, result, error)
+
+    return ConstrainedOptunaSearch(**kwargs)
+
+
 def _tune_config(config: Any, tune: Any) -> Any:
     from ray.tune.search import Repeater
-    from ray.tune.search.optuna import OptunaSearch
 
     from scalesearch.search.optuna_study import make_sampler
 
@@ -142,7 +175,7 @@ def _tune_config(config: Any, tune: Any) -> Any:
     metrics = [o.metric for o in config.objectives]
     modes = ["max" if o.direction == "maximize" else "min" for o in config.objectives]
     one = len(metrics) == 1
-    searcher = OptunaSearch(space=_DefineByRun(space), metric=metrics[0] if one else metrics,
+    searcher = constrained_search(space=_DefineByRun(space), metric=metrics[0] if one else metrics,
                             mode=modes[0] if one else modes, sampler=make_sampler(config),
                             points_to_evaluate=[dict(p.params) for p in config.search.enqueue] or None)
     if config.seeds > 1:

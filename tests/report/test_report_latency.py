@@ -32,7 +32,8 @@ def test_section_shows_the_latency_front_and_what_changed_against_flops(tmp_path
     rows = section(body, "Pareto front (maximise mAP, minimise latency)")
     assert [row.split("|")[1].strip() for row in rows] == ["1", "3", "2"]  # sorted by latency
     assert "| 10.00 | 0.50 | 8.00 | 2.00 | 2.000 G | 0.3000 |" in rows[0]
-    assert "with latency as the cost: left the front 0; joined it 3." in body
+    assert "With latency instead of FLOPs as the cost" in body
+    assert "leave the front: trial 0 (" in body and "Join it: trial 3 (" in body
 
 
 def test_section_states_settings_and_the_latency_budget(tmp_path):

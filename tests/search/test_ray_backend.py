@@ -39,3 +39,37 @@ def test_ray_study_records_and_resume(tmp_path, local_ray):
         assert set(SCHEMA) <= set(record) and record["flops"] == (75_372_888 if record["phi"] == -3.0 else 93_802_816)
     assert main(["run", str(study), "--quiet"]) == 0  # restores: nothing new to run
     assert load_records(tmp_path / "run") == records
+
+
+def test_asha_stops_trials_with_fewer_steps(tmp_path, local_ray):
+    study = tiny_study(tmp_path, train={"steps": 8, "eval_every": 2},
+                       search={"backend": "ray", "n_trials": 8, "sampler": "random", "workers": 2,
+                               "ray": {"asha": True, "grace_period": 1}},
+                       space={"phi": {"low": -3.0, "high": -2.0}, "topology": ["fpn", "bifpn"], "resolution": 128})
+    assert main(["run", str(study), "--quiet"]) == 0
+    records = load_records(tmp_path / "run")
+    stopped = [r for r in records if r["state"] == "pruned"]
+    complete = [r for r in records if r["state"] == "complete"]
+    assert len(records) == 8 and stopped and complete, [r["state"] for r in records]
+    for record in stopped:  # stopped at a rung: fewer steps than the full budget
+        assert max(int(k) for k in record["intermediate"]) < 8 and "ASHA" in record["reason"]
+    assert all(r["steps"] == 8 for r in complete)
+
+
+def test_budget_constraints_reach_the_ray_sampler(tmp_path, local_ray):
+    from ray.tune.search.optuna import OptunaSearch
+
+    # phi=-3 at 128 px is 0.075 GFLOPs, phi=-2 0.094: one point over the budget
+    study = tiny_study(tmp_path, budgets={"flops": "0.08B"}, train={"steps": 2},
+                       search={"backend": "ray", "n_trials": 4, "sampler": "tpe", "workers": 2},
+                       space={"phi": [-3.0, -2.0], "resolution": 128})
+    assert main(["run", str(study), "--quiet"]) == 0
+    records = load_records(tmp_path / "run")
+    infeasible = [r for r in records if r["state"] == "infeasible"]
+    assert infeasible and all(r["steps"] is None for r in infeasible)  # never trained
+    (state,) = list((tmp_path / "run" / "ray").glob("searcher-state-*.pkl"))
+    searcher = OptunaSearch()
+    searcher.restore(str(state))
+    told = {t.params["phi"]: t.system_attrs for t in searcher._ot_study.trials if t.state.is_finished()}
+    constraint = {phi: attrs["constraints:flops"] for phi, attrs in told.items()}
+    assert constraint[-2.0] == pytest.approx(93_802_816 / 80e6 - 1.0) and constraint[-3.0] < 0
