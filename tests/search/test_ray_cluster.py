@@ -128,6 +128,7 @@ def test_killed_driver_is_restored_to_exactly_n_trials(tmp_path, cluster):
     shutil.rmtree(results, ignore_errors=True)
 
 
+@pytest.mark.slow  # timing-dependent: passed alone, once found no trial on the node at the kill in the full suite
 def test_killed_worker_node_mid_trial_is_retried(tmp_path, cluster):
     """Runs last in this module: it takes the second node away. The trial it was running fails with the
     node and Tune runs it again (``search.ray.max_failures``) on the head: still exactly N trials."""

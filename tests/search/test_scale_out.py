@@ -112,9 +112,11 @@ def _n_processes_on_one_study(tmp_path: Path, storage: str, kill_one: bool = Fal
     assert sorted(r["number"] for r in records) == list(range(n_trials))
     assert {r["state"] for r in records} == {"complete"}
     trained = log.read_text().splitlines()
-    assert len(trained) == n_trials + (1 if kill_one else 0)  # the killed trial trained twice, nothing else
-    if kill_one:
-        assert sum(r["retry_of"] is not None for r in records) == 1
+    retries = sum(r["retry_of"] is not None for r in records)
+    # Every extra training is a retry: the killed trial's, and (on a loaded machine) a live trial whose
+    # heartbeat went stale and was failed by another process. Nothing lost, nothing counted twice.
+    assert len(trained) == n_trials + retries
+    assert retries >= 1 if kill_one else retries == 0
 
 
 def test_journal_storage_several_processes_exact_count(tmp_path):
