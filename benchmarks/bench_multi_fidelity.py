@@ -25,6 +25,7 @@ three (1.1x the largest FLOPs on any front, mAP 0). Writes
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import subprocess
@@ -92,6 +93,17 @@ def spent(run: list, unit: dict) -> float:
     return total
 
 
+def side_by_side(jobs: list, errors: list) -> None:
+    """Run ``jobs`` in threads (each starts its own processes) and wait; re-raise the first error a job kept."""
+    threads = [threading.Thread(target=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", default="studies/multi_fidelity_bccd.yaml")
@@ -155,13 +167,7 @@ def main() -> None:
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
-    threads = [threading.Thread(target=flat)] + [threading.Thread(target=grow, args=(n,)) for n in ("halving", "prefilter")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    side_by_side([flat, *(functools.partial(grow, n) for n in ("halving", "prefilter"))], errors)
 
     fronts = {name: {pareto.group_key(r) for r in pareto.pareto_front(records(d))} for name, d in dirs.items()}
     retrained: dict[str, list] = {}
@@ -173,13 +179,7 @@ def main() -> None:
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
-    threads = [threading.Thread(target=long, args=(n,)) for n in dirs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    side_by_side([functools.partial(long, n) for n in dirs], errors)
     results = {}
     for name, run_dir in dirs.items():
         run = records(run_dir)

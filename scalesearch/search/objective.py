@@ -138,9 +138,7 @@ class Evaluator:
         except Exception as exc:
             if not self.contain_errors:
                 raise
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            return record.replace(state=State.FAILED, reason=f"latency measurement failed: {type(exc).__name__}: "
-                                                             f"{message}")
+            return record.replace(state=State.FAILED, reason=f"latency measurement failed: {_error_line(exc)}")
         return record.replace(latency_ms=result.median_ms["total"], latency_network_ms=result.median_ms["network"],
                               latency_post_ms=result.median_ms["post"], latency_iqr_ms=result.iqr_ms["total"],
                               latency_exclusive=result.exclusive)
@@ -175,8 +173,7 @@ class Evaluator:
         except Exception as exc:
             if not self.contain_errors:
                 raise
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            return record.replace(state=State.FAILED, reason=f"error: {type(exc).__name__}: {message}")
+            return record.replace(state=State.FAILED, reason=f"error: {_error_line(exc)}")
         metrics = {key: _float(result.metrics.get(key)) for key in COCO_METRICS}
         record = record.replace(metrics=metrics, steps=result.steps, train_seconds=result.train_seconds,
                                 eval_seconds=result.eval_seconds, images_per_second=result.images_per_second)
@@ -231,6 +228,12 @@ def _over_budget(record: TrialRecord, key: str, limit: float) -> str:
     if unit in ("multiply-adds", "parameters"):  # counts, in billions
         return f"{key} {record.get(key) / 1e9:.3f}B over the budget {limit / 1e9:.3f}B"
     return f"{key} {record.get(key):.4g} {unit} over the budget {limit:.4g} {unit}"
+
+
+def _error_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (a trial's recorded reason stays one line)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def _float(value: Any) -> float | None:
