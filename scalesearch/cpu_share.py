@@ -35,10 +35,6 @@ class Share:
     cores: int
     others: dict[int, int]
 
-    @property
-    def shared(self) -> bool:
-        return bool(self.others)
-
     def message(self, wanted: int) -> str | None:
         """One line when the machine is shared, else None."""
         if not self.others:

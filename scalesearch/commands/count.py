@@ -5,16 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from scalesearch.commands._spec import add_spec_arguments, spec_from_args
 from scalesearch.spec import DetectorSpec
-
-
-def spec_from_args(args: argparse.Namespace) -> DetectorSpec:
-    """The preset (default D0) or ``PAPER_RULE`` at ``--phi``, with the command-line overrides."""
-    from scalesearch.scaling import spec_for
-
-    return spec_for(args.preset, args.phi, resolution=args.resolution, topology=args.topology,
-                    num_classes=args.num_classes, backbone=args.backbone,
-                    fusion=args.fusion)  # the spec canonicalises fusion aliases
 
 
 def render(spec: DetectorSpec, cost) -> str:
@@ -45,13 +37,6 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("count", help="params and FLOPs per part of one spec",
                               description=__doc__.splitlines()[0])
-    which = p.add_mutually_exclusive_group()
-    which.add_argument("--preset", metavar="NAME", help="released config d0..d7, d7x, lite0..lite4, lite3x (default d0)")
-    which.add_argument("--phi", type=float, metavar="P", help="the paper's compound rule at phi (any real)")
-    p.add_argument("--resolution", type=int, metavar="R", help="input size, a multiple of 32")
-    p.add_argument("--topology", metavar="T", help="topology name, YAML path or inline graph")
-    p.add_argument("--fusion", metavar="F", help="sum, softmax, fast, channel_softmax, channel_fast")
-    p.add_argument("--backbone", metavar="NAME", help="timm EfficientNet-family name")
-    p.add_argument("--num-classes", type=int, metavar="N", help="classes (default 90)")
+    add_spec_arguments(p)
     p.add_argument("--json", metavar="PATH", help="write the spec and counts as JSON")
     p.set_defaults(func=run)

@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 
+from scalesearch.commands._spec import add_spec_arguments
+
 
 def run(args: argparse.Namespace) -> int:
     from scalesearch.commands._files import check_output, write_output
+    from scalesearch.commands._spec import given_spec_options
     from scalesearch.errors import UserError
     from scalesearch.latency import LatencySettings, check_settings, measure_latency, render
 
     out = check_output("--json", args.json)
     check_settings(args.runtime, args.threads, args.batch, args.warmup, args.runs, prefix="--")
-    spec_options = {"--preset": args.preset, "--phi": args.phi, "--resolution": args.resolution,
-                    "--topology": args.topology, "--fusion": args.fusion, "--num-classes": args.num_classes}
-    given = [k for k, v in spec_options.items() if v is not None]
+    given = given_spec_options(args)
     if args.checkpoint and given:
         raise UserError(f"{given[0]}: a checkpoint fixes its spec, so give CKPT or spec options, not both")
     settings = LatencySettings(args.runtime, args.threads, args.batch, args.warmup, args.runs)
@@ -31,15 +32,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _model_and_spec(args: argparse.Namespace):
     """(the checkpoint's model, its spec) or (None: built at seed 0, the preset / ``--phi`` spec)."""
-    from scalesearch.scaling import spec_for
+    from scalesearch.commands._spec import spec_from_args
 
     if args.checkpoint:
         from scalesearch.checkpoint import load_checkpoint
 
         model, spec, _ = load_checkpoint(args.checkpoint, "cpu")
         return model, spec
-    return None, spec_for(args.preset, args.phi, resolution=args.resolution, topology=args.topology,
-                          fusion=args.fusion, num_classes=args.num_classes)
+    return None, spec_from_args(args)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -49,13 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "W warm-up then R timed runs, median and interquartile range of network (backbone + feature "
                     "network + heads), post-processing (decode + NMS) and both together.")
     p.add_argument("checkpoint", nargs="?", metavar="CKPT", help="a checkpoint from `scalesearch train --save`")
-    which = p.add_mutually_exclusive_group()
-    which.add_argument("--preset", metavar="NAME", help="released config d0..d7, d7x, lite0..lite4 (default d0)")
-    which.add_argument("--phi", type=float, metavar="P", help="the paper's compound rule at phi (any real)")
-    p.add_argument("--resolution", type=int, metavar="R", help="input size, a multiple of 32")
-    p.add_argument("--topology", metavar="T", help="topology name, YAML path or inline graph")
-    p.add_argument("--fusion", metavar="F", help="sum, softmax, fast, channel_softmax, channel_fast")
-    p.add_argument("--num-classes", type=int, metavar="N", help="classes (default 90)")
+    add_spec_arguments(p)
     p.add_argument("--runtime", default="torch", metavar="NAME", help="torch (eager, default) or onnxruntime")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="intra-op threads (default 1)")
     p.add_argument("--batch", type=int, default=1, metavar="B", help="images per call (default 1)")
