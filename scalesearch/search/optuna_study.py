@@ -62,20 +62,29 @@ def make_storage(url: str) -> Any:
 
 def _rdb_storage(url: str, kwargs: dict[str, Any], attempts: int = 5) -> Any:
     """``RDBStorage``; several machines that start on a fresh database race to create Optuna's tables (a
-    unique-key or already-exists error for all but one): those retry after a moment."""
+    unique-key or already-exists error for all but one; SQLite says ``OperationalError: table ... already
+    exists`` or ``database is locked``): those retry after a moment. Other errors (bad URL, server down)
+    are raised at once."""
     import time
 
     import optuna
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
                                               grace_period=GRACE_S, heartbeat_stale_trial_callback=retry)
-        except (IntegrityError, ProgrammingError):
-            if attempt == attempts - 1:
+        except (IntegrityError, ProgrammingError, OperationalError) as exc:
+            racing = not isinstance(exc, OperationalError) or _is_creation_race(exc)
+            if not racing or attempt == attempts - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
+
+
+def _is_creation_race(exc: Exception) -> bool:
+    """An SQLite error that another process creating the same tables causes (not a bad path or URL)."""
+    text = str(exc)
+    return "already exists" in text or "database is locked" in text
 
 
 def _journal_storage(path: str) -> Any:
