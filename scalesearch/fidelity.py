@@ -23,7 +23,7 @@ from scalesearch.errors import UserError
 from scalesearch.records import TrialRecord, load_records, write_json_atomic
 
 FILE = "fidelity.json"
-Trainer = Callable[[dict[str, Any], int], float]  # (spec fields, seed) -> long-budget val mAP
+Trainer = Callable[[dict[str, Any], int, int], float]  # (spec fields, seed, trial number) -> long-budget val mAP
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class FidelityRecord:
     seconds: float | None
     seeds: tuple[int, ...]
     maps: tuple[float, ...]
+    label: str | None = None
+    latency: dict[str, Any] | None = None  # ``LatencyResult.to_json()``, measured after retraining (``measure``)
 
     @property
     def long_map(self) -> float:
@@ -52,6 +54,8 @@ class FidelityRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "FidelityRecord":
+        known = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
         return cls(**{**data, "seeds": tuple(data["seeds"]), "maps": tuple(data["maps"])})
 
 
@@ -66,15 +70,49 @@ def load_fidelity(run_dir: str | Path) -> list[FidelityRecord]:
         raise UserError(f"{path}: must hold fidelity records written by `scalesearch fidelity`, but {exc}") from None
 
 
-def pick(records: Sequence[TrialRecord], k: int) -> list[TrialRecord]:
-    """The k best distinct points: front points by mAP first, then the other feasible trials by mAP.
-    Seed repeats of one point count once (its best record), so the k picks are k architectures."""
-    front = sorted(pareto.pareto_front(records), key=lambda r: -r.get("map"))
+def pick(records: Sequence[TrialRecord], k: int, include: Sequence[str] = (), against: str | None = None,
+         objectives: pareto.Objectives = pareto.MAP_FLOPS) -> list[TrialRecord]:
+    """The k best distinct points: front points (of ``objectives``) by mAP first, then the other feasible trials
+    by mAP; then the points of the trials labelled ``include`` (e.g. an enqueued baseline), if not picked
+    already. ``against``: a label; the k are chosen among the points cheaper than that trial on every cost
+    objective (the only ones that could dominate it), and it is included. Seed repeats of one point count once
+    (its best record), so the picks are distinct architectures."""
     rest = sorted(pareto.feasible(records), key=lambda r: -r.get("map"))
+    labelled = {label: _labelled(records, rest, label) for label in [*include, *([against] if against else [])]}
+    pool = records
+    if against:
+        costs = [m for m in objectives if m != "map"]
+        base = labelled[against]
+        pool = [r for r in records if all(_below(r.get(m), base.get(m)) for m in costs)]
+        rest = [r for r in rest if r in pool]
+    front = sorted(pareto.pareto_front(pool, objectives), key=lambda r: -r.get("map"))
     chosen: dict[str, TrialRecord] = {}
     for record in [*front, *rest]:
         chosen.setdefault(pareto.group_key(record), record)
-    return list(chosen.values())[:k]
+    picked = list(chosen.values())[:k]
+    for record in labelled.values():
+        if all(pareto.group_key(p) != pareto.group_key(record) for p in picked):
+            picked.append(record)
+    return picked
+
+
+def _labelled(records: Sequence[TrialRecord], finished: Sequence[TrialRecord], label: str) -> TrialRecord:
+    found = [r for r in finished if r.label == label]
+    if not found:
+        known = sorted({str(r.label) for r in records if r.label})
+        raise UserError(f"--include/--against: no finished trial is labelled {label!r} (labels in this run: "
+                        f"{', '.join(known) or 'none'})")
+    return found[0]
+
+
+def _below(value: Any, limit: Any) -> bool:
+    return isinstance(value, (int, float)) and isinstance(limit, (int, float)) and value < limit
+
+
+def study_objectives(config: Any) -> pareto.Objectives:
+    """The study's (mAP, cost) pair for fronts; mAP vs FLOPs when it has one objective."""
+    metrics = tuple(o.metric for o in config.objectives)
+    return metrics if len(metrics) == 2 and "map" in metrics else pareto.MAP_FLOPS
 
 
 def kendall(rows: Sequence[FidelityRecord]) -> tuple[float, float]:
@@ -129,8 +167,10 @@ def long_budget(train_config: Any, factor: float) -> tuple[int | None, float | N
     return steps, seconds
 
 
-def study_trainer(config: Any, factor: float) -> Trainer:
-    """Train with the study's dataset and recipe at ``factor`` times its budget."""
+def study_trainer(config: Any, factor: float, save_dir: Path | None = None) -> Trainer:
+    """Train with the study's dataset and recipe at ``factor`` times its budget; with ``save_dir``, each
+    trained model is saved there as ``trial<number>_seed<seed>.pt`` (``number``: the picked trial's)."""
+    from scalesearch.checkpoint import save_checkpoint
     from scalesearch.search.objective import dataset_pairs
     from scalesearch.spec import DetectorSpec
     from scalesearch.train import train_and_evaluate
@@ -138,9 +178,16 @@ def study_trainer(config: Any, factor: float) -> Trainer:
     train_data, val_data = dataset_pairs(config.dataset)
     steps, seconds = long_budget(config.train_config, factor)
 
-    def train(spec: dict[str, Any], seed: int) -> float:
+    def train(spec: dict[str, Any], seed: int, number: int) -> float:
         cfg = dataclasses.replace(config.trial_train_config(seed), steps=steps, seconds=seconds)
         result = train_and_evaluate(DetectorSpec.from_dict(spec), train_data, val_data, cfg, progress=False)
+        if save_dir is not None and result.model is not None:
+            info: dict[str, Any] = {"metrics": result.metrics, "steps": result.steps, "seed": seed,
+                                    "data": str(config.dataset.path)}
+            if result.info is not None:
+                info |= {"category_names": result.info.category_names,
+                         "label_to_category": result.info.label_to_category}
+            save_checkpoint(save_dir / f"trial{number}_seed{seed}.pt", result.model, result.spec, info)
         return float(result.metrics["map"])
 
     return train
@@ -166,22 +213,31 @@ def _resumable(done: list[FidelityRecord], factor: float, seeds: int, path: Path
 
 
 def _train_point(job: tuple) -> tuple[str, tuple[float, ...]]:
-    """One point in a worker process: (config, factor, group, spec, seeds, threads) -> (group, maps)."""
+    """One point in a worker process: (config, factor, group, spec, seeds, threads, save_dir, number) ->
+    (group, maps)."""
     import torch
 
-    config, factor, group, spec, seeds, threads = job
+    config, factor, group, spec, seeds, threads, save_dir, number = job
     torch.set_num_threads(threads)
-    trainer = study_trainer(config, factor)
-    return group, tuple(trainer(spec, seed) for seed in seeds)
+    trainer = study_trainer(config, factor, save_dir)
+    return group, tuple(trainer(spec, seed, number) for seed in seeds)
+
+
+CHECKPOINTS = "fidelity_checkpoints"
 
 
 def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int = 1,
             trainer: Trainer | None = None, log: Callable[[str], None] = lambda line: None,
-            workers: int = 1) -> list[FidelityRecord]:
-    """Retrain the ``pick(top_k)`` points of a finished run at ``factor`` times its budget over ``seeds`` seeds
-    (the picked trial's seed, then the next ones); ``fidelity.json`` is rewritten after each point and points
-    already in it are skipped. ``trainer`` replaces real training (tests). ``workers`` > 1 trains points in
-    that many processes (cores divided between them). Returns every record in the file."""
+            workers: int = 1, include: Sequence[str] = (), against: str | None = None, save: bool = False,
+            latency: bool | None = None) -> list[FidelityRecord]:
+    """Retrain the ``pick(top_k, include, against)`` points (fronts of the study's objectives) of a finished run at ``factor`` times its budget over
+    ``seeds`` seeds (the picked trial's seed, then the next ones); ``fidelity.json`` is rewritten after each
+    point and points already in it are skipped. ``trainer`` replaces real training (tests). ``workers`` > 1
+    trains points in that many processes (cores divided between them). ``save``: keep every trained model as
+    ``RUN/fidelity_checkpoints/trial<N>_seed<S>.pt`` (for ``scalesearch export``). ``latency`` (default: when
+    the study measures latency): after all training, measure each retrained point's latency again by the
+    study's settings, one point at a time under the latency lock (``measure_latencies``). Returns every record
+    in the file."""
     from scalesearch.config import load_study
 
     _check(top_k, factor, seeds)
@@ -191,9 +247,10 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     _resumable(done, factor, seeds, path)
     config = load_study(run_dir / "study.yaml")
     steps, seconds = long_budget(config.train_config, factor)
+    save_dir = run_dir / CHECKPOINTS if save else None
     records = load_records(run_dir)
     todo = []
-    for record in pick(records, top_k):
+    for record in pick(records, top_k, include, against, study_objectives(config)):
         group = pareto.group_key(record)
         had = next((d for d in done if d.group == group), None)
         wanted = tuple(record.seed + i for i in range(seeds))
@@ -211,27 +268,56 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
             seed_list, maps = had.seeds + seed_list, had.maps + maps
         proxy = [r.get("map") for r in pareto.feasible(records) if pareto.group_key(r) == group]
         done.append(FidelityRecord(group, record.number, dict(record.spec), float(record.flops),
-                                   statistics.fmean(proxy), factor, steps, seconds, seed_list, maps))
+                                   statistics.fmean(proxy), factor, steps, seconds, seed_list, maps,
+                                   label=record.label))
         write_json_atomic(path, [d.to_json() for d in done])
         log(f"{group}: proxy mAP {done[-1].proxy_map:.4f}, long-budget mAP {done[-1].long_map:.4f}")
 
     if workers > 1 and trainer is None and len(todo) > 1:
-        _in_processes(config, factor, todo, workers, finish)
-        return done
-    for group, record, seed_list in todo:
-        trainer = trainer or study_trainer(config, factor)
-        finish(group, tuple(trainer(record.spec, seed) for seed in seed_list))
+        _in_processes(config, factor, todo, workers, finish, save_dir)
+    else:
+        for group, record, seed_list in todo:
+            trainer = trainer or study_trainer(config, factor, save_dir)
+            finish(group, tuple(trainer(record.spec, seed, record.number) for seed in seed_list))
+    if config.measures_latency if latency is None else latency:
+        measure_latencies(run_dir, config, log)
+        done = load_fidelity(run_dir)
     return done
 
 
-def _in_processes(config: Any, factor: float, todo: list, workers: int, finish: Callable) -> None:
+def measure_latencies(run_dir: str | Path, config: Any, log: Callable[[str], None] = lambda line: None,
+                      measure: Callable[[Any, Any], Any] | None = None) -> None:
+    """Measure the latency of every retrained point that has none yet, by the study's ``latency`` settings
+    (``scalesearch.latency.measure_latency``, the lock held so no other scalesearch measurement runs meanwhile),
+    and store it in its record. Done after all training, so the search's trials and the retraining never
+    share the CPU with a measurement. ``measure`` replaces the measurement (tests)."""
+    from scalesearch import latency
+    from scalesearch.spec import DetectorSpec
+
+    run_dir = Path(run_dir)
+    s = config.latency
+    settings = latency.LatencySettings(s.runtime, s.threads, s.batch, s.warmup, s.runs)
+    measure = measure or (lambda spec, settings_: latency.measure_latency(spec, settings_))
+    rows = load_fidelity(run_dir)
+    for i, row in enumerate(rows):
+        if row.latency is not None:
+            continue
+        result = measure(DetectorSpec.from_dict(row.spec), settings)
+        rows[i] = dataclasses.replace(row, latency=result.to_json())
+        write_json_atomic(run_dir / FILE, [r.to_json() for r in rows])
+        log(f"{row.group}: latency {result.median_ms['total']:.2f} ms (IQR {result.iqr_ms['total']:.2f})")
+
+
+def _in_processes(config: Any, factor: float, todo: list, workers: int, finish: Callable,
+                  save_dir: Path | None = None) -> None:
     """Train the points in ``workers`` spawned processes; each result is recorded as soon as it arrives."""
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     threads = max(1, (os.cpu_count() or 1) // workers)
-    jobs = [(config, factor, group, dict(record.spec), seed_list, threads) for group, record, seed_list in todo]
+    jobs = [(config, factor, group, dict(record.spec), seed_list, threads, save_dir, record.number)
+            for group, record, seed_list in todo]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for future in as_completed([pool.submit(_train_point, job) for job in jobs]):
             finish(*future.result())

@@ -21,6 +21,7 @@ def trial(number, phi, map_, flops, seed=0):
 def make_run(path, steps=100):
     path.mkdir()
     rows = [trial(i, i, m, f) for i, (m, f) in enumerate(POINTS)] + [trial(4, 0, 0.32, 3e9, seed=1)]
+    rows[3]["label"] = "baseline"  # phi=3: dominated, never among the top picks
     (path / "trials.json").write_text(json.dumps(rows))
     (path / "study.yaml").write_text(f"name: fake\nseeds: 2\nspace: {{phi: [0, 1, 2, 3]}}\ntrain: {{steps: {steps}}}\n")
     return path
@@ -30,7 +31,7 @@ class FakeTrainer:
     def __init__(self, maps):
         self.maps, self.calls = maps, []
 
-    def __call__(self, spec, seed):
+    def __call__(self, spec, seed, number):
         self.calls.append((spec["resolution"], seed))
         return self.maps[spec["resolution"]]
 
@@ -80,3 +81,50 @@ def test_more_seeds_train_only_the_missing_ones(tmp_path):
     assert len(more.calls) == 4 and all(seed != rows[0].seeds[0] for _, seed in more.calls[:2])
     assert sorted(len(r.seeds) for r in rows) == [3, 3] and len(set(rows[0].seeds)) == 3
     assert sorted(r.maps[0] for r in rows) == [0.4, 0.5]  # the first seed's result is kept, not retrained
+
+
+def test_include_adds_a_labelled_trial_and_unknown_labels_are_refused(tmp_path):
+    run = make_run(tmp_path / "run")
+    rows = retrain(run, top_k=2, include=["baseline"], trainer=FakeTrainer({256: 0.5, 384: 0.4, 640: 0.1}))
+    assert [(r.group, r.label, r.number) for r in rows] == [("phi=0", None, 4), ("phi=1", None, 1),
+                                                            ("phi=3", "baseline", 3)]
+    with pytest.raises(UserError, match="--include/--against: no finished trial is labelled 'Lite0' .*labels in this run: "
+                                        "baseline"):
+        retrain(run, top_k=2, include=["Lite0"], trainer=FakeTrainer({}))
+
+
+class FakeLatency:
+    def __init__(self, total):
+        self.median_ms, self.iqr_ms, self.total = {"total": total}, {"total": 0.5}, total
+
+    def to_json(self):
+        return {"median_ms": self.median_ms, "iqr_ms": self.iqr_ms, "samples_ms": {"total": [self.total] * 3}}
+
+
+def test_latency_is_measured_once_per_retrained_point_after_training(tmp_path):
+    from scalesearch.config import load_study
+    from scalesearch.fidelity import measure_latencies
+
+    run = make_run(tmp_path / "run")
+    retrain(run, top_k=2, trainer=FakeTrainer({256: 0.5, 384: 0.4}), latency=False)
+    assert all(r.latency is None for r in load_fidelity(run))
+    measured = []
+
+    def measure(spec, settings):
+        measured.append(spec.resolution)
+        return FakeLatency(spec.resolution / 100)
+
+    config = load_study(run / "study.yaml")
+    measure_latencies(run, config, measure=measure)
+    measure_latencies(run, config, measure=measure)  # a rerun measures nothing twice
+    assert measured == [256, 384]
+    assert [r.latency["median_ms"]["total"] for r in load_fidelity(run)] == [2.56, 3.84]
+
+
+def test_against_picks_only_points_cheaper_than_the_labelled_one(tmp_path):
+    rows = [trial(i, i, m, f) for i, (m, f) in enumerate(POINTS)]
+    rows[0]["label"] = "Lite0"  # phi=0: 3 GFLOPs, mAP 0.3; cheaper: phi=1 (2G, 0.2), phi=2 (1G, 0.1)
+    records = [TrialRecord.from_json(r) for r in rows]
+    assert [r.group for r in pick(records, 1, against="Lite0")] == ["phi=1", "phi=0"]
+    assert [r.group for r in pick(records, 5, against="Lite0")] == ["phi=1", "phi=2", "phi=0"]
+    assert [r.group for r in pick(records, 2)] == ["phi=0", "phi=1"]

@@ -20,6 +20,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=int, default=1, metavar="S", help="seeds per spec (default 1)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="train N specs at once in separate processes, cores divided (default 1)")
+    parser.add_argument("--include", action="append", default=[], metavar="LABEL",
+                        help="also retrain the trial labelled LABEL (an enqueued baseline, e.g. EfficientDet-Lite0); "
+                             "repeatable")
+    parser.add_argument("--against", metavar="LABEL",
+                        help="retrain the trial labelled LABEL and the K best points cheaper than it on every cost "
+                             "objective (the only ones that could dominate it); `scalesearch report` then tests them "
+                             "against it")
+    parser.add_argument("--save", action="store_true",
+                        help="keep every retrained model as RUN_DIR/fidelity_checkpoints/trial<N>_seed<S>.pt "
+                             "(for `scalesearch export`)")
+    parser.add_argument("--no-latency", dest="latency", action="store_false", default=None,
+                        help="skip measuring each retrained point's latency afterwards (measured by default when "
+                             "the study measures latency)")
     parser.set_defaults(func=run)
 
 
@@ -29,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise UserError(f"--workers: must be >= 1, but got {args.workers}")
-    rows = retrain(args.run_dir, args.top_k, args.factor, args.seeds, log=print, workers=args.workers)
+    rows = retrain(args.run_dir, args.top_k, args.factor, args.seeds, log=print, workers=args.workers,
+                   include=args.include, against=args.against, save=args.save, latency=args.latency)
     if len(rows) >= 2:
         tau, p = kendall(rows)
         low, high = bootstrap_interval(rows)

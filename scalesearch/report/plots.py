@@ -193,3 +193,32 @@ def compare_fronts(runs: dict[str, Sequence[Record]], path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def baseline_plot(records: Sequence[Record], rows: Sequence[Any], label: str, path: Path,
+                  quartiles: Any) -> Path:
+    """Every trial's proxy mAP vs its latency (grey) and the retrained points (``FidelityRecord``s; the first
+    is the baseline, a red star): mean long-budget mAP with the seeds' range, median latency with its
+    interquartile range (``quartiles(row)`` -> (q25, median, q75))."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    timed = [r for r in pareto.feasible(records) if isinstance(r.get("latency_ms"), (int, float))]
+    ax.scatter([r.get("latency_ms") for r in timed], [r.get("map") for r in timed], color="lightgrey", s=18,
+               label="trials (proxy budget)")
+    _step(ax, pareto.pareto_front(timed, ("map", "latency_ms")), "latency_ms", color="grey", linewidth=1,
+          label="proxy front")
+    for i, row in enumerate(rows):
+        q = quartiles(row)
+        if q is None:
+            continue
+        maps = list(row.maps)
+        mean = sum(maps) / len(maps)
+        style = (dict(color="red", marker="*", markersize=14, label=label) if i == 0 else
+                 dict(color="tab:blue", marker="o", markersize=6, label="retrained" if i == 1 else None))
+        ax.errorbar([q[1]], [mean], xerr=[[q[1] - q[0]], [q[2] - q[1]]], yerr=[[mean - min(maps)], [max(maps) - mean]],
+                    linestyle="none", capsize=3, zorder=4, **style)
+        ax.annotate(str(row.number), (q[1], mean), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set(xlabel=_axis("latency_ms"), ylabel=_axis("map"), title=f"Against {label}: mAP vs latency")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
