@@ -180,7 +180,8 @@ def study_trainer(config: Any, factor: float, save_dir: Path | None = None) -> T
 
     def train(spec: dict[str, Any], seed: int, number: int) -> float:
         cfg = dataclasses.replace(config.trial_train_config(seed), steps=steps, seconds=seconds)
-        result = train_and_evaluate(DetectorSpec.from_dict(spec), train_data, val_data, cfg, progress=False)
+        result = train_and_evaluate(DetectorSpec.from_dict(spec), train_data, val_data, cfg, progress=False,
+                                    keep_model=save_dir is not None)
         if save_dir is not None and result.model is not None:
             info: dict[str, Any] = {"metrics": result.metrics, "steps": result.steps, "seed": seed,
                                     "data": str(config.dataset.path)}

@@ -128,3 +128,19 @@ def test_against_picks_only_points_cheaper_than_the_labelled_one(tmp_path):
     assert [r.group for r in pick(records, 1, against="Lite0")] == ["phi=1", "phi=0"]
     assert [r.group for r in pick(records, 5, against="Lite0")] == ["phi=1", "phi=2", "phi=0"]
     assert [r.group for r in pick(records, 2)] == ["phi=0", "phi=1"]
+
+
+def test_study_trainer_saves_a_checkpoint_that_loads(tmp_path):
+    """Real (tiny) training: ``--save`` keeps the model as trial<N>_seed<S>.pt with the data's categories."""
+    from scalesearch.checkpoint import load_checkpoint
+    from scalesearch.config import validate_study
+    from scalesearch.fidelity import study_trainer
+    from scalesearch.scaling import PAPER_RULE
+
+    config = validate_study({"name": "t", "space": {"phi": -3.0}, "dataset": {"synthetic": {"num_train": 8, "num_val": 4, "image_size": 128}},
+                             "train": {"steps": 1, "batch_size": 4, "warmup_steps": 1, "eval_batch_size": 4}})
+    spec = PAPER_RULE.spec(-3.0, resolution=128, num_classes=4).to_dict()  # circle, square, triangle, cross
+    map_ = study_trainer(config, 2.0, save_dir=tmp_path)(spec, 5, 7)
+    model, loaded, info = load_checkpoint(tmp_path / "trial7_seed5.pt")
+    assert loaded.resolution == 128 and info["steps"] == 2 and info["seed"] == 5
+    assert info["metrics"]["map"] == pytest.approx(map_) and len(info["category_names"]) == 4

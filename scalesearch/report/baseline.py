@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from scalesearch.fidelity import FidelityRecord
+from scalesearch.fidelity import CHECKPOINTS, FidelityRecord
 from scalesearch.report import plots
 from scalesearch.report.doc import Document
 from scalesearch.report.format import cell, fmt_count
@@ -173,6 +173,13 @@ def _section(doc: Document, run: Run, label: str, found: list[Duel], fig_dir: Pa
     doc.table(["trial", "label", *_ARCH, "FLOPs", "params", "proxy mAP", f"{base.factor:g}x mAP (mean ± sd)",
                "Δ mAP", "Welch p", "permutation p", "latency ms [IQR]", "verdict"], table)
     doc.para(_conclusion(label, found))
+    featured = [d for d in found if d.dominates]
+    for duel in featured:
+        best = max(range(len(duel.point.maps)), key=lambda i: duel.point.maps[i])
+        ckpt = run.path / CHECKPOINTS / f"trial{duel.point.number}_seed{duel.point.seeds[best]}.pt"
+        if ckpt.is_file():
+            doc.para(f"Trial {duel.point.number}'s best seed (mAP {duel.point.maps[best]:.4f}) is `{ckpt}`: export it "
+                     f"with `scalesearch export {ckpt} --out winner.onnx --nms`.")
     exported = _exports(run)
     if exported:
         doc.para(exported)
