@@ -14,7 +14,7 @@ import sys
 from scalesearch.errors import UserError
 
 # Order is the order shown by --help.
-COMMANDS = ("run", "trials", "report", "fidelity", "table", "count", "latency", "topologies", "train", "predict",
+COMMANDS = ("run", "trials", "report", "fidelity", "extrapolate", "table", "count", "latency", "topologies", "train", "predict",
             "export")
 
 

@@ -44,6 +44,7 @@ class FidelityRecord:
     maps: tuple[float, ...]
     label: str | None = None
     latency: dict[str, Any] | None = None  # ``LatencyResult.to_json()``, measured after retraining (``measure``)
+    rule: dict[str, Any] | None = None  # scaling-rule coefficients and phi (``scalesearch.extrapolate``)
 
     @property
     def long_map(self) -> float:
@@ -71,38 +72,55 @@ def load_fidelity(run_dir: str | Path) -> list[FidelityRecord]:
 
 
 def pick(records: Sequence[TrialRecord], k: int, include: Sequence[str] = (), against: str | None = None,
-         objectives: pareto.Objectives = pareto.MAP_FLOPS) -> list[TrialRecord]:
+         objectives: pareto.Objectives = pareto.MAP_FLOPS, per_rung: bool = False) -> list[TrialRecord]:
     """The k best distinct points: front points (of ``objectives``) by mAP first, then the other feasible trials
-    by mAP; then the points of the trials labelled ``include`` (e.g. an enqueued baseline), if not picked
-    already. ``against``: a label; the k are chosen among the points cheaper than that trial on every cost
-    objective (the only ones that could dominate it), and it is included. Seed repeats of one point count once
-    (its best record), so the picks are distinct architectures."""
-    rest = sorted(pareto.feasible(records), key=lambda r: -r.get("map"))
-    labelled = {label: _labelled(records, rest, label) for label in [*include, *([against] if against else [])]}
-    pool = records
+    by mAP; then every point labelled one of ``include`` (e.g. an enqueued baseline), if not picked already.
+    ``against``: a label; the k are chosen among the points cheaper than that trial on every cost objective (the
+    only ones that could dominate it), and it is included. ``per_rung``: the k best of each FLOPs budget rung
+    (``budget_flops``), labelled trials left out of the k. Seed repeats of one point count once (its best
+    record), so the picks are distinct architectures."""
+    finished = sorted(pareto.feasible(records), key=lambda r: -r.get("map"))
+    labels = [*include, *([against] if against else [])]
+    labelled = {label: _labelled(records, finished, label) for label in labels}
+    pool = list(records)
     if against:
         costs = [m for m in objectives if m != "map"]
-        base = labelled[against]
-        pool = [r for r in records if all(_below(r.get(m), base.get(m)) for m in costs)]
-        rest = [r for r in rest if r in pool]
-    front = sorted(pareto.pareto_front(pool, objectives), key=lambda r: -r.get("map"))
-    chosen: dict[str, TrialRecord] = {}
-    for record in [*front, *rest]:
-        chosen.setdefault(pareto.group_key(record), record)
-    picked = list(chosen.values())[:k]
-    for record in labelled.values():
+        base = labelled[against][0]
+        pool = [r for r in pool if all(_below(r.get(m), base.get(m)) for m in costs)]
+    if per_rung:
+        pool = [r for r in pool if r.label not in labels]
+        rungs = sorted({r.budget_flops for r in pool if r.budget_flops is not None})
+        picked = [p for rung in rungs for p in _best(
+            [r for r in pool if r.budget_flops == rung], [r for r in finished if r.budget_flops == rung], k,
+            objectives)]
+    else:
+        picked = _best(pool, [r for r in finished if r in pool], k, objectives)
+    for record in (r for found in labelled.values() for r in found):
         if all(pareto.group_key(p) != pareto.group_key(record) for p in picked):
             picked.append(record)
     return picked
 
 
-def _labelled(records: Sequence[TrialRecord], finished: Sequence[TrialRecord], label: str) -> TrialRecord:
-    found = [r for r in finished if r.label == label]
+def _best(pool: Sequence[TrialRecord], finished: Sequence[TrialRecord], k: int,
+          objectives: pareto.Objectives) -> list[TrialRecord]:
+    front = sorted(pareto.pareto_front(pool, objectives), key=lambda r: -r.get("map"))
+    chosen: dict[str, TrialRecord] = {}
+    for record in [*front, *finished]:
+        chosen.setdefault(pareto.group_key(record), record)
+    return list(chosen.values())[:k]
+
+
+def _labelled(records: Sequence[TrialRecord], finished: Sequence[TrialRecord], label: str) -> list[TrialRecord]:
+    """The finished trials labelled ``label``, one per distinct point (best first)."""
+    found: dict[str, TrialRecord] = {}
+    for record in finished:
+        if record.label == label:
+            found.setdefault(pareto.group_key(record), record)
     if not found:
         known = sorted({str(r.label) for r in records if r.label})
         raise UserError(f"--include/--against: no finished trial is labelled {label!r} (labels in this run: "
                         f"{', '.join(known) or 'none'})")
-    return found[0]
+    return list(found.values())
 
 
 def _below(value: Any, limit: Any) -> bool:
@@ -194,9 +212,12 @@ def study_trainer(config: Any, factor: float, save_dir: Path | None = None) -> T
     return train
 
 
-def _check(top_k: int, factor: float, seeds: int) -> None:
-    if top_k < 2:
-        raise UserError(f"--top-k: must be >= 2 for a rank correlation, but got {top_k}")
+def _check(top_k: int, factor: float, seeds: int, paired: bool = False) -> None:
+    """``paired``: the picks are compared with labelled trials (or per rung), so one point is enough."""
+    if top_k < (1 if paired else 2):
+        raise UserError(f"--top-k: must be >= {1 if paired else 2} "
+                        f"{'' if paired else 'for a rank correlation (or 1 with --against, --include or --per-rung)'}"
+                        f", but got {top_k}")
     if not factor > 0:
         raise UserError(f"--factor: must be > 0, but got {factor}")
     if seeds < 1:
@@ -230,8 +251,8 @@ CHECKPOINTS = "fidelity_checkpoints"
 def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int = 1,
             trainer: Trainer | None = None, log: Callable[[str], None] = lambda line: None,
             workers: int = 1, include: Sequence[str] = (), against: str | None = None, save: bool = False,
-            latency: bool | None = None) -> list[FidelityRecord]:
-    """Retrain the ``pick(top_k, include, against)`` points (fronts of the study's objectives) of a finished run at ``factor`` times its budget over
+            latency: bool | None = None, per_rung: bool = False) -> list[FidelityRecord]:
+    """Retrain the ``pick(top_k, include, against, per_rung)`` points (fronts of the study's objectives) of a finished run at ``factor`` times its budget over
     ``seeds`` seeds (the picked trial's seed, then the next ones); ``fidelity.json`` is rewritten after each
     point and points already in it are skipped. ``trainer`` replaces real training (tests). ``workers`` > 1
     trains points in that many processes (cores divided between them). ``save``: keep every trained model as
@@ -241,7 +262,7 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     in the file."""
     from scalesearch.config import load_study
 
-    _check(top_k, factor, seeds)
+    _check(top_k, factor, seeds, paired=bool(include or against or per_rung))
     run_dir = Path(run_dir)
     path = run_dir / FILE
     done = load_fidelity(run_dir)
@@ -251,7 +272,7 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     save_dir = run_dir / CHECKPOINTS if save else None
     records = load_records(run_dir)
     todo = []
-    for record in pick(records, top_k, include, against, study_objectives(config)):
+    for record in pick(records, top_k, include, against, study_objectives(config), per_rung):
         group = pareto.group_key(record)
         had = next((d for d in done if d.group == group), None)
         wanted = tuple(record.seed + i for i in range(seeds))

@@ -144,3 +144,15 @@ def test_study_trainer_saves_a_checkpoint_that_loads(tmp_path):
     model, loaded, info = load_checkpoint(tmp_path / "trial7_seed5.pt")
     assert loaded.resolution == 128 and info["steps"] == 2 and info["seed"] == 5
     assert info["metrics"]["map"] == pytest.approx(map_) and len(info["category_names"]) == 4
+
+
+def test_per_rung_picks_the_best_of_each_rung_and_every_labelled_point(tmp_path):
+    rows = [trial(i, i, m, f) for i, (m, f) in enumerate([(0.3, 1e9), (0.2, 1e9), (0.5, 2e9), (0.4, 2e9)])]
+    rows += [trial(4, 9, 0.1, 1e9), trial(5, 8, 0.6, 2e9)]
+    for row, budget in zip(rows, [1e9, 1e9, 2e9, 2e9, 1e9, 2e9]):
+        row["budget_flops"] = budget
+    rows[4]["label"] = rows[5]["label"] = "paper rule"  # the paper's rule at each rung, even the best one
+    records = [TrialRecord.from_json(r) for r in rows]
+    assert [r.number for r in pick(records, 1, include=["paper rule"], per_rung=True)] == [0, 2, 5, 4]
+    with pytest.raises(UserError, match="--top-k: must be >= 2 for a rank correlation"):
+        retrain(make_run(tmp_path / "run"), top_k=1, trainer=FakeTrainer({}))

@@ -27,6 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="retrain the trial labelled LABEL and the K best points cheaper than it on every cost "
                              "objective (the only ones that could dominate it); `scalesearch report` then tests them "
                              "against it")
+    parser.add_argument("--per-rung", action="store_true",
+                        help="retrain the K best points of each FLOPs budget rung (labelled trials apart), e.g. "
+                             "with --include 'paper rule' to compare a searched scaling rule with the paper's")
     parser.add_argument("--save", action="store_true",
                         help="keep every retrained model as RUN_DIR/fidelity_checkpoints/trial<N>_seed<S>.pt "
                              "(for `scalesearch export`)")
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UserError(f"--workers: must be >= 1, but got {args.workers}")
     rows = retrain(args.run_dir, args.top_k, args.factor, args.seeds, log=print, workers=args.workers,
-                   include=args.include, against=args.against, save=args.save, latency=args.latency)
+                   include=args.include, against=args.against, save=args.save, per_rung=args.per_rung, latency=args.latency)
     if len(rows) >= 2:
         tau, p = kendall(rows)
         low, high = bootstrap_interval(rows)

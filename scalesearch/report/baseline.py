@@ -107,7 +107,7 @@ class Duel:
 
 def duels(run: Run, label: str) -> list[Duel]:
     """Every other retrained point against the retrained point labelled ``label``."""
-    base = next(r for r in run.fidelity if r.label == label)
+    base = next(r for r in run.fidelity if r.label == label and r.latency is not None)
     return [Duel(r, base) for r in run.fidelity if r is not base]
 
 
@@ -136,8 +136,9 @@ def _p_cell(value: float) -> str:
 
 
 def add_section(doc: Document, run: Run, fig_dir: Path | None = None, prefix: str = "") -> None:
-    """The section, for each labelled point among the retrained ones that has others to meet; else nothing."""
-    labels = [r.label for r in run.fidelity if r.label]
+    """The section, for each labelled retrained point with a re-measured latency that has others to meet; else
+    nothing (a labelled point without latency is a reference of another kind, e.g. the paper's scaling rule)."""
+    labels = dict.fromkeys(r.label for r in run.fidelity if r.label and r.latency is not None)
     for label in labels:
         found = duels(run, label)
         if found:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from scalesearch import pareto
 from scalesearch.errors import UserError
-from scalesearch.report import baseline, fidelity, latency, plots, zero_cost
+from scalesearch.report import baseline, fidelity, latency, plots, rules, zero_cost
 from scalesearch.report.compare import comparison
 from scalesearch.report.doc import Document, Para, render_html, render_markdown
 from scalesearch.report.runs import Run, load_run
@@ -35,6 +35,7 @@ def build_report(runs: Sequence[Run], out_dir: Path) -> Document:
         latency.add_section(doc, run, fig_dir, f"run{i}_" if len(runs) > 1 else "", colors)
         fidelity.add_section(doc, run, fig_dir, f"run{i}_" if len(runs) > 1 else "")
         baseline.add_section(doc, run, fig_dir, f"run{i}_" if len(runs) > 1 else "")
+        rules.add_section(doc, run)
         zero_cost.add_section(doc, run)
     return doc
 
