@@ -332,14 +332,21 @@ def measure_latencies(run_dir: str | Path, config: Any, log: Callable[[str], Non
 
 def _in_processes(config: Any, factor: float, todo: list, workers: int, finish: Callable,
                   save_dir: Path | None = None) -> None:
-    """Train the points in ``workers`` spawned processes; each result is recorded as soon as it arrives."""
+    """Train in ``workers`` spawned processes, one job per (point, seed) so that the workers stay busy to the
+    end; a point is recorded as soon as all its seeds are in."""
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     threads = max(1, (os.cpu_count() or 1) // workers)
-    jobs = [(config, factor, group, dict(record.spec), seed_list, threads, save_dir, record.number)
-            for group, record, seed_list in todo]
+    jobs = [(config, factor, group, dict(record.spec), (seed,), threads, save_dir, record.number)
+            for group, record, seed_list in todo for seed in seed_list]
+    wanted = {group: seed_list for group, _, seed_list in todo}
+    results: dict[str, dict[int, float]] = {group: {} for group in wanted}
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(_train_point, job) for job in jobs]):
-            finish(*future.result())
+        futures = {pool.submit(_train_point, job): job[4][0] for job in jobs}
+        for future in as_completed(futures):
+            group, (value,) = future.result()
+            results[group][futures[future]] = value
+            if len(results[group]) == len(wanted[group]):
+                finish(group, tuple(results[group][seed] for seed in wanted[group]))
