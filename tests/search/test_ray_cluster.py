@@ -147,6 +147,7 @@ def _busy_ray_workers(pgid: int) -> list[str]:
     return busy
 
 
+@pytest.mark.slow  # about 2 minutes of real training on both nodes
 def test_killed_worker_node_mid_trial_is_retried(tmp_path, cluster):
     """Runs last in this module: it takes the second node away while one of its workers runs a trial (seen in
     the worker's process title, so the kill cannot fall between trials). The trial fails with the node and Tune
