@@ -282,25 +282,29 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
         else:
             log(f"{group}: already in {path}, skipped")
 
-    def finish(group: str, maps: tuple[float, ...]) -> None:
-        record, seed_list = next((r, s) for g, r, s in todo if g == group)
+    def finish(group: str, seed_list: tuple[int, ...], maps: tuple[float, ...]) -> None:
+        """Record seeds of a point as soon as they are trained (a crash loses at most the running ones)."""
+        record = next(r for g, r, _ in todo if g == group)
         had = next((d for d in done if d.group == group), None)
-        if had is not None:  # more seeds for a point already retrained
+        if had is not None:  # more seeds for a point already (partly) retrained
             done.remove(had)
-            seed_list, maps = had.seeds + seed_list, had.maps + maps
+            pairs = sorted(zip(had.seeds + seed_list, had.maps + maps))
+            seed_list, maps = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
         proxy = [r.get("map") for r in pareto.feasible(records) if pareto.group_key(r) == group]
         done.append(FidelityRecord(group, record.number, dict(record.spec), float(record.flops),
                                    statistics.fmean(proxy), factor, steps, seconds, seed_list, maps,
                                    label=record.label))
         write_json_atomic(path, [d.to_json() for d in done])
-        log(f"{group}: proxy mAP {done[-1].proxy_map:.4f}, long-budget mAP {done[-1].long_map:.4f}")
+        log(f"{group}: proxy mAP {done[-1].proxy_map:.4f}, long-budget mAP {done[-1].long_map:.4f} "
+            f"(seeds {', '.join(map(str, seed_list))})")
 
     if workers > 1 and trainer is None and len(todo) > 1:
         _in_processes(config, factor, todo, workers, finish, save_dir)
     else:
         for group, record, seed_list in todo:
             trainer = trainer or study_trainer(config, factor, save_dir)
-            finish(group, tuple(trainer(record.spec, seed, record.number) for seed in seed_list))
+            for seed in seed_list:
+                finish(group, (seed,), (trainer(record.spec, seed, record.number),))
     if config.measures_latency if latency is None else latency:
         measure_latencies(run_dir, config, log)
         done = load_fidelity(run_dir)
@@ -333,7 +337,7 @@ def measure_latencies(run_dir: str | Path, config: Any, log: Callable[[str], Non
 def _in_processes(config: Any, factor: float, todo: list, workers: int, finish: Callable,
                   save_dir: Path | None = None) -> None:
     """Train in ``workers`` spawned processes, one job per (point, seed) so that the workers stay busy to the
-    end; a point is recorded as soon as all its seeds are in."""
+    end; each seed is recorded as soon as it is in."""
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -341,12 +345,7 @@ def _in_processes(config: Any, factor: float, todo: list, workers: int, finish: 
     threads = max(1, (os.cpu_count() or 1) // workers)
     jobs = [(config, factor, group, dict(record.spec), (seed,), threads, save_dir, record.number)
             for group, record, seed_list in todo for seed in seed_list]
-    wanted = {group: seed_list for group, _, seed_list in todo}
-    results: dict[str, dict[int, float]] = {group: {} for group in wanted}
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_train_point, job): job[4][0] for job in jobs}
+        futures = {pool.submit(_train_point, job): job[4] for job in jobs}
         for future in as_completed(futures):
-            group, (value,) = future.result()
-            results[group][futures[future]] = value
-            if len(results[group]) == len(wanted[group]):
-                finish(group, tuple(results[group][seed] for seed in wanted[group]))
+            finish(future.result()[0], futures[future], future.result()[1])

@@ -156,3 +156,21 @@ def test_per_rung_picks_the_best_of_each_rung_and_every_labelled_point(tmp_path)
     assert [r.number for r in pick(records, 1, include=["paper rule"], per_rung=True)] == [0, 2, 5, 4]
     with pytest.raises(UserError, match="--top-k: must be >= 2 for a rank correlation"):
         retrain(make_run(tmp_path / "run"), top_k=1, trainer=FakeTrainer({}))
+
+
+def test_each_seed_is_recorded_as_soon_as_it_is_trained(tmp_path):
+    run = make_run(tmp_path / "run")
+
+    class Crash(FakeTrainer):
+        def __call__(self, spec, seed, number):
+            if len(self.calls) == 1:
+                raise KeyboardInterrupt  # killed while training the point's second seed
+            return super().__call__(spec, seed, number)
+
+    with pytest.raises(KeyboardInterrupt):
+        retrain(run, top_k=2, seeds=2, trainer=Crash({256: 0.5}))
+    assert [(r.group, r.seeds, r.maps) for r in load_fidelity(run)] == [("phi=0", (1,), (0.5,))]
+    again = FakeTrainer({256: 0.3, 384: 0.4})
+    rows = retrain(run, top_k=2, seeds=2, trainer=again)
+    assert again.calls == [(256, 2), (384, 0), (384, 1)]
+    assert [(r.seeds, r.maps) for r in rows] == [((1, 2), (0.5, 0.3)), ((0, 1), (0.4, 0.4))]
