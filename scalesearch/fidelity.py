@@ -251,15 +251,16 @@ CHECKPOINTS = "fidelity_checkpoints"
 def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int = 1,
             trainer: Trainer | None = None, log: Callable[[str], None] = lambda line: None,
             workers: int = 1, include: Sequence[str] = (), against: str | None = None, save: bool = False,
-            latency: bool | None = None, per_rung: bool = False) -> list[FidelityRecord]:
+            latency: bool | None = None, per_rung: bool = False,
+            remeasure: bool = False) -> list[FidelityRecord]:
     """Retrain the ``pick(top_k, include, against, per_rung)`` points (fronts of the study's objectives) of a finished run at ``factor`` times its budget over
     ``seeds`` seeds (the picked trial's seed, then the next ones); ``fidelity.json`` is rewritten after each
     point and points already in it are skipped. ``trainer`` replaces real training (tests). ``workers`` > 1
     trains points in that many processes (cores divided between them). ``save``: keep every trained model as
     ``RUN/fidelity_checkpoints/trial<N>_seed<S>.pt`` (for ``scalesearch export``). ``latency`` (default: when
     the study measures latency): after all training, measure each retrained point's latency again by the
-    study's settings, one point at a time under the latency lock (``measure_latencies``). Returns every record
-    in the file."""
+    study's settings, interleaved over rounds under the latency lock (``measure_latencies``; ``remeasure``: even
+    when every point has one). Returns every record in the file."""
     from scalesearch.config import load_study
 
     _check(top_k, factor, seeds, paired=bool(include or against or per_rung))
@@ -306,17 +307,24 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
             for seed in seed_list:
                 finish(group, (seed,), (trainer(record.spec, seed, record.number),))
     if config.measures_latency if latency is None else latency:
-        measure_latencies(run_dir, config, log)
+        measure_latencies(run_dir, config, log, again=remeasure)
         done = load_fidelity(run_dir)
     return done
 
 
+LATENCY_ROUNDS = 3
+
+
 def measure_latencies(run_dir: str | Path, config: Any, log: Callable[[str], None] = lambda line: None,
-                      measure: Callable[[Any, Any], Any] | None = None) -> None:
-    """Measure the latency of every retrained point that has none yet, by the study's ``latency`` settings
-    (``scalesearch.latency.measure_latency``, the lock held so no other scalesearch measurement runs meanwhile),
-    and store it in its record. Done after all training, so the search's trials and the retraining never
-    share the CPU with a measurement. ``measure`` replaces the measurement (tests)."""
+                      measure: Callable[[Any, Any], Any] | None = None, rounds: int = LATENCY_ROUNDS,
+                      again: bool = False) -> None:
+    """Measure the latency of the retrained points by the study's ``latency`` settings and store it in their
+    records: when any point has none (or ``again``), all of them, interleaved: ``rounds`` rounds, each measuring
+    every point once (``scalesearch.latency.measure_latency``, the lock held), and each point's samples pooled
+    over the rounds. A shared machine's speed drifts by more than a point's own spread over minutes (measured
+    here: the same spec 43 ms, then 56 ms a minute later), so points are compared only on measurements taken
+    side by side. Done after all training, never while this run trains. ``measure`` replaces the measurement
+    (tests)."""
     from scalesearch import latency
     from scalesearch.spec import DetectorSpec
 
@@ -325,13 +333,33 @@ def measure_latencies(run_dir: str | Path, config: Any, log: Callable[[str], Non
     settings = latency.LatencySettings(s.runtime, s.threads, s.batch, s.warmup, s.runs)
     measure = measure or (lambda spec, settings_: latency.measure_latency(spec, settings_))
     rows = load_fidelity(run_dir)
+    if not rows or (not again and all(row.latency is not None for row in rows)):
+        return
+    results: list[list[Any]] = [[] for _ in rows]
+    for _ in range(rounds):
+        for i, row in enumerate(rows):
+            results[i].append(measure(DetectorSpec.from_dict(row.spec), settings))
     for i, row in enumerate(rows):
-        if row.latency is not None:
-            continue
-        result = measure(DetectorSpec.from_dict(row.spec), settings)
-        rows[i] = dataclasses.replace(row, latency=result.to_json())
-        write_json_atomic(run_dir / FILE, [r.to_json() for r in rows])
-        log(f"{row.group}: latency {result.median_ms['total']:.2f} ms (IQR {result.iqr_ms['total']:.2f})")
+        pooled = _pooled(results[i], rounds)
+        rows[i] = dataclasses.replace(row, latency=pooled)
+        total = pooled["samples_ms"]["total"]
+        median, iqr = latency.summarise(total)
+        log(f"{row.group}: latency {median:.2f} ms (IQR {iqr:.2f}, {len(total)} calls over {rounds} rounds)")
+    write_json_atomic(run_dir / FILE, [r.to_json() for r in rows])
+
+
+def _pooled(results: list[Any], rounds: int) -> dict[str, Any]:
+    """One point's measurements over the rounds as one ``LatencyResult`` JSON: samples concatenated, median and
+    IQR of the pool, ``runs`` summed, ``rounds`` added."""
+    from scalesearch import latency
+
+    out = results[-1].to_json()
+    samples = {k: [x for r in results for x in r.to_json()["samples_ms"].get(k, [])] for k in out["samples_ms"]}
+    stats = {k: latency.summarise(v) for k, v in samples.items() if v}
+    out.update(samples_ms=samples, median_ms={k: round(v[0], 4) for k, v in stats.items()},
+               iqr_ms={k: round(v[1], 4) for k, v in stats.items()}, runs=sum(r.to_json()["runs"] for r in results),
+               rounds=rounds)
+    return out
 
 
 def _in_processes(config: Any, factor: float, todo: list, workers: int, finish: Callable,

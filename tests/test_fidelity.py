@@ -94,14 +94,15 @@ def test_include_adds_a_labelled_trial_and_unknown_labels_are_refused(tmp_path):
 
 
 class FakeLatency:
-    def __init__(self, total):
-        self.median_ms, self.iqr_ms, self.total = {"total": total}, {"total": 0.5}, total
+    def __init__(self, samples):
+        self.samples = samples
 
     def to_json(self):
-        return {"median_ms": self.median_ms, "iqr_ms": self.iqr_ms, "samples_ms": {"total": [self.total] * 3}}
+        return {"median_ms": {"total": 0.0}, "iqr_ms": {"total": 0.0}, "runs": len(self.samples),
+                "samples_ms": {"total": list(self.samples)}}
 
 
-def test_latency_is_measured_once_per_retrained_point_after_training(tmp_path):
+def test_latency_is_measured_interleaved_and_pooled_after_training(tmp_path):
     from scalesearch.config import load_study
     from scalesearch.fidelity import measure_latencies
 
@@ -110,15 +111,20 @@ def test_latency_is_measured_once_per_retrained_point_after_training(tmp_path):
     assert all(r.latency is None for r in load_fidelity(run))
     measured = []
 
-    def measure(spec, settings):
+    def measure(spec, settings):  # the machine slows down by 1 ms per measurement
         measured.append(spec.resolution)
-        return FakeLatency(spec.resolution / 100)
+        return FakeLatency([spec.resolution / 100 + len(measured)] * 2)
 
     config = load_study(run / "study.yaml")
-    measure_latencies(run, config, measure=measure)
-    measure_latencies(run, config, measure=measure)  # a rerun measures nothing twice
-    assert measured == [256, 384]
-    assert [r.latency["median_ms"]["total"] for r in load_fidelity(run)] == [2.56, 3.84]
+    measure_latencies(run, config, measure=measure, rounds=2)
+    measure_latencies(run, config, measure=measure, rounds=2)  # a rerun measures nothing twice
+    assert measured == [256, 384, 256, 384]  # round by round, every point in each
+    first, second = (r.latency for r in load_fidelity(run))
+    assert first["samples_ms"]["total"] == pytest.approx([3.56, 3.56, 5.56, 5.56]) and first["runs"] == 4 and first["rounds"] == 2
+    assert first["median_ms"]["total"] == pytest.approx(4.56) and first["iqr_ms"]["total"] == pytest.approx(2.0)
+    assert second["median_ms"]["total"] == pytest.approx(3.84 + 3)
+    measure_latencies(run, config, measure=measure, rounds=1, again=True)
+    assert len(measured) == 6 and load_fidelity(run)[0].latency["rounds"] == 1
 
 
 def test_against_picks_only_points_cheaper_than_the_labelled_one(tmp_path):

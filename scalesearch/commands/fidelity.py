@@ -36,6 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-latency", dest="latency", action="store_false", default=None,
                         help="skip measuring each retrained point's latency afterwards (measured by default when "
                              "the study measures latency)")
+    parser.add_argument("--remeasure-latency", dest="remeasure", action="store_true",
+                        help="measure every retrained point's latency again (interleaved rounds), replacing the stored")
     parser.set_defaults(func=run)
 
 
@@ -46,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UserError(f"--workers: must be >= 1, but got {args.workers}")
     rows = retrain(args.run_dir, args.top_k, args.factor, args.seeds, log=print, workers=args.workers,
-                   include=args.include, against=args.against, save=args.save, per_rung=args.per_rung, latency=args.latency)
+                   include=args.include, against=args.against, save=args.save, per_rung=args.per_rung,
+                   remeasure=args.remeasure, latency=args.latency)
     if len(rows) >= 2:
         tau, p = kendall(rows)
         low, high = bootstrap_interval(rows)
