@@ -149,8 +149,11 @@ def _section(doc: Document, run: Run, label: str, found: list[Duel], fig_dir: Pa
     base = found[0].base
     doc.heading(2, f"Against the baseline: {label}")
     latency = base.latency or {}
+    rounds = latency.get("rounds", 1)
     how = (f"{latency.get('runtime')}, {latency.get('threads')} thread(s), batch {latency.get('batch')}, "
-           f"{latency.get('warmup')} warm-up + {latency.get('runs')} timed runs on {latency.get('cpu')} "
+           f"{rounds} interleaved round(s) of {latency.get('warmup')} warm-up + "
+           f"{latency.get('runs', 0) // max(1, rounds)} timed runs per point, every point measured in each round "
+           f"(samples pooled) on {latency.get('cpu')} "
            f"({'the latency lock held' if latency.get('exclusive') else 'lock not held'}, load "
            f"{latency.get('load_average')})" if latency else "not measured")
     doc.para(f"Every point below was retrained at {base.factor:g}x the study's budget ({base.steps} steps) with "
@@ -223,5 +226,11 @@ def _exports(run: Run) -> str:
         if "total" in median:
             found.append(f"{result.get('runtime')}: {median['total']:.2f} ms (IQR {iqr.get('total', 0):.2f}; "
                          f"network {median.get('network', float('nan')):.2f}) from `{path.name}`")
-    return ("The winner exported to ONNX (`scalesearch export`) and timed by the same protocol: " + "; ".join(found)
-            + ".") if found else ""
+    if not found:
+        return ""
+    spec = (json.loads(sorted(run.path.glob("export_*.json"))[0].read_text()).get("spec") or {})
+    keys = ("topology", "resolution", "fpn_channels", "fpn_repeats", "head_repeats", "activation", "fusion")
+    match = next((r for r in run.fidelity if all(r.spec.get(k) == spec.get(k) for k in keys)), None)
+    which = f"trial {match.number}'s checkpoint" if match else "a checkpoint"
+    return (f"Exported to ONNX (`scalesearch export`), {which} timed with its trained weights by the same protocol "
+            "(`scalesearch latency CKPT --runtime R --json`): " + "; ".join(found) + ".")

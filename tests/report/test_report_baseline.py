@@ -51,12 +51,14 @@ def test_section_names_the_dominating_point(tmp_path):
     (run / "fidelity_checkpoints").mkdir()
     (run / "fidelity_checkpoints" / "trial1_seed2.pt").write_bytes(b"")  # the best of seeds 0, 1, 2 (mAP 0.63)
     (run / "export_onnxruntime.json").write_text(json.dumps(
-        {"runtime": "onnxruntime", "median_ms": {"total": 6.5, "network": 5.0}, "iqr_ms": {"total": 0.2}}))
+        {"runtime": "onnxruntime", "median_ms": {"total": 6.5, "network": 5.0}, "iqr_ms": {"total": 0.2},
+         "spec": ROWS[1].spec}))
     text = write_report([run], tmp_path / "out").read_text()
     assert "## Against the baseline: Lite0" in text
     assert "**1 architecture(s) dominate Lite0** at the long budget: trial 1 (bifpn, 256 px): mAP +0.1033" in text
     assert "11.00 [10.50, 11.50] vs 22.00 [21.00, 23.00] ms" in text
     assert "Trial 1's best seed (mAP 0.6300) is `" in text and "trial1_seed2.pt --out winner.onnx --nms`" in text
+    assert "trial 1's checkpoint timed with its trained weights" in text
     assert "onnxruntime: 6.50 ms (IQR 0.20; network 5.00)" in text
     assert (tmp_path / "out" / "figures" / "baseline.png").is_file()
 
