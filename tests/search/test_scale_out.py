@@ -114,8 +114,9 @@ def _n_processes_on_one_study(tmp_path: Path, storage: str, kill_one: bool = Fal
     trained = log.read_text().splitlines()
     retries = sum(r["retry_of"] is not None for r in records)
     # Every extra training is a retry: the killed trial's, and (on a loaded machine) a live trial whose
-    # heartbeat went stale and was failed by another process. Nothing lost, nothing counted twice.
-    assert len(trained) == n_trials + retries
+    # heartbeat went stale and was failed by another process (whose own training may not have started yet: a
+    # retry need not mean an extra training). Nothing lost, nothing counted twice.
+    assert n_trials <= len(trained) <= n_trials + retries
     assert retries >= 1 if kill_one else retries == 0
 
 
