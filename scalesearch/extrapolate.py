@@ -12,8 +12,6 @@ resumes and never retrains a rule that is there); ``scalesearch report`` compare
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import Any
 
 from scalesearch import pareto
 from scalesearch.errors import UserError
-from scalesearch.fidelity import FidelityRecord, Trainer, load_fidelity, long_budget, study_trainer
+from scalesearch.fidelity import FidelityRecord, Trainer, check_resumable, load_fidelity, long_budget, study_trainer
 from scalesearch.records import TrialRecord, load_records, write_json_atomic
 
 FILE = "extrapolation.json"
@@ -31,13 +29,7 @@ SEARCHED = "searched rule"
 
 def load_extrapolation(run_dir: str | Path) -> list[FidelityRecord]:
     """The records of ``RUN/extrapolation.json``; [] when there are none."""
-    path = Path(run_dir) / FILE
-    if not path.is_file():
-        return []
-    try:
-        return [FidelityRecord.from_json(row) for row in json.loads(path.read_text())]
-    except (json.JSONDecodeError, TypeError, KeyError) as exc:
-        raise UserError(f"{path}: must hold records written by `scalesearch extrapolate`, but {exc}") from None
+    return load_fidelity(run_dir, FILE, "scalesearch extrapolate")
 
 
 def top_rung(records: list[TrialRecord]) -> float | None:
@@ -109,7 +101,8 @@ def extrapolate(run_dir: str | Path, flops: float, seeds: int = 4, factor: float
         raise UserError(f"--flops: must be above the study's top rung ({rung:.3g}) to extrapolate, but got {flops:.3g}")
     count = count or (lambda spec: float(count_cost(spec).flops))
     space = SearchSpace(config)
-    done = load_fidelity_like(run_dir, factor, seeds)
+    done = load_extrapolation(run_dir)
+    check_resumable(done, factor, seeds, run_dir / FILE)
     steps, seconds = long_budget(config.train_config, factor)
     for label, record in choose_rules(run_dir, records, against):
         params = {k: v for k, v in record.params_sampled.items() if k != "budget_flops"}
@@ -134,14 +127,3 @@ def extrapolate(run_dir: str | Path, flops: float, seeds: int = 4, factor: float
         write_json_atomic(run_dir / FILE, [d.to_json() for d in done])
         log(f"{group}: {spec_flops / 1e9:.3f} GFLOPs, long-budget mAP {done[-1].long_map:.4f} over {len(maps)} seeds")
     return done
-
-
-def load_fidelity_like(run_dir: Path, factor: float, seeds: int) -> list[FidelityRecord]:
-    """The file's records, refusing a rerun at another budget (it would mix budgets in one comparison)."""
-    done = load_extrapolation(run_dir)
-    for record in done:
-        if record.factor != factor or len(record.seeds) > seeds:
-            raise UserError(f"{run_dir / FILE}: holds records at --factor {record.factor:g} --seeds "
-                            f"{len(record.seeds)}, but got --factor {factor:g} --seeds {seeds}; use those (or more "
-                            "seeds) or move the file away")
-    return [dataclasses.replace(r) for r in done]

@@ -60,15 +60,15 @@ class FidelityRecord:
         return cls(**{**data, "seeds": tuple(data["seeds"]), "maps": tuple(data["maps"])})
 
 
-def load_fidelity(run_dir: str | Path) -> list[FidelityRecord]:
-    """The records of ``RUN/fidelity.json``; [] when the run has none."""
-    path = Path(run_dir) / FILE
+def load_fidelity(run_dir: str | Path, file: str = FILE, writer: str = "scalesearch fidelity") -> list[FidelityRecord]:
+    """The records of ``RUN/fidelity.json`` (or ``RUN/<file>``, written by ``writer``); [] when there are none."""
+    path = Path(run_dir) / file
     if not path.is_file():
         return []
     try:
         return [FidelityRecord.from_json(row) for row in json.loads(path.read_text())]
     except (json.JSONDecodeError, TypeError, KeyError) as exc:
-        raise UserError(f"{path}: must hold fidelity records written by `scalesearch fidelity`, but {exc}") from None
+        raise UserError(f"{path}: must hold fidelity records written by `{writer}`, but {exc}") from None
 
 
 def pick(records: Sequence[TrialRecord], k: int, include: Sequence[str] = (), against: str | None = None,
@@ -224,7 +224,7 @@ def _check(top_k: int, factor: float, seeds: int, paired: bool = False) -> None:
         raise UserError(f"--seeds: must be >= 1, but got {seeds}")
 
 
-def _resumable(done: list[FidelityRecord], factor: float, seeds: int, path: Path) -> None:
+def check_resumable(done: list[FidelityRecord], factor: float, seeds: int, path: Path) -> None:
     """A rerun must ask for the budget ``fidelity.json`` holds, or it would mix budgets in one ranking; it may
     ask for more seeds (only the missing ones are trained), never fewer."""
     for record in done:
@@ -267,7 +267,7 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     run_dir = Path(run_dir)
     path = run_dir / FILE
     done = load_fidelity(run_dir)
-    _resumable(done, factor, seeds, path)
+    check_resumable(done, factor, seeds, path)
     config = load_study(run_dir / "study.yaml")
     steps, seconds = long_budget(config.train_config, factor)
     save_dir = run_dir / CHECKPOINTS if save else None
