@@ -30,7 +30,7 @@ from scalesearch.report import plots
 from scalesearch.report.doc import Document
 from scalesearch.report.format import cell, fmt_count
 from scalesearch.report.runs import Run
-from scalesearch.report.stats import ALPHA, permutation_p, smallest_p
+from scalesearch.report.stats import ALPHA, _welch, permutation_p, smallest_p
 
 _ARCH = ("topology", "fusion", "activation", "resolution", "fpn_channels", "fpn_repeats", "head_repeats")
 
@@ -59,12 +59,7 @@ class Duel:
     @property
     def welch_p(self) -> float:
         """Welch's two-sided t-test on the seeds' mAPs; NaN below two seeds on a side or with no variance."""
-        from scipy import stats
-
-        a, b = np.asarray(self.point.maps), np.asarray(self.base.maps)
-        if len(a) < 2 or len(b) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):
-            return float("nan")
-        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+        return _welch(np.asarray(self.point.maps), np.asarray(self.base.maps))
 
     @property
     def permutation(self) -> tuple[float, float]:
