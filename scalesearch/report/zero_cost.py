@@ -90,6 +90,13 @@ def add_section(doc: Document, run: Run) -> None:
     ranked = [(proxy[n][0], -i, n) for i, n in enumerate(names) if proxy[n][0] == proxy[n][0]]
     if ranked:
         tau, _, best = max(ranked)  # ties: the first in the table
-        doc.para(f"Best by tau against the proxy mAP: **{best}** (tau = {tau:.3f}, n = {proxy[best][2]}).")
+        if tau > 0:
+            doc.para(f"Best by tau against the proxy mAP: **{best}** (tau = {tau:.3f}, n = {proxy[best][2]}).")
+        else:
+            strongest = min(ranked, key=lambda t: (t[0], -t[1]))[2]  # ties: the first in the table
+            doc.para(f"No score ranks the points the way the proxy mAP does: every tau is <= 0 (highest: {best}, "
+                     f"tau = {tau:.3f}, n = {proxy[best][2]}). The strongest association is **{strongest}**'s, "
+                     f"tau = {proxy[strongest][0]:.3f}, inverted: a higher score went with a lower mAP, so a "
+                     "prefilter keeping the highest scores would keep the wrong candidates here.")
     else:
         doc.para("Kendall tau is undefined here: fewer than two complete points with scores, or no spread.")

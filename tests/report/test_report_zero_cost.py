@@ -45,3 +45,15 @@ def test_section_adds_the_long_budget_map_from_fidelity_records(tmp_path):
 
 def test_no_section_without_scores(tmp_path):
     assert "Zero-cost scores" not in report_text(tmp_path, [record(0), record(1, phi=1, map_=0.3)])
+
+
+def test_when_every_score_is_inverted_no_score_is_called_best(tmp_path):
+    # mAP rises with phi; every score (and FLOPs / params, made to fall) falls: all tau <= 0
+    rows = [record(i, phi=i, map_=0.1 * (i + 1), flops=1e9 * (4 - i), params=1e6 * (4 - i),
+                   zero_cost={"naswot": 10.0 - i, "synflow": 5.0 - i, "grad_norm": (4.0, 2.0, 3.0, 1.0)[i]})
+            for i in range(4)]
+    body = report_text(tmp_path, rows).split("## Zero-cost scores", 1)[1]
+    assert "Best by tau" not in body
+    # grad_norm (4, 2, 3, 1) vs mAP rising: one concordant pair of 6 -> tau = -2/3, the highest
+    assert "every tau is <= 0 (highest: grad_norm, tau = -0.667, n = 4)" in body
+    assert "The strongest association is **naswot**'s, tau = -1.000, inverted" in body
