@@ -202,13 +202,28 @@ def _conclusion(label: str, found: list[Duel]) -> str:
     if closest is not None:
         text += (f" The most accurate of the faster points is trial {closest.point.number}: mAP {closest.diff:+.4f} "
                  f"against {label} (Welch p = {_p_cell(closest.welch_p)}), latency {_latency_cell(closest.point)} vs "
-                 f"{_latency_cell(closest.base)} ms.")
+                 f"{_latency_cell(closest.base)} ms; it misses {_misses(closest)}.")
     better = [d for d in found if d.diff > 0]
     if better:
         best = max(better, key=lambda d: d.diff)
+    if better and best is not closest:
         text += (f" The highest mean mAP is trial {best.point.number}'s ({best.diff:+.4f}, Welch p = "
                  f"{_p_cell(best.welch_p)}, latency {_latency_cell(best.point)} ms).")
     return text
+
+
+def _misses(duel: Duel) -> str:
+    """The dominance conditions a point fails, in words."""
+    failed = []
+    if duel.diff <= 0:
+        failed.append("a higher mean mAP")
+    elif not duel.beyond_spread:
+        failed.append("every seed above every baseline seed")
+    if not duel.welch_p < ALPHA:
+        failed.append(f"Welch p < {ALPHA:g} (p = {_p_cell(duel.welch_p)})")
+    if not duel.faster:
+        failed.append("interquartile ranges apart")
+    return ", ".join(failed) if failed else "nothing"
 
 
 def _exports(run: Run) -> str:

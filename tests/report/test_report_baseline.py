@@ -69,6 +69,8 @@ def test_nothing_dominates_is_said_with_the_closest_point(tmp_path):
     text = write_report([run], tmp_path / "out").read_text()
     assert "**Nothing dominates Lite0** at the long budget by this test. The most accurate of the faster points " \
            "is trial 2: mAP +0.0133" in text
+    assert "; it misses every seed above every baseline seed, Welch p < 0.05 (p = " in text
+    assert "The highest mean mAP is" not in text  # the same trial is not named twice
 
 
 def test_no_section_without_a_labelled_retrained_point(tmp_path):
