@@ -13,7 +13,7 @@ from scalesearch.report.baseline import Duel, _maps_cell
 from scalesearch.report.doc import Document
 from scalesearch.report.format import cell, fmt_count
 from scalesearch.report.runs import Run
-from scalesearch.report.stats import ALPHA, seeds_needed
+from scalesearch.report.stats import ALPHA, holm, seeds_needed
 
 COEFFICIENTS = ("phi", "width_growth", "fpn_depth_growth", "head_depth_step", "resolution_step",
                 "backbone_width_growth", "backbone_depth_growth")
@@ -73,6 +73,15 @@ def add_section(doc: Document, run: Run, label: str | None = None) -> None:
                  "permutation test on the seeds' mAPs (with the smallest p those seeds can reach); Welch's t-test "
                  "beside it.")
         _table(doc, run, [(f"{fmt_count(rung)} FLOPs", duel) for rung, duel in duels], label)
+        if len(duels) > 1:
+            ps = [duel.permutation[0] for _, duel in duels]
+            kept = [fmt_count(rung) for (rung, _), keep in zip(duels, holm(ps)) if keep]
+            doc.para(f"Several rungs, several tests: with Holm's correction of the {len(ps)} permutation p-values "
+                     f"(family-wise error {ALPHA:g}), {'the difference at ' + ', '.join(kept) + ' FLOPs stays' if kept else 'no rung difference stays'} "
+                     "significant" + (f"; the smallest p these seeds allow ({min(d.permutation[1] for _, d in duels):.2g}) "
+                                      f"is above the first threshold {ALPHA / len(ps):.2g}, so none could: more seeds "
+                                      "per rule would be needed." if min(d.permutation[1] for _, d in duels)
+                                      >= ALPHA / len(ps) else "."))
         doc.heading(3, "Fitted coefficients")
         keys = [k for k in COEFFICIENTS if any(_coefficients(run, d.point).get(k) is not None for _, d in duels)]
         doc.table(["rung", "rule", *keys, *_SHAPE],

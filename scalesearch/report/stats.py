@@ -85,6 +85,17 @@ def smallest_p(design: Sequence[tuple[int, int]]) -> float:
     return min(1.0, (2 if mirrored else 1) / total)
 
 
+def holm(ps: Sequence[float], alpha: float = ALPHA) -> list[bool]:
+    """Holm's step-down correction: which of ``ps`` stay significant with a family-wise error rate of ``alpha``.
+    Sorted ascending, the i-th smallest (from 0) is compared with alpha / (m - i); the first failure stops."""
+    keep = [False] * len(ps)
+    for i, k in enumerate(sorted(range(len(ps)), key=lambda k: ps[k])):
+        if not ps[k] < alpha / (len(ps) - i):
+            break
+        keep[k] = True
+    return keep
+
+
 def seeds_needed(rungs: int, alpha: float = ALPHA, max_seeds: int = 100) -> int | None:
     """The fewest seeds per point (the same for both topologies at each of ``rungs`` rungs) with which
     p < ``alpha`` is reachable; None when ``rungs`` < 1 or more than ``max_seeds`` would be needed."""

@@ -50,4 +50,16 @@ def test_section_per_rung_and_extrapolation(tmp_path):
     assert "## Searched scaling rule vs the paper rule" in text and "### Fitted coefficients" in text
     assert "| 1.000 G FLOPs | 1 | 0 |" in text and "**searched rule better**" in text
     assert "0.0286 (min 0.029)" in text
+    # rung 1: p = 2/70 = 0.0286, the smallest 4 vs 4 allows, is not below 0.05 / 2: no rung survives, and none could
+    assert "with Holm's correction of the 2 permutation p-values (family-wise error 0.05), no rung difference stays " \
+           "significant; the smallest p these seeds allow (0.029) is above the first threshold 0.025" in text
     assert "**Extrapolation: paper rule better**" in text and "4.000 G FLOPs budget" in text
+
+
+def test_holm_step_down():
+    from scalesearch.report.stats import holm
+
+    assert holm([0.0286, 0.771, 0.0571]) == [False, False, False]  # 0.0286 >= 0.05 / 3
+    assert holm([0.01, 0.04, 0.03]) == [True, False, False]  # 0.01 < 0.05/3, then 0.03 >= 0.05/2 stops
+    assert holm([0.01, 0.02, 0.04]) == [True, True, True]  # 0.01 < 0.0167, 0.02 < 0.025, 0.04 < 0.05
+    assert holm([]) == []
