@@ -74,14 +74,7 @@ def add_section(doc: Document, run: Run, label: str | None = None) -> None:
                  "beside it.")
         _table(doc, run, [(f"{fmt_count(rung)} FLOPs", duel) for rung, duel in duels], label)
         if len(duels) > 1:
-            ps = [duel.permutation[0] for _, duel in duels]
-            kept = [fmt_count(rung) for (rung, _), keep in zip(duels, holm(ps)) if keep]
-            doc.para(f"Several rungs, several tests: with Holm's correction of the {len(ps)} permutation p-values "
-                     f"(family-wise error {ALPHA:g}), {'the difference at ' + ', '.join(kept) + ' FLOPs stays' if kept else 'no rung difference stays'} "
-                     "significant" + (f"; the smallest p these seeds allow ({min(d.permutation[1] for _, d in duels):.2g}) "
-                                      f"is above the first threshold {ALPHA / len(ps):.2g}, so none could: more seeds "
-                                      "per rule would be needed." if min(d.permutation[1] for _, d in duels)
-                                      >= ALPHA / len(ps) else "."))
+            doc.para(_holm_sentence(duels))
         doc.heading(3, "Fitted coefficients")
         keys = [k for k in COEFFICIENTS if any(_coefficients(run, d.point).get(k) is not None for _, d in duels)]
         doc.table(["rung", "rule", *keys, *_SHAPE],
@@ -99,6 +92,21 @@ def add_section(doc: Document, run: Run, label: str | None = None) -> None:
         doc.para(f"**Extrapolation: {verdict(duel, label)}** (searched phi {cell(searched.rule.get('phi'))}, "
                  f"{fmt_count(searched.flops)} FLOPs; {label} phi {cell(reference.rule.get('phi'))}, "
                  f"{fmt_count(reference.flops)} FLOPs). A searched rule is only useful if it transfers upward.")
+
+
+def _holm_sentence(duels: list[tuple[float, Duel]]) -> str:
+    """Several rungs are several tests: which rung differences survive Holm's correction, and whether any could."""
+    ps = [duel.permutation[0] for _, duel in duels]
+    kept = [fmt_count(rung) for (rung, _), keep in zip(duels, holm(ps)) if keep]
+    floor, first = min(duel.permutation[1] for _, duel in duels), ALPHA / len(ps)
+    text = (f"Several rungs, several tests: with Holm's correction of the {len(ps)} permutation p-values "
+            f"(family-wise error {ALPHA:g}), "
+            + (f"the difference at {', '.join(kept)} FLOPs stays significant" if kept
+               else "no rung difference stays significant"))
+    if floor >= first:
+        return text + (f"; the smallest p these seeds allow ({floor:.2g}) is above the first threshold {first:.2g}, "
+                       "so none could: more seeds per rule would be needed.")
+    return text + "."
 
 
 def _table(doc: Document, run: Run, rows: list[tuple[str, Duel]], label: str) -> None:
