@@ -5,7 +5,9 @@ Run as a script (``python tests/search/search_fakes.py run STUDY ...``) it insta
 worker processes that ``multiprocessing`` spawns (which re-import this main module) get them too.
 ``$FAKE_TRAIN_SECONDS`` makes each fake training sleep; ``$FAKE_TRAIN_LOG`` appends
 ``pid name`` lines for every training started, and with ``$FAKE_TRAIN_WAIT_PIDS=k`` the first
-trainings wait until k processes have started one.
+trainings wait until k processes have started one. ``$FAKE_TRAIN_HOLD=PATH`` holds every training until the
+file PATH exists (a test creates it when the event it waits for has happened); with
+``$FAKE_TRAIN_HOLD_FROM=k`` only from the k-th training in the log on.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ def fake_train(spec, train_data, val_data, cfg, *, on_eval=None, progress=True, 
         with open(log, "a") as handle:
             handle.write(f"{os.getpid()} {spec.name}\n")
         _wait_for_workers(log, int(os.environ.get("FAKE_TRAIN_WAIT_PIDS", "0")))
+    hold = os.environ.get("FAKE_TRAIN_HOLD")
+    if hold and _started(log) >= int(os.environ.get("FAKE_TRAIN_HOLD_FROM", "0")):
+        wait_for(lambda: os.path.exists(hold), f"{hold} to exist")
     time.sleep(float(os.environ.get("FAKE_TRAIN_SECONDS", "0")))
     metrics = fake_metrics(spec, cfg.seed)
     if on_eval is not None and cfg.eval_every:
@@ -51,14 +56,31 @@ def fake_train(spec, train_data, val_data, cfg, *, on_eval=None, progress=True, 
                        images_per_second=100.0)
 
 
+def _started(log: str | None) -> int:
+    """How many trainings the log has seen start."""
+    if not log or not os.path.exists(log):
+        return 0
+    with open(log) as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def wait_for(event, what: str, timeout: float = 120.0, poll: float = 0.02) -> None:
+    """Wait until ``event()`` is true: polls an observable state (a file, a line, a process), never a fixed
+    sleep standing for an ordering. ``timeout`` only bounds a hung test; it raises naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not event():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(poll)
+
+
 def _wait_for_workers(log: str, count: int, timeout: float = 120.0) -> None:
     """Hold the first trainings until ``count`` processes have started one (so all workers take part)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    def started() -> bool:
         with open(log) as handle:
-            if len({line.split()[0] for line in handle if line.strip()}) >= count:
-                return
-        time.sleep(0.05)
+            return len({line.split()[0] for line in handle if line.strip()}) >= count
+    if count:
+        wait_for(started, f"{count} processes to start a training", timeout)
 
 
 def install() -> None:

@@ -7,10 +7,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from conftest import tiny_study
+from search_fakes import wait_for
 from scalesearch.cli import main
 from conftest import records_json as load_records
 
@@ -46,12 +46,12 @@ def test_sigkill_then_rerun_ends_with_exactly_n_trials(tmp_path):
     study = tiny_study(tmp_path, search={"n_trials": 6, "sampler": "tpe"}, space=CONTINUOUS)
     db = tmp_path / "run" / "study.db"
     log = tmp_path / "trained.log"
-    proc = _cli(study, {"FAKE_TRAIN_SECONDS": "1.5", "FAKE_TRAIN_LOG": str(log)})
-    deadline = time.time() + 120
-    while time.time() < deadline:  # kill while the third trial trains
-        if log.is_file() and len(log.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.05)
+    # the third training is held (a file that never appears), so the kill always lands inside it
+    proc = _cli(study, {"FAKE_TRAIN_LOG": str(log), "FAKE_TRAIN_HOLD": str(tmp_path / "never"),
+                        "FAKE_TRAIN_HOLD_FROM": "3"})
+    wait_for(lambda: log.is_file() and len(log.read_text().splitlines()) >= 3 or proc.poll() is not None,
+             "the third training to start")
+    assert proc.poll() is None, proc.communicate()[1]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     killed = [n for n, s in _states(db) if s == "RUNNING"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import records_json, tiny_study
+from search_fakes import wait_for
 from scalesearch import cpu_share
 
 FAKE_CLI = Path(__file__).with_name("search_fakes.py")
@@ -59,21 +60,27 @@ def test_a_claim_gets_what_live_claims_leave(tmp_path, monkeypatch):
 
 
 def test_two_runs_started_by_hand_divide_the_cores(tmp_path):
+    """The first run is held inside its first training (an event: a file the test creates) until the second
+    run has finished, so the second sees the first alive for its whole life, whatever the machine's speed."""
     cores = os.cpu_count() or 1
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     first = tiny_study(tmp_path / "a", search={"n_trials": 4}, space=CONTINUOUS)
     second = tiny_study(tmp_path / "b", search={"n_trials": 2}, space=CONTINUOUS)
-    log = tmp_path / "trained.log"
-    one = _cli(first, {"FAKE_TRAIN_SECONDS": "1.0", "FAKE_TRAIN_LOG": str(log)})
-    deadline = time.time() + 60
-    while time.time() < deadline and not (log.is_file() and log.read_text().strip()):
-        time.sleep(0.05)
-    two = _cli(second)
-    _, err = two.communicate(timeout=120)
+    log, release = tmp_path / "trained.log", tmp_path / "release"
+    one = _cli(first, {"FAKE_TRAIN_LOG": str(log), "FAKE_TRAIN_HOLD": str(release)})
+    try:
+        wait_for(lambda: log.is_file() and bool(log.read_text().strip()) or one.poll() is not None,
+                 "the first run to start training")
+        assert one.poll() is None, one.communicate()[1]
+        two = _cli(second)
+        _, err = two.communicate(timeout=120)
+        assert one.poll() is None  # still held: it was alive and claiming cores through the whole second run
+    finally:
+        release.touch()
     assert two.returncode == 0, err
     assert one.wait(timeout=120) == 0
     line = [x for x in err.splitlines() if "other scalesearch process" in x]
-    assert len(line) == 1 and f"pid {one.pid}" in line[0]
+    assert len(line) == 1 and f"pid {one.pid}" in line[0], err
     assert {r["threads"] for r in records_json(tmp_path / "b" / "run")} == {max(1, cores // 2)}  # its equal part
     first_threads = [r["threads"] for r in sorted(records_json(tmp_path / "a" / "run"), key=lambda r: r["number"])]
     assert first_threads[0] == cores and set(first_threads) <= {cores, max(1, cores // 2)}  # re-divided between trials
@@ -91,13 +98,12 @@ def _n_processes_on_one_study(tmp_path: Path, storage: str, kill_one: bool = Fal
            "SCALESEARCH_GRACE_S": "10"}
     procs = [_cli(study, env) for _ in range(3)]
     if kill_one:
-        deadline = time.time() + 60
         victim = procs[0]
-        while time.time() < deadline:  # kill the first process while it trains
+
+        def victim_trains() -> bool:  # kill the first process while it trains
             lines = log.read_text().splitlines() if log.is_file() else []
-            if any(line.split()[0] == str(victim.pid) for line in lines):
-                break
-            time.sleep(0.02)
+            return any(line.split()[0] == str(victim.pid) for line in lines)
+        wait_for(victim_trains, "the first process to start a training", timeout=60)
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         procs = procs[1:]
