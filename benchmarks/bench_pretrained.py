@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from scalesearch.machine import portable_command
+
 ROOT = Path(__file__).resolve().parents[1]
 BCCD = ROOT / ".." / "shared" / "datasets" / "bccd"
 RECORD = ROOT / "reports" / "benchmarks" / "pretrained.json"
@@ -189,7 +191,7 @@ def cli_check(data: str, out: Path, steps: int = 400) -> dict:
                 "--out", str(folder)]
         subprocess.run(argv, check=True)
         summary = json.loads((folder / "metrics.json").read_text())
-        found[name] = {"command": " ".join(argv[:-2]), "map": summary["metrics"]["map"],
+        found[name] = {"command": portable_command(argv[:-2]), "map": summary["metrics"]["map"],
                        "map50": summary["metrics"]["map50"], "train_seconds": summary["train_seconds"]}
     return found
 
@@ -233,7 +235,7 @@ def main() -> None:
     print(f"chosen recipe: {recipe}", flush=True)
     phase2 = capacity_jobs(args.steps, recipe)
     results += run_all(phase2, paths, args.device, args.jobs, args.threads, sink)
-    record = {"benchmark": "pretrained", "command": " ".join(sys.argv), "steps": args.steps, "batch_size": 8,
+    record = {"benchmark": "pretrained", "command": portable_command(sys.argv), "steps": args.steps, "batch_size": 8,
               "device": args.device, "machine": _machine(args.device), "seconds": round(time.time() - start),
               "recipe": recipe, "jobs": sorted(results, key=lambda r: json.dumps(r, sort_keys=True))}
     Path(args.record).parent.mkdir(parents=True, exist_ok=True)

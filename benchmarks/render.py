@@ -5,7 +5,12 @@ No figure is typed by hand: each Markdown file is a function of its record, and 
 ``trials.json`` and ``meta.json``). One renderer per benchmark name (the record's ``benchmark`` key) in
 ``RENDERERS`` and one headline function in ``HEADLINES``; a record without one is listed, not rendered.
 
-    python benchmarks/render.py            # all records + reports/benchmarks.md
+    python benchmarks/render.py                    # every record, reports/benchmarks.md, every study report
+    python benchmarks/render.py --only benchmarks  # the benchmark pages and index only (seconds)
+
+Study reports (``reports/*/report.md`` + ``report.html`` + figures) are re-rendered by the ``scalesearch
+report`` command stated under each one's title, from the committed run folders (``reports/runs/*``);
+``tests/report/test_committed_reports.py`` renders each into a temporary folder and fails on any difference.
 
 Benchmark scripts call ``begin_record(name)`` once their settings are known and ``save_record(record)``
 at the end: that adds the run time and load averages, writes the JSON and re-renders everything.
@@ -13,12 +18,16 @@ at the end: that adds the run time and load averages, writes the JSON and re-ren
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import os
+import re
 import shlex
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -32,8 +41,11 @@ LOCK = "/tmp/scalesearch-cpu.lock"
 # ---------------------------------------------------------------- writing records
 
 def _command() -> tuple[str, bool]:
-    """The command line as typed (the parent ``flock ... python ...`` when run under the CPU lock), locked?"""
-    own = shlex.join(["python", *sys.argv])
+    """The command line as typed (the parent ``flock ... python ...`` when run under the CPU lock), locked?
+    Absolute paths in it are made relative to the working folder (``machine.portable_command``)."""
+    from scalesearch.machine import portable_command
+
+    own = portable_command(["python", *sys.argv])
     try:
         parent = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")
         argv = [a.decode() for a in parent if a]
@@ -65,7 +77,7 @@ def save_record(record: dict) -> Path:
     path = FOLDER / f"{record['benchmark']}.json"
     path.write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {_rel(path)}")
-    main()
+    render_benchmarks()
     return path
 
 
@@ -655,10 +667,13 @@ def _rel(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def main() -> int:
+def render_benchmarks(folder: Path = FOLDER, index: Path = INDEX, out_folder: Path | None = None) -> int:
+    """Every record in ``folder`` rendered as ``NAME.md`` (into ``out_folder``, default beside it) and the
+    index ``index``; returns the number of records that could not be rendered."""
+    out_folder = out_folder or folder
     records: dict[str, dict] = {}
     failed = 0
-    for path in sorted(FOLDER.glob("*.json")):
+    for path in sorted(folder.glob("*.json")):
         try:
             rec = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -677,11 +692,106 @@ def main() -> int:
             failed += 1
             continue
         records[name] = rec
-        out = path.with_suffix(".md")
+        out = out_folder / path.with_suffix(".md").name
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(page)
         print(f"wrote {_rel(out)}")
-    INDEX.write_text(render_index(records))
-    print(f"wrote {_rel(INDEX)}")
+    index.parent.mkdir(parents=True, exist_ok=True)
+    index.write_text(render_index(records))
+    print(f"wrote {_rel(index)}")
+    return failed
+
+
+# ---------------------------------------------------------------- study reports
+
+WRITTEN = re.compile(r"^Written .+ by `(scalesearch report .+)`\.$")
+
+
+@dataclass(frozen=True)
+class CommittedReport:
+    """A committed study report and the command that made it (its third line): run folders and output folder,
+    relative to the repository."""
+    page: Path
+    command: str
+    runs: tuple[str, ...]
+    out: str
+
+
+def committed_reports(root: Path = ROOT) -> list[CommittedReport]:
+    """Every ``reports/*/report.md`` with the ``scalesearch report`` command stated under its title."""
+    found = []
+    for page in sorted((root / "reports").glob("*/report.md")):
+        lines = page.read_text().splitlines()
+        match = WRITTEN.match(lines[2]) if len(lines) > 2 else None
+        if match is None:
+            raise ValueError(f"{_rel(page)}: line 3 does not state the `scalesearch report` command that wrote it")
+        args = shlex.split(match.group(1))[2:]
+        cut = args.index("--out")
+        found.append(CommittedReport(page, match.group(1), tuple(args[:cut]), args[cut + 1]))
+    return found
+
+
+def render_report(report: CommittedReport, out_dir: Path | None = None) -> Path:
+    """Re-render one committed report from its committed run folders into ``out_dir``, with the same command
+    line under its title; returns the written ``report.md``."""
+    from scalesearch.report import write_report
+
+    with contextlib.chdir(ROOT):  # the command's run folders are relative to the repository
+        return write_report(list(report.runs), out_dir, command=report.command)
+
+
+def without_written_line(text: str) -> str:
+    """A report's text less its ``Written <time> by ...`` line (Markdown or HTML), the one line that changes
+    on every rendering."""
+    return "\n".join(line for line in text.splitlines() if "Written " not in line or " by " not in line)
+
+
+IMAGE_DATA = re.compile(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=]+")
+
+
+def same_report(a: Path, b: Path, images: bool = True) -> bool:
+    """Two report folders hold the same report: same Markdown and HTML (Written line aside) and the same
+    figure files; ``images=False`` compares the figures' names but not their pixels (which a different
+    matplotlib or FreeType may draw differently from the same records)."""
+    def text(folder: Path, name: str) -> str:
+        body = without_written_line((folder / name).read_text())
+        return body if images else IMAGE_DATA.sub("data:image", body)
+
+    if any(text(a, name) != text(b, name) for name in ("report.md", "report.html")):
+        return False
+    figures = [sorted(p.name for p in (d / "figures").glob("*")) for d in (a, b)]
+    return figures[0] == figures[1] and (not images or all(
+        (a / "figures" / n).read_bytes() == (b / "figures" / n).read_bytes() for n in figures[0]))
+
+
+def update_report(report: CommittedReport) -> bool:
+    """Re-render ``report`` in place when its records changed; an unchanged report keeps its files (and its
+    Written line). Returns whether it changed."""
+    import shutil
+    import tempfile
+
+    target = ROOT / report.out
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = render_report(report, Path(tmp) / "report").parent
+        if target.is_dir() and same_report(fresh, target):
+            return False
+        shutil.rmtree(target / "figures", ignore_errors=True)
+        shutil.copytree(fresh, target, dirs_exist_ok=True)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Re-render every committed benchmark page, reports/benchmarks.md "
+                                     "and every committed study report (reports/*/report.md) from their records.")
+    parser.add_argument("--only", choices=("benchmarks", "reports"), help="render one of the two kinds only")
+    args = parser.parse_args(argv)
+    failed = 0
+    if args.only != "reports":
+        failed += render_benchmarks()
+    if args.only != "benchmarks":
+        for report in committed_reports():
+            changed = update_report(report)
+            print(f"{'wrote' if changed else 'unchanged:'} {report.out}/report.md")
     return 1 if failed else 0
 
 

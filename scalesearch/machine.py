@@ -66,3 +66,26 @@ def resolve_device(name: str) -> str:
     if not torch.cuda.is_available():
         raise UserError(f"--device: cuda needs a visible CUDA GPU, but none is available (got {name!r})")
     return name
+
+
+def portable_path(path: str | os.PathLike, base: str | os.PathLike | None = None) -> str:
+    """``path`` as recorded: an absolute path becomes relative to ``base`` (the working folder: the repository
+    when commands are run from it), so no record carries a path of the machine that made it; a relative path
+    is kept as typed."""
+    text = os.fspath(path)
+    if not os.path.isabs(text):
+        return text
+    return os.path.relpath(text, os.fspath(base) if base is not None else os.getcwd())
+
+
+def portable_command(argv: list[str] | tuple[str, ...], base: str | os.PathLike | None = None) -> str:
+    """A command line for a record: every absolute path in it (an argument, or the value of ``key=value``)
+    made relative by ``portable_path``; quoted as a shell would need it."""
+    import shlex
+
+    def one(arg: str) -> str:
+        key, eq, value = arg.partition("=")
+        if eq and os.path.isabs(value) and not os.path.isabs(key):
+            return f"{key}={portable_path(value, base)}"
+        return portable_path(arg, base) if os.path.isabs(arg) else arg
+    return shlex.join(one(str(a)) for a in argv)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
 
 
@@ -23,10 +22,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scalesearch.machine import portable_command
     from scalesearch.report import write_report
 
     out = args.out or (Path(args.run_dirs[0]) / "report" if len(args.run_dirs) == 1 else Path("report"))
-    command = shlex.join(["scalesearch", "report", *args.run_dirs, "--out", str(out)])
+    command = portable_command(["scalesearch", "report", *args.run_dirs, "--out", str(out)])
     path = write_report(args.run_dirs, out, command=command)
     print(f"wrote {path} and {path.with_suffix('.html')}")
     return 0

@@ -44,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(f"scalesearch run: {warning}", file=sys.stderr)
     run_dir = config.output_dir()
-    records = run_study(config, run_dir, command=" ".join(["scalesearch", *sys.argv[1:]]), progress=not args.quiet)
+    from scalesearch.machine import portable_command
+
+    command = portable_command(["scalesearch", *sys.argv[1:]])
+    records = run_study(config, run_dir, command=command, progress=not args.quiet)
     states: dict[str, int] = {}
     for record in records:
         states[record.state.value] = states.get(record.state.value, 0) + 1

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import yaml
 
 from scalesearch.errors import UserError
-from scalesearch.machine import machine_info
+from scalesearch.machine import machine_info, portable_command, portable_path
 from scalesearch.records import TrialRecord, write_json_atomic
 from scalesearch.search.backend import get_backend
 
@@ -33,7 +33,7 @@ def run_study(config: Any, run_dir: Path, command: str = "", progress: bool = Tr
     _check_same_study(config, run_dir)
     backend.check()  # a bad storage URL or cluster address fails here, leaving no half-made folder
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "study.yaml").write_text(config.to_yaml())
+    (run_dir / "study.yaml").write_text(_portable_yaml(config))
     with _run_lock(run_dir) as exclusive:
         meta = _start_meta(config, run_dir, command)
         try:
@@ -60,6 +60,18 @@ def _run_lock(run_dir: Path) -> Iterator[bool]:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _portable_yaml(config: Any) -> str:
+    """The resolved study as the run folder keeps it: its output and dataset paths relative to the working
+    folder (``machine.portable_path``), as a user who types relative paths gets them anyway."""
+    data = config.model_dump(mode="json")
+    if data.get("output"):
+        data["output"] = portable_path(data["output"])
+    dataset = data.get("dataset")
+    if isinstance(dataset, dict) and isinstance(dataset.get("path"), str):
+        dataset["path"] = portable_path(dataset["path"])
+    return yaml.safe_dump(data, sort_keys=False)
+
+
 def _check_same_study(config: Any, run_dir: Path) -> None:
     """A run folder holds one study: refuse to resume it with a different space or objectives."""
     path = run_dir / "study.yaml"
@@ -78,7 +90,7 @@ def _start_meta(config: Any, run_dir: Path, command: str) -> dict[str, Any]:
 
     old = json.loads((run_dir / "meta.json").read_text()) if (run_dir / "meta.json").is_file() else {}
     meta = {
-        "command": command or " ".join(sys.argv), "study_name": config.name,
+        "command": command or portable_command(sys.argv), "study_name": config.name,
         "backend": config.search.backend,
         # None: the folder's own study.db, found by load_records wherever the folder is moved.
         "storage": config.search.storage,
