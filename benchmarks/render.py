@@ -586,6 +586,136 @@ RENDERERS["latency"], HEADLINES["latency"] = render_latency, headline_latency
 ORDER = (*ORDER, "latency")
 
 
+# ---------------------------------------------------------------- readme (benchmarks/bench_readme.py)
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
+
+
+def _runs(rec: dict, name: str) -> list[dict]:
+    return [r for r in rec["runs"] if r["name"] == name]
+
+
+def _install_and_job(run: dict) -> tuple[float, float]:
+    """(seconds of the venv + pip steps, seconds of the rest) of one README command run."""
+    install = sum(s["seconds"] or 0 for s in run["steps"] if "venv" in s["step"] or "pip install" in s["step"])
+    return install, run["seconds"] - install
+
+
+def _cpu_short(rec: dict) -> str:
+    m = rec.get("machine") or {}
+    return f"{m.get('cpu', '?')}, {m.get('cpus', '?')} cores"
+
+
+def readme_figures(rec: dict) -> dict[str, str]:
+    """The README's generated sentences (quick start and tests), each a function of ``readme.json``."""
+    day = rec.get("started", "?").split(" ")[0]
+    spans = {}
+    quick = _runs(rec, "quickstart")
+    if quick and quick[0]["returncode"] == 0:
+        q = quick[0]
+        install, job = _install_and_job(q)
+        rss = f"; peak memory {q['peak_rss_mb'] / 1024:.1f} GB" if q.get("peak_rss_mb") else ""
+        spans["quickstart"] = (
+            f"{_duration(job)} for the study after a {_duration(install)} install on {_cpu_short(rec)}, from a fresh "
+            f"clone, synthetic data generation included; best trial {q['best']['number']} AP50 "
+            f"{q['best']['map50']:.3f} (mAP {q['best']['map']:.3f}){rss}; measured {day}, "
+            "`reports/benchmarks/readme.md`")
+    tests = _runs(rec, "tests")
+    if tests:
+        green = sum(r["returncode"] == 0 for r in tests)
+        counts = tests[-1].get("counts", {})
+        times = ", ".join(_duration(r["pytest_seconds"]) for r in tests if r.get("pytest_seconds"))
+        install, _ = _install_and_job(tests[0])
+        spans["tests"] = (
+            f"{counts.get('passed', 0)} passed, {counts.get('deselected', 0)} deselected, in {times} on "
+            f"{_cpu_short(rec)} after a {_duration(install)} install; {green} of {len(tests)} runs in a row on a fresh "
+            f"clone green; measured {day}, `reports/benchmarks/readme.md`")
+    return spans
+
+
+def render_readme(rec: dict) -> str:
+    body = [f"The README's two commands, read from README.md and run as typed in fresh clones of commit "
+            f"`{rec.get('commit', '?')[:10]}`" + (" (the tree also had uncommitted changes)"
+                                                  if rec.get("uncommitted_changes") else "") + ".", "",
+            "| run | command | exit | wall | install | job | pytest | peak RSS |", "|---|---|---|---|---|---|---|---|"]
+    for i, r in enumerate(rec["runs"]):
+        install, job = _install_and_job(r)
+        summary = r.get("summary_line") or (f"best AP50 {r['best']['map50']:.3f}" if r.get("best") else "")
+        rss = f"{r['peak_rss_mb']} MB" if r.get("peak_rss_mb") else "-"
+        body.append(f"| {i + 1}: {r['name']} | `{r['command'].splitlines()[0][-60:]}` | {r['returncode']} | "
+                    f"{_duration(r['seconds'])} | {_duration(install)} | {_duration(job)} | {summary} | {rss} |")
+    body += ["", "Steps of each run (seconds):", ""]
+    for i, r in enumerate(rec["runs"]):
+        body.append(f"- {i + 1}: " + "; ".join(f"`{s['step']}` {s['seconds']}" for s in r["steps"]))
+    return "\n".join(_page(rec, "readme", []).splitlines() + body) + "\n"
+
+
+def headline_readme(rec: dict) -> list[str]:
+    return [f"{name}: {text}" for name, text in readme_figures(rec).items()]
+
+
+TITLES["readme"] = "The README's two commands on a fresh clone"
+RENDERERS["readme"], HEADLINES["readme"] = render_readme, headline_readme
+ORDER = ("readme", *ORDER)
+GENERATED = re.compile(r"<!-- generated: (\w+) -->(.*?)<!-- /generated -->", re.S)
+
+
+def render_readme_file(text: str, rec: dict | None) -> str:
+    """README.md with every ``<!-- generated: NAME -->...<!-- /generated -->`` span filled from ``readme.json``."""
+    spans = readme_figures(rec) if rec else {}
+    return GENERATED.sub(lambda m: f"<!-- generated: {m.group(1)} -->{spans.get(m.group(1), 'not measured yet')}"
+                                   "<!-- /generated -->", text)
+
+
+# ---------------------------------------------------------------- study headers (studies/*.yaml)
+
+def _meta_seconds(meta: dict) -> float | None:
+    from datetime import datetime
+
+    if not (meta.get("start") and meta.get("end")):
+        return None
+    return (datetime.fromisoformat(meta["end"]) - datetime.fromisoformat(meta["start"])).total_seconds()
+
+
+def _study_runs(stem: str) -> list[Path]:
+    """Committed run folders made by ``scalesearch run studies/<stem>.yaml`` (the one named after it first)."""
+    found = []
+    for meta_path in sorted(RUNS.glob("*/meta.json")):
+        args = shlex.split(json.loads(meta_path.read_text()).get("command", ""))
+        if any(Path(a).name == f"{stem}.yaml" for a in args):
+            found.append(meta_path.parent)
+    return sorted(found, key=lambda p: p.name != stem)
+
+
+def study_measured_line(stem: str) -> str | None:
+    """``# Measured: ...`` for a study header, from its committed run folder's meta.json and trials.json."""
+    runs = _study_runs(stem)
+    if not runs:
+        return None
+    run = runs[0]
+    meta = json.loads((run / "meta.json").read_text())
+    trials = json.loads((run / "trials.json").read_text())
+    seconds = _meta_seconds(meta)
+    machine = meta.get("machine") or {}
+    gpu = machine.get("gpu") or ("a lent GPU machine" if "device=cuda" in meta.get("command", "") else None)
+    where = (f"{gpu} ({machine.get('cpus', '?')} CPU cores)" if gpu else
+             f"{machine.get('cpu') or 'CPU'}, {machine.get('cpus', '?')} cores")
+    took = _duration(seconds) if seconds is not None else "wall time not recorded"
+    return (f"# Measured: the committed run {run.relative_to(ROOT)} took {took} wall for {len(trials)} trials on "
+            f"{where} (meta.json; generated by benchmarks/render.py).")
+
+
+def render_study_header(text: str, stem: str) -> str:
+    """A study file with its ``# Measured:`` line (if it has one) regenerated from the committed records."""
+    line = study_measured_line(stem)
+    out = []
+    for old in text.splitlines():
+        out.append(line if old.startswith("# Measured:") and line else old)
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+
+
 # ---------------------------------------------------------------- shipped studies (reports/runs/*)
 
 def _reports_of(run: str) -> list[str]:
@@ -788,6 +918,18 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     if args.only != "reports":
         failed += render_benchmarks()
+    if args.only != "reports":
+        readme = ROOT / "README.md"
+        rec_path = FOLDER / "readme.json"
+        fresh = render_readme_file(readme.read_text(), json.loads(rec_path.read_text()) if rec_path.exists() else None)
+        if fresh != readme.read_text():
+            readme.write_text(fresh)
+            print("wrote README.md")
+        for study in sorted((ROOT / "studies").glob("*.yaml")):
+            fresh = render_study_header(study.read_text(), study.stem)
+            if fresh != study.read_text():
+                study.write_text(fresh)
+                print(f"wrote {_rel(study)}")
     if args.only != "benchmarks":
         for report in committed_reports():
             changed = update_report(report)

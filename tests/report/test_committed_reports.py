@@ -73,3 +73,37 @@ def test_recorded_commands_are_made_relative():
                              "dataset.path=/work/main/.device_data/bccd", "--out", "/tmp/runs/x"],
                             base="/work/main") == (
         "scalesearch run 'studies/a b.yaml' --set dataset.path=.device_data/bccd --out ../../tmp/runs/x")
+
+
+def test_readme_and_study_header_figures_are_generated_from_records():
+    import json
+
+    record = render.FOLDER / "readme.json"
+    rec = json.loads(record.read_text()) if record.exists() else None
+    readme = (REPO / "README.md").read_text()
+    assert readme.count("<!-- generated: ") >= 2
+    assert render.render_readme_file(readme, rec) == readme, "README.md is stale: run `python benchmarks/render.py`"
+    for study in sorted((REPO / "studies").glob("*.yaml")):
+        text = study.read_text()
+        assert render.render_study_header(text, study.stem) == text, f"{study.name}: run `python benchmarks/render.py`"
+
+
+def test_readme_bench_reads_and_times_the_readme_commands(tmp_path):
+    import subprocess
+
+    import bench_readme
+
+    commands = bench_readme.readme_commands()
+    assert commands["tests"].endswith("python -m pytest -q") and "scalesearch run studies/" in commands["quickstart"]
+    assert "python -m pytest -q" in (REPO / ".ci" / "run").read_text()  # CI runs the README's test command
+    log = tmp_path / "log.txt"
+    result = bench_readme.run_command("echo one && true && echo two", tmp_path, log)
+    assert result["returncode"] == 0 and [s["step"] for s in result["steps"]] == ["echo one", "true", "echo two"]
+    assert all(s["seconds"] is not None and s["seconds"] >= 0 for s in result["steps"])
+    assert result["output_tail"] == ["one", "two"]
+    failed = bench_readme.run_command("true && false && echo never", tmp_path, log)
+    assert failed["returncode"] == 1 and len(failed["steps"]) == 2 and failed["steps"][1]["seconds"] is None
+    assert bench_readme.pytest_summary(["x", "= 731 passed, 1 skipped, 17 deselected in 601.25s (0:10:01) ="]) == {
+        "summary_line": "731 passed, 1 skipped, 17 deselected in 601.25s (0:10:01)",
+        "counts": {"passed": 731, "skipped": 1, "deselected": 17}, "pytest_seconds": 601.25}
+    assert subprocess.run(["bash", "-n", "-c", bench_readme.timed_script(commands["tests"])]).returncode == 0
