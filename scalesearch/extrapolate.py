@@ -37,8 +37,10 @@ def top_rung(records: list[TrialRecord]) -> float | None:
     return max(rungs) if rungs else None
 
 
-def choose_rules(run_dir: Path, records: list[TrialRecord], against: str) -> list[tuple[str, TrialRecord]]:
-    """[(label, trial)] for the best searched rule at the top rung and the ``against`` rule (that rung's)."""
+def choose_rules(run_dir: Path, records: list[TrialRecord], against: str,
+                 fidelity: list[FidelityRecord] | None = None) -> list[tuple[str, TrialRecord]]:
+    """[(label, trial)] for the best searched rule at the top rung and the ``against`` rule (that rung's);
+    ``fidelity``: the records of ``RUN/fidelity.json`` when already loaded."""
     finished = pareto.feasible(records)
     rung = top_rung(finished)
     at_top = [r for r in finished if r.budget_flops == rung]
@@ -50,7 +52,8 @@ def choose_rules(run_dir: Path, records: list[TrialRecord], against: str) -> lis
     searched = [r for r in at_top if r.label != against]
     if not searched:
         raise UserError(f"{run_dir}: no finished searched trial at the top FLOPs rung to extrapolate")
-    retrained = {row.number: row.long_map for row in load_fidelity(run_dir) if row.label is None}
+    rows = load_fidelity(run_dir) if fidelity is None else fidelity
+    retrained = {row.number: row.long_map for row in rows if row.label is None}
     by_long = [r for r in searched if r.number in retrained]
     best = (max(by_long, key=lambda r: retrained[r.number]) if by_long else
             max(searched, key=lambda r: r.get("map")))
@@ -86,7 +89,6 @@ def extrapolate(run_dir: str | Path, flops: float, seeds: int = 4, factor: float
     record them in ``RUN/extrapolation.json`` (resumable). ``trainer`` / ``count`` replace training and FLOPs
     counting (tests). Returns every record in the file."""
     from scalesearch.config import load_study
-    from scalesearch.cost import count_cost
     from scalesearch.search.space import SearchSpace
 
     if not flops > 0 or not math.isfinite(flops):
@@ -94,17 +96,22 @@ def extrapolate(run_dir: str | Path, flops: float, seeds: int = 4, factor: float
     if seeds < 1:
         raise UserError(f"--seeds: must be >= 1, but got {seeds}")
     run_dir = Path(run_dir)
-    config = load_study(run_dir / "study.yaml")
+    # The run's own files first: a damaged one stops here, before the study is validated or anything is counted.
     records = load_records(run_dir)
+    retrained = load_fidelity(run_dir)
+    done = load_extrapolation(run_dir)
+    config = load_study(run_dir / "study.yaml")
     rung = top_rung(pareto.feasible(records))
     if rung is not None and flops <= rung:
         raise UserError(f"--flops: must be above the study's top rung ({rung:.3g}) to extrapolate, but got {flops:.3g}")
-    count = count or (lambda spec: float(count_cost(spec).flops))
+    if count is None:
+        from scalesearch.cost import count_cost  # imports torch: only once the inputs are known to be sound
+
+        count = lambda spec: float(count_cost(spec).flops)  # noqa: E731
     space = SearchSpace(config)
-    done = load_extrapolation(run_dir)
     check_resumable(done, factor, seeds, run_dir / FILE)
     steps, seconds = long_budget(config.train_config, factor)
-    for label, record in choose_rules(run_dir, records, against):
+    for label, record in choose_rules(run_dir, records, against, retrained):
         params = {k: v for k, v in record.params_sampled.items() if k != "budget_flops"}
         num_classes = int(record.spec.get("num_classes", 90))
         resolve = lambda phi, p=params: space.resolve({**p, "phi": phi}, num_classes)  # noqa: E731

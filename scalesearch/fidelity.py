@@ -11,7 +11,6 @@ after each one (a rerun resumes and never retrains a spec that is there). Report
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from typing import Any
 
 from scalesearch import pareto
 from scalesearch.errors import UserError
-from scalesearch.records import TrialRecord, load_records, write_json_atomic
+from scalesearch.records import (RecordError, TrialRecord, check_keys, check_spec, decode_rows, load_records,
+                                 read_json, write_json_atomic)
 
 FILE = "fidelity.json"
 Trainer = Callable[[dict[str, Any], int, int], float]  # (spec fields, seed, trial number) -> long-budget val mAP
@@ -55,20 +55,35 @@ class FidelityRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "FidelityRecord":
+        """Inverse of ``to_json``; ``RecordError`` (naming the key) when ``data`` breaks the format."""
         known = {f.name for f in dataclasses.fields(cls)}
+        required = tuple(f.name for f in dataclasses.fields(cls)
+                         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        check_keys(data, KINDS, required)
+        check_spec(data["spec"], prefix="spec.")
+        if not data["maps"] or len(data["maps"]) != len(data["seeds"]):
+            raise RecordError(f"maps: must hold one mAP per seed ({len(data['seeds'])} seeds), but got "
+                              f"{len(data['maps'])}")
         data = {k: v for k, v in data.items() if k in known}
         return cls(**{**data, "seeds": tuple(data["seeds"]), "maps": tuple(data["maps"])})
 
 
+KINDS = {"group": "str", "number": "int", "spec": "object", "flops": "number", "proxy_map": "number",
+         "factor": "number", "steps": "int?", "seconds": "number?", "seeds": "list[int]", "maps": "list[number]",
+         "label": "str?", "latency": "object?", "rule": "object?"}
+
+
+def _name(row: dict[str, Any]) -> str:
+    return f"group {row['group']!r}" if isinstance(row.get("group"), str) else ""
+
+
 def load_fidelity(run_dir: str | Path, file: str = FILE, writer: str = "scalesearch fidelity") -> list[FidelityRecord]:
-    """The records of ``RUN/fidelity.json`` (or ``RUN/<file>``, written by ``writer``); [] when there are none."""
+    """The records of ``RUN/fidelity.json`` (or ``RUN/<file>``, written by ``writer``); [] when there are none.
+    ``UserError`` naming the file and the record when it is damaged (not JSON, a missing key, a wrong type)."""
     path = Path(run_dir) / file
     if not path.is_file():
         return []
-    try:
-        return [FidelityRecord.from_json(row) for row in json.loads(path.read_text())]
-    except (json.JSONDecodeError, TypeError, KeyError) as exc:
-        raise UserError(f"{path}: must hold fidelity records written by `{writer}`, but {exc}") from None
+    return decode_rows(path, read_json(path), FidelityRecord.from_json, f"records written by `{writer}`", _name)
 
 
 def pick(records: Sequence[TrialRecord], k: int, include: Sequence[str] = (), against: str | None = None,
@@ -266,12 +281,12 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     _check(top_k, factor, seeds, paired=bool(include or against or per_rung))
     run_dir = Path(run_dir)
     path = run_dir / FILE
+    records = load_records(run_dir)  # the run's own files first: a damaged one stops here, before anything else
     done = load_fidelity(run_dir)
     check_resumable(done, factor, seeds, path)
     config = load_study(run_dir / "study.yaml")
     steps, seconds = long_budget(config.train_config, factor)
     save_dir = run_dir / CHECKPOINTS if save else None
-    records = load_records(run_dir)
     todo = []
     for record in pick(records, top_k, include, against, study_objectives(config), per_rung):
         group = pareto.group_key(record)

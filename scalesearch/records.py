@@ -115,7 +115,7 @@ class TrialRecord:
         own = {f.name for f in dataclasses.fields(cls)} - {"spec", "space", "metrics"}
         spec_keys = set(_spec_fields())
         kwargs = {k: v for k, v in data.items() if k in own}
-        kwargs["state"] = State(data.get("state", "running"))
+        kwargs["state"] = _state(data.get("state", "running"))
         if kwargs.get("values") is not None:
             kwargs["values"] = tuple(float(v) for v in kwargs["values"])
         kwargs["intermediate"] = {str(k): v for k, v in (data.get("intermediate") or {}).items()}
@@ -124,6 +124,156 @@ class TrialRecord:
         kwargs["spec"] = {k: v for k, v in data.items() if k in spec_keys}
         kwargs["space"] = {k: v for k, v in data.items() if k not in own | spec_keys | set(COCO_METRICS)}
         return cls(**kwargs)
+
+
+def _state(value: Any) -> State:
+    try:
+        return State(value)
+    except ValueError:
+        raise RecordError(f"unknown state {value!r} (valid: {', '.join(s.value for s in State)})") from None
+
+
+# Decoding run-folder files. A hand-edited or damaged file stops a command with one ``UserError`` line that names
+# the file, the record and the key, before anything is written or trained. Kinds: ``int``, ``number``, ``str``,
+# ``bool``, ``object``, ``list``, ``list[K]`` / ``object[K]`` (every item / value of kind K); ``?`` allows null.
+class RecordError(ValueError):
+    """One record breaks the file format; the message names the key, the rule, then the value."""
+
+
+_KIND_NAMES = {"int": ("an integer", "integers"), "number": ("a number", "numbers"), "str": ("a string", "strings"),
+               "bool": ("true or false", "booleans"), "object": ("an object", "objects"), "list": ("a list", "lists")}
+
+TRIAL_KINDS: dict[str, str] = {
+    "number": "int", "seed": "int", "group": "str", "params_sampled": "object", "budget_flops": "number?",
+    "flops": "number?", "params": "number?", "values": "list[number]?", "intermediate": "object[number?]?",
+    "seconds": "number?", "train_seconds": "number?", "eval_seconds": "number?", "images_per_second": "number?",
+    "steps": "int?", "threads": "int?", "reason": "str?", "label": "str?", "retry_of": "int?",
+    "zero_cost": "object[number]?", "latency_ms": "number?", "latency_network_ms": "number?",
+    "latency_post_ms": "number?", "latency_iqr_ms": "number?", "latency_exclusive": "bool?", "node": "str?",
+    **{key: "number?" for key in COCO_METRICS},
+}
+
+
+@functools.cache
+def spec_kinds() -> dict[str, str]:
+    """Kinds of the ``DetectorSpec`` fields as records store them (``pretrained``: records before ``weights``)."""
+    from scalesearch.spec import DetectorSpec
+
+    table = {"str": "str", "float": "number", "int": "int", "bool": "bool", "str | None": "str?"}
+    kinds = {f.name: "list" if str(f.type).startswith("tuple") else table.get(str(f.type), "")
+             for f in dataclasses.fields(DetectorSpec)}
+    return {k: v for k, v in kinds.items() if v} | {"pretrained": "bool"}
+
+
+def show(value: Any) -> str:
+    """A value as an error message quotes it: scalars as written (strings cut at 60), containers by kind."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    return json.dumps(value)
+
+
+def _fits(value: Any, kind: str) -> bool:
+    if kind.endswith("?"):
+        return value is None or _fits(value, kind[:-1])
+    base, _, item = kind.partition("[")
+    item = item.removesuffix("]")
+    if base == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if base == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if base == "str":
+        return isinstance(value, str)
+    if base == "bool":
+        return isinstance(value, bool)
+    if base == "list":
+        return isinstance(value, list) and all(_fits(v, item) for v in value) if item else isinstance(value, list)
+    if base == "object":
+        return isinstance(value, dict) and all(_fits(v, item) for v in value.values()) if item else \
+            isinstance(value, dict)
+    raise AssertionError(f"unknown kind {kind!r}")
+
+
+def _describe(kind: str) -> str:
+    nullable = kind.endswith("?")
+    base, _, item = kind.removesuffix("?").partition("[")
+    item = item.removesuffix("]")
+    text = _KIND_NAMES[base][0]
+    if item:
+        text += f" of {_KIND_NAMES[item.removesuffix('?')][1]}" + (" or nulls" if item.endswith("?") else "")
+    return text + (" or null" if nullable else "")
+
+
+def check_keys(data: dict[str, Any], kinds: dict[str, str], required: tuple[str, ...] = (), prefix: str = "") -> None:
+    """``RecordError`` for the first missing ``required`` key or the first key whose value is not of its kind."""
+    for key in required:
+        if key not in data:
+            raise RecordError(f"missing required key {prefix + key!r}")
+    for key, kind in kinds.items():
+        if key in data and not _fits(data[key], kind):
+            raise RecordError(f"{prefix}{key}: must be {_describe(kind)}, but got {show(data[key])}")
+
+
+def check_spec(spec: dict[str, Any], prefix: str = "") -> None:
+    """The ``DetectorSpec`` fields of a record (flat, or a ``spec`` object): kinds, and a known activation."""
+    from scalesearch.spec import ACTIVATIONS
+
+    check_keys(spec, spec_kinds(), prefix=prefix)
+    if spec.get("activation", ACTIVATIONS[0]) not in ACTIVATIONS:
+        raise RecordError(f"unknown {prefix}activation {spec['activation']!r} (valid: {', '.join(ACTIVATIONS)})")
+
+
+def check_trial(data: dict[str, Any]) -> None:
+    """A ``trials.json`` record before ``TrialRecord.from_json``: ``number`` required, every known key of its kind."""
+    check_keys(data, TRIAL_KINDS, required=("number",))
+    _state(data.get("state", "running"))
+    check_spec(data)
+
+
+def read_json(path: Path) -> Any:
+    """The decoded contents of a run-folder file; ``UserError`` naming it when it is not UTF-8 JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        msg = exc.msg.removesuffix(" at")  # "Unterminated string starting at"
+        raise UserError(f"{path}: must be valid JSON (is it truncated or damaged?), but {msg[:1].lower()}{msg[1:]} "
+                        f"at line {exc.lineno} column {exc.colno}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: must be UTF-8 JSON text, but byte {exc.object[exc.start]:#04x} at offset "
+                        f"{exc.start} is not") from None
+
+
+def decode_rows(path: Path, rows: Any, decode: Any, what: str, name: Any) -> list[Any]:
+    """``[decode(row) for row in rows]``, the decoding errors of a row turned into one ``UserError`` line:
+    ``PATH: record I (name(row)): what is wrong``. ``rows`` must be a list of objects."""
+    if not isinstance(rows, list):
+        raise UserError(f"{path}: must hold a list of {what}, but got {show(rows)}")
+    out = []
+    for i, row in enumerate(rows):
+        where = f"record {i}" + (f" ({name(row)})" if isinstance(row, dict) and name(row) else "")
+        try:
+            if not isinstance(row, dict):
+                raise RecordError(f"must be an object of keys, but got {show(row)}")
+            out.append(decode(row))
+        except KeyError as exc:
+            raise UserError(f"{path}: {where}: missing required key {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:  # RecordError, and what the constructors reject
+            message = " ".join(str(exc).split())
+            raise UserError(f"{path}: {where}: {message}") from None
+    return out
+
+
+def _trial_name(row: dict[str, Any]) -> str:
+    number = row.get("number")
+    return f"trial number {number}" if isinstance(number, int) and not isinstance(number, bool) else ""
+
+
+def _decode_trial(row: dict[str, Any]) -> TrialRecord:
+    check_trial(row)
+    return TrialRecord.from_json(row)
 
 
 def group_label(params: dict[str, Any], budget: float | None) -> str:
@@ -162,11 +312,7 @@ def load_records(run_dir: str | Path) -> list[TrialRecord]:
     if not path.is_file():
         raise UserError(f"run folder {str(run_dir)!r}: must hold trials.json (written after every trial), "
                         "but it has none")
-    try:
-        rows = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: must be valid JSON, but {exc}") from None
-    return [TrialRecord.from_json(row) for row in rows]
+    return decode_rows(path, read_json(path), _decode_trial, "trial records", _trial_name)
 
 
 def best_record(records: list[TrialRecord], metric: str = "map") -> TrialRecord | None:

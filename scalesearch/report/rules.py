@@ -7,7 +7,7 @@ two-sided permutation test's p with the smallest p its seeds can reach, and a pl
 
 from __future__ import annotations
 
-from scalesearch.extrapolate import SEARCHED, load_extrapolation
+from scalesearch.extrapolate import SEARCHED
 from scalesearch.fidelity import FidelityRecord
 from scalesearch.report.baseline import Duel, _maps_cell
 from scalesearch.report.doc import Document
@@ -58,7 +58,7 @@ def rung_duels(run: Run, label: str) -> list[tuple[float, Duel]]:
 def add_section(doc: Document, run: Run, label: str | None = None) -> None:
     """The section, when the run holds per-rung retraining of both rules or an extrapolation; else nothing.
     ``label``: the reference rule's trials (default: the extrapolation's reference, else ``paper rule``)."""
-    extra = load_extrapolation(run.path)
+    extra = run.extrapolation
     label = label or next((r.label for r in extra if r.label not in (None, SEARCHED)), "paper rule")
     duels = rung_duels(run, label)
     searched = next((r for r in extra if r.label == SEARCHED), None)

@@ -8,7 +8,6 @@ wherever the folder was copied; ``fidelity.json`` (``scalesearch fidelity``) is 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,9 @@ from typing import Any
 from scalesearch import pareto
 from scalesearch.config import DatasetConfig, StudyConfig, read_yaml, validate_study
 from scalesearch.errors import UserError
+from scalesearch.extrapolate import load_extrapolation
 from scalesearch.fidelity import FidelityRecord, load_fidelity
-from scalesearch.records import TrialRecord, load_records
+from scalesearch.records import RecordError, TrialRecord, check_keys, load_records, read_json, show
 
 MARKERS = ("trials.json", "meta.json", "study.yaml")
 
@@ -25,7 +25,7 @@ MARKERS = ("trials.json", "meta.json", "study.yaml")
 @dataclass
 class Run:
     """One study's run folder, loaded: records by number, meta.json, the validated study config and the
-    long-budget retraining records (``scalesearch fidelity``) when there are any."""
+    long-budget retraining records (``scalesearch fidelity``, ``scalesearch extrapolate``) when there are any."""
 
     path: Path
     name: str
@@ -33,6 +33,7 @@ class Run:
     meta: dict[str, Any] = field(default_factory=dict)
     config: StudyConfig | None = None
     fidelity: list[FidelityRecord] = field(default_factory=list)
+    extrapolation: list[FidelityRecord] = field(default_factory=list)  # ``scalesearch extrapolate``
 
     @property
     def feasible(self) -> list[TrialRecord]:
@@ -75,11 +76,33 @@ class Run:
         )
 
 
-def _read_json(path: Path) -> Any:
+# meta.json as ``scalesearch run`` writes it (``scalesearch.search.runner``); every key is optional.
+META_KINDS = {"study_name": "str?", "backend": "str?", "storage": "str?", "runs": "int?", "scalesearch_version": "str?"}
+TIME_KEYS = ("start", "end", "finish", "first_start")
+
+
+def load_meta(path: Path) -> dict[str, Any]:
+    """``meta.json``: an object whose known keys have the kinds the runner writes; ``UserError`` naming the file
+    and the key when it is damaged."""
+    meta = read_json(path)
+    if not isinstance(meta, dict):
+        raise UserError(f"{path}: must hold an object of keys (written by `scalesearch run`), but got {show(meta)}")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: must be valid JSON, but {exc.msg} at line {exc.lineno}") from None
+        check_keys(meta, META_KINDS)
+        for key in TIME_KEYS:
+            value = meta.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
+                raise RecordError(f"{key}: must be an ISO date-time string (or seconds since 1970) or null, but got "
+                                  f"{show(value)}")
+        command = meta.get("command")
+        if command is not None and not (isinstance(command, str) or
+                                        isinstance(command, list) and all(isinstance(c, str) for c in command)):
+            raise RecordError(f"command: must be a string or a list of strings, but got {show(command)}")
+        if meta.get("machine") is not None and not isinstance(meta["machine"], (str, dict)):
+            raise RecordError(f"machine: must be a string or an object, but got {show(meta['machine'])}")
+    except RecordError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    return meta
 
 
 def load_config(path: Path) -> StudyConfig:
@@ -104,8 +127,11 @@ def load_run(path: str | Path) -> Run:
         raise UserError(f"run folder {str(path)!r}: must be an existing directory")
     if not any((run_dir / name).exists() for name in MARKERS):
         raise UserError(f"run folder {str(path)!r}: must hold trials.json, meta.json or study.yaml, but has none")
-    meta = _read_json(run_dir / "meta.json") if (run_dir / "meta.json").is_file() else {}
-    config = load_config(run_dir / "study.yaml") if (run_dir / "study.yaml").is_file() else None
+    # Every file is decoded here, so a damaged one stops the report before anything is written; the JSON files
+    # first (cheap), then the study (its validation imports the model code).
+    meta = load_meta(run_dir / "meta.json") if (run_dir / "meta.json").is_file() else {}
     records = load_records(run_dir) if (run_dir / "trials.json").is_file() else []
+    fidelity, extrapolation = load_fidelity(run_dir), load_extrapolation(run_dir)
+    config = load_config(run_dir / "study.yaml") if (run_dir / "study.yaml").is_file() else None
     name = config.name if config else str(meta.get("study_name") or run_dir.resolve().name)
-    return Run(run_dir, name, sorted(records, key=lambda r: r.number), meta, config, load_fidelity(run_dir))
+    return Run(run_dir, name, sorted(records, key=lambda r: r.number), meta, config, fidelity, extrapolation)

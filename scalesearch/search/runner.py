@@ -19,7 +19,7 @@ import yaml
 
 from scalesearch.errors import UserError
 from scalesearch.machine import machine_info, portable_command, portable_path
-from scalesearch.records import TrialRecord, write_json_atomic
+from scalesearch.records import TrialRecord, read_json, write_json_atomic
 from scalesearch.search.backend import get_backend
 
 _SAME_STUDY_KEYS = ("name", "space", "objectives", "budgets", "seeds")
@@ -88,7 +88,9 @@ def _check_same_study(config: Any, run_dir: Path) -> None:
 def _start_meta(config: Any, run_dir: Path, command: str) -> dict[str, Any]:
     from importlib.metadata import version
 
-    old = json.loads((run_dir / "meta.json").read_text()) if (run_dir / "meta.json").is_file() else {}
+    old = read_json(run_dir / "meta.json") if (run_dir / "meta.json").is_file() else {}
+    if not isinstance(old, dict):
+        raise UserError(f"{run_dir / 'meta.json'}: must hold an object of keys (written by `scalesearch run`)")
     meta = {
         "command": command or portable_command(sys.argv), "study_name": config.name,
         "backend": config.search.backend,

@@ -17,11 +17,13 @@ def make_run(path):
     return path
 
 
-def test_report_states_its_command(tmp_path):
-    run = make_run(tmp_path / "run")
-    assert main(["report", str(run)]) == 0
+def test_report_states_its_command_with_relative_paths(tmp_path, monkeypatch):
+    (tmp_path / "work").mkdir()
+    run = make_run(tmp_path / "work" / "run")
+    monkeypatch.chdir(tmp_path / "work")
+    assert main(["report", str(run)]) == 0  # an absolute path typed is recorded relative to the working folder
     text = (run / "report" / "report.md").read_text()
-    assert f"by `scalesearch report {run} --out {run / 'report'}`." in text.splitlines()[2]
+    assert "by `scalesearch report run --out run/report`." in text.splitlines()[2]
 
 
 def test_user_mistakes_exit_2_and_leave_nothing(tmp_path, capsys):
