@@ -8,7 +8,6 @@ belong to a dead process) and writes the run's metadata. Rerunning on the same f
 from __future__ import annotations
 
 import fcntl
-import json
 import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone

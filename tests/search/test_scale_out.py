@@ -144,11 +144,16 @@ def _postgres_bin() -> Path | None:
 
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory):
-    """A real PostgreSQL server on loopback in a temporary folder (as user postgres when run as root)."""
-    pytest.importorskip("psycopg")
+    """A real PostgreSQL server on loopback in a temporary folder (as user postgres when run as root). Not
+    installed, its tests skip, but fail under CI (``servers.unavailable``); installed but not starting, they
+    fail with one line."""
+    from servers import need_module, unavailable
+
+    need_module("psycopg", "pip install -e '.[test]' (the scale extra's PostgreSQL driver)")
     bin_dir = _postgres_bin()
     if bin_dir is None:
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+        unavailable("PostgreSQL is not installed: no initdb on PATH or in /usr/lib/postgresql/*/bin "
+                    "(apt-get install postgresql)")
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="scalesearch-pg-"))  # not under pytest's root-only folder
@@ -156,12 +161,16 @@ def postgres(tmp_path_factory):
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_user:
         shutil.chown(root, "postgres")
-    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
     log = root / "server.log"
-    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
-                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200", "start"],
-                   check=True, capture_output=True)
+    for step in ([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                 [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
+                  f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200", "start"]):
+        done = subprocess.run([*as_user, *step], capture_output=True, text=True)
+        if done.returncode != 0:  # installed but not starting: a failure here or in CI, never a skip
+            said = (done.stderr + done.stdout + (log.read_text() if log.is_file() else "")).strip()
+            shutil.rmtree(root, ignore_errors=True)
+            pytest.fail(f"PostgreSQL did not start: {Path(step[0]).name} exited {done.returncode}: "
+                        f"{said.splitlines()[-1] if said else 'no output'}", pytrace=False)
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     try:
         yield url
@@ -194,12 +203,16 @@ def test_sqlite_sigkill_one_worker(tmp_path):
 # ---- the dashboard ----------------------------------------------------------------------------------
 
 def test_finished_run_opens_in_optuna_dashboard(tmp_path):
-    pytest.importorskip("optuna_dashboard")
+    from servers import need_module, unavailable
+
+    need_module("optuna_dashboard", "pip install -e '.[test]' (the scale extra)")
     study = tiny_study(tmp_path, search={"n_trials": 2}, space=CONTINUOUS)
     run = _cli(study)
     assert run.wait(timeout=120) == 0
     port = _free_port()
     command = Path(sys.executable).with_name("optuna-dashboard")  # the extra's console script, beside python
+    if not command.is_file():
+        unavailable(f"the optuna-dashboard command is not installed beside {sys.executable}")
     server = subprocess.Popen([str(command), f"sqlite:///{tmp_path / 'run' / 'study.db'}",
                                "--host", "127.0.0.1", "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
