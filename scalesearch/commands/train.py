@@ -131,7 +131,6 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, spec, data: str | None, cfg: TrainConfig, out: Path) -> None:
     """Train, write metrics.json / results.json / predictions.png into ``out``, and the checkpoint."""
     from scalesearch.commands._files import write_output
-    from scalesearch.inference import predictions_grid
     from scalesearch.train import train_and_evaluate
 
     result = train_and_evaluate(spec, data, data, cfg, progress=not args.quiet, results_json=out / "results.json",
@@ -140,13 +139,49 @@ def _train(args: argparse.Namespace, spec, data: str | None, cfg: TrainConfig, o
     for path in [out / "metrics.json"] + ([Path(args.json)] if args.json else []):
         write_output(path, json.dumps(summary, indent=1))
     _print(summary)
-    predictions_grid(result.detections, data, result.spec, out / "predictions.png")
+    _predictions_png(result.detections, data, result.spec, out / "predictions.png")
     if args.save:
         from scalesearch.checkpoint import save_checkpoint
 
         save_checkpoint(args.save, result.model, result.spec, _checkpoint_info(result, summary))
         print(f"checkpoint: {args.save}")
     print(f"wrote {out / 'metrics.json'}, {out / 'results.json'}, {out / 'predictions.png'}")
+
+
+def _predictions_png(detections: list[dict], data: str | None, spec, path: Path, images: int = 8) -> list[dict]:
+    """``path``: the first ``images`` val images, each with its top-k detections (scores shown, no threshold) over
+    its ground-truth boxes (``draw.draw_predictions``); returns what was drawn per image."""
+    import torch
+
+    from scalesearch.data import CocoDetection, resolve_dataset
+    from scalesearch.draw import draw_predictions
+    from scalesearch.inference import read_image
+
+    images_dir, ann_file = resolve_dataset(data, "val")
+    coco = CocoDetection(images_dir, ann_file, spec.resolution, cache=False)
+    to_label = {c: i for i, c in enumerate(coco.info.label_to_category)}
+    panels = []
+    for img in coco.images[:images]:
+        mine = [d for d in detections if d["image_id"] == img["id"]]
+        truth = [a for a in coco.coco.imgToAnns.get(img["id"], []) if not a.get("iscrowd")]
+        scores = torch.tensor([float(d["score"]) for d in mine], dtype=torch.float32)
+        panels.append({
+            "image": read_image(images_dir / img["file_name"]),
+            "title": img["file_name"],
+            "found": {"boxes": _xyxy([d["bbox"] for d in mine]), "scores": scores,
+                      "labels": torch.tensor([to_label[d["category_id"]] for d in mine], dtype=torch.long)},
+            "truth": {"boxes": _xyxy([a["bbox"] for a in truth]),
+                      "labels": torch.tensor([to_label[a["category_id"]] for a in truth], dtype=torch.long)},
+        })
+    return draw_predictions(panels, coco.info.category_names, path)
+
+
+def _xyxy(xywh: list) -> Any:
+    import torch
+
+    boxes = torch.tensor(xywh, dtype=torch.float32).reshape(-1, 4)
+    boxes[:, 2:] += boxes[:, :2]
+    return boxes
 
 
 def _summary(args: argparse.Namespace, result, cfg) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 The space goes to ``OptunaSearch`` as a define-by-run function (``SearchSpace.suggest``), with the
 study's Optuna sampler; seed repeats come from Tune's ``Repeater`` (one Tune trial per seed, as one
 Optuna trial per seed in the default backend); ``search.ray.asha`` adds the ASHA scheduler on the
-intermediate mAP. ``search.ray.address`` joins a running cluster (local Ray when absent);
+intermediate mAP. ``search.ray.address`` joins a running cluster (``auto``: the one started on this machine);
+without it the study starts a private Ray of its own that listens on loopback only (``start_local_ray``);
 ``max_failures`` retries crashed trials; rerunning on the same folder resumes with ``Tuner.restore``.
 Records land in ``trials.json`` in the same schema as the Optuna backend's.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +112,52 @@ def probe_address(address: str, timeout: float = 5.0) -> None:
         raise UserError(f"search.ray.address: no Ray head answers at {address!r} ({exc.strerror or exc})") from None
 
 
+LOOPBACK = "127.0.0.1"
+SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's single-machine mode, node address 127.0.0.1
+
+
+def start_local_ray(num_cpus: int | None = None, log_to_driver: bool = False) -> None:
+    """Start a private Ray on this machine (never one already running) whose processes listen on loopback only.
+
+    Ray runs whatever job reaches its ports, without authentication by default (CVE-2023-48022). Its GCS, raylet,
+    workers and agents listen on 127.0.0.1 only when the node address is exactly ``127.0.0.1``; otherwise on every
+    interface. But ``ray.init`` replaces a given 127.0.0.1 by the machine's network address unless Ray's
+    single-machine mode is on (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, the default on Windows and macOS), which
+    Ray reads once, at import: so it is switched on here for the ``ray.init`` call (Ray's constant, and the
+    environment that the Ray processes started by it inherit), then restored for any later cluster connection.
+    A Ray that still reports another node address is shut down: ``UserError``."""
+    ray, _ = _import_ray()
+    from ray._private import ray_constants
+
+    previous = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get(SINGLE_MACHINE_ENV)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    os.environ[SINGLE_MACHINE_ENV] = "0"
+    try:
+        ray.init(address="local", _node_ip_address=LOOPBACK, num_cpus=num_cpus, include_dashboard=False,
+                 log_to_driver=log_to_driver, configure_logging=False)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = previous[0]
+        if previous[1] is None:
+            os.environ.pop(SINGLE_MACHINE_ENV, None)
+        else:
+            os.environ[SINGLE_MACHINE_ENV] = previous[1]
+    addresses = {node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]}
+    if addresses != {LOOPBACK}:
+        ray.shutdown()
+        raise UserError(f"search.backend: 'ray' started a local Ray on {sorted(addresses)}, not on {LOOPBACK} "
+                        "only; refusing to run it (set search.ray.address to use a cluster)")
+
+
 def run_ray(config: Any, run_dir: Path, progress: bool = True) -> list[TrialRecord]:
     """Run or resume the study with Ray Tune in ``run_dir/ray``; returns the records."""
     ray, tune = _import_ray()
     ray_opts = config.search.ray
     if not ray.is_initialized():
-        ray.init(address=ray_opts.address, num_cpus=None if ray_opts.address else ray_opts.num_cpus,
-                 include_dashboard=False, log_to_driver=progress, configure_logging=False)
+        if ray_opts.address:
+            ray.init(address=ray_opts.address, include_dashboard=False, log_to_driver=progress,
+                     configure_logging=False)
+        else:
+            start_local_ray(num_cpus=ray_opts.num_cpus, log_to_driver=progress)
     trainable = tune.with_resources(tune.with_parameters(ray_trial, study=config),
                                     dict(ray_opts.resources_per_trial))
     path = str((run_dir / EXPERIMENT).resolve())

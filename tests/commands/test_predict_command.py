@@ -44,6 +44,23 @@ def test_predict_writes_images(checkpoint, image, tmp_path, capsys):
     assert "nope.jpg: must be an existing image file" in capsys.readouterr().err
 
 
+def test_predict_draws_the_top_k_whatever_their_score(checkpoint, image, tmp_path, capsys):
+    from PIL import Image
+
+    out = tmp_path / "out"
+    assert main(["predict", str(checkpoint), str(image), "--out", str(out), "--top-k", "7"]) == 0
+    assert f"{image}: 7 of 100 boxes drawn (best score" in capsys.readouterr().out  # an untrained model: no threshold
+    assert len(json.loads((out / "detections.json").read_text())[str(image)]) == 100
+    plain = Image.open(image).convert("RGB")
+    assert main(["predict", str(checkpoint), str(image), "--out", str(out), "--score-threshold", "1.1"]) == 0
+    assert f"{image}: 0 of 0 boxes drawn -> " in capsys.readouterr().out
+    assert json.loads((out / "detections.json").read_text())[str(image)] == []
+    noted = Image.open(out / f"{image.stem}.png").convert("RGB")
+    assert noted.size == plain.size
+    row = [noted.getpixel((x, 50)) for x in range(150)]  # the centre row crosses the "no detections" plate
+    assert (0, 0, 0) in row and max(max(p) for p in row) > 240
+
+
 def _not_checkpoints(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     (tmp_path / "notes.md").write_text("# a Markdown file\n")
@@ -63,6 +80,7 @@ def test_predict_on_files_that_are_not_checkpoints_prints_one_line(image, tmp_pa
 
 @pytest.mark.parametrize("argv, message", [
     (["--max-detections", "0"], "--max-detections: must be a positive integer, but got 0"),
+    (["--top-k", "0"], "--top-k: must be a positive integer, but got 0"),
     (["--device", "gpu"], "--device: must be cpu, cuda[:N] or auto, but got 'gpu'"),
 ])
 def test_predict_option_errors(checkpoint, image, tmp_path, user_error, argv, message):

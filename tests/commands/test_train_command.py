@@ -17,7 +17,12 @@ def tiny_data(tmp_path_factory):
                              max_object=64, max_objects=4)
 
 
-def test_train_command_writes_metrics_grid_and_checkpoint(tiny_data, tmp_path, capsys):
+def test_train_command_writes_metrics_grid_and_checkpoint(tiny_data, tmp_path, capsys, monkeypatch):
+    import scalesearch.draw
+
+    grids = []
+    draw = scalesearch.draw.draw_predictions
+    monkeypatch.setattr(scalesearch.draw, "draw_predictions", lambda *a, **k: grids.append(draw(*a, **k)) or grids[-1])
     out, ckpt = tmp_path / "out", tmp_path / "m.pt"
     code = main(["train", str(tiny_data), "--phi", "-3", "--steps", "2", "--batch-size", "4", "--out", str(out),
                  "--save", str(ckpt), "--json", str(tmp_path / "m.json"), "--quiet"])
@@ -25,9 +30,33 @@ def test_train_command_writes_metrics_grid_and_checkpoint(tiny_data, tmp_path, c
     summary = json.loads((tmp_path / "m.json").read_text())
     assert summary["steps"] == 2 and summary["spec"]["resolution"] == 128 and summary["spec"]["num_classes"] == 4
     assert (out / "predictions.png").is_file() and (out / "results.json").is_file()
+    _check_predictions_grid(grids, out, tiny_data)
     categories = json.loads((tiny_data / "annotations" / "instances_train.json").read_text())["categories"]
     assert load_checkpoint(ckpt)[2]["category_names"] == [c["name"] for c in sorted(categories, key=lambda c: c["id"])]
     assert "mAP" in capsys.readouterr().out
+
+
+def _check_predictions_grid(grids, out, data):
+    """predictions.png: the first val images, each with its top-k results.json detections whatever their score,
+    and all of its ground-truth boxes."""
+    from collections import Counter
+
+    from matplotlib.image import imread
+
+    from scalesearch.draw import top_k
+
+    val = json.loads((data / "annotations" / "instances_val.json").read_text())
+    truth = Counter(a["image_id"] for a in val["annotations"])
+    found = Counter(d["image_id"] for d in json.loads((out / "results.json").read_text()))
+    images = val["images"][:8]
+    assert len(grids) == 1 and [d["title"] for d in grids[0]] == [img["file_name"] for img in images]
+    for drawn, img in zip(grids[0], images):
+        assert drawn["truth"] == truth[img["id"]] and drawn["found"] == found[img["id"]]
+        assert len(drawn["scores"]) == min(top_k(truth[img["id"]]), found[img["id"]])
+        assert drawn["scores"] == sorted(drawn["scores"], reverse=True)
+        assert drawn["note"] == (None if found[img["id"]] else "no detections")
+    picture = imread(out / "predictions.png")
+    assert picture.shape[0] > 0 and picture.shape[1] > 0 and picture.std() > 0
 
 
 def test_train_command_user_errors(tmp_path, capsys):

@@ -1,9 +1,15 @@
-"""Ray Tune backend on a local Ray instance (2 CPUs): records in the Optuna schema, resume by restore.
+"""Ray Tune backend on a local Ray instance (2 CPUs): records in the Optuna schema, resume by restore; the
+local Ray listens on loopback only (node address 127.0.0.1, no socket on another address).
 
 One real (tiny) study: ~25 s on 2 cores, Ray start-up included.
 """
 
 from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,10 +21,108 @@ from test_objective import SCHEMA
 
 @pytest.fixture
 def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    pytest.importorskip("ray")
+    from scalesearch.search.ray_backend import start_local_ray
+
+    start_local_ray(num_cpus=2)
     yield
+    import ray
+
     ray.shutdown()
+
+
+def process_tree(*roots: int) -> set[int]:
+    """``roots`` and every process descending from them (parents read from /proc)."""
+    parents = {}
+    for proc in Path("/proc").iterdir():
+        try:  # after "pid (comm)": state, ppid
+            parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    tree, grown = set(roots), True
+    while grown:
+        new = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= new
+        grown = bool(new)
+    return tree
+
+
+def _hex_address(text: str) -> str:
+    """An address of /proc/net/tcp{,6} (32-bit words in host order) -> text, port dropped."""
+    raw = bytes.fromhex(text.split(":")[0])
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)) if sys.byteorder == "little" else raw
+    return str(ipaddress.ip_address(words))
+
+
+def listening_sockets(pids: set[int]) -> list[tuple[int, str, str]]:
+    """(pid, process name, address) of every TCP socket that ``pids`` listen on (from /proc, as ``ss -ltnp``)."""
+    owners = {}
+    for pid in pids:
+        try:
+            name = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    owners[target[len("socket:["):-1]] = (pid, name)
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    found = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in owners:  # 0A: LISTEN
+                found.append((*owners[fields[9]], _hex_address(fields[1])))
+    return found
+
+
+def is_loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return ip.is_loopback or bool(getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
+
+
+def assert_loopback_only(pids: set[int]) -> None:
+    """The Ray processes among ``pids`` listen, and only on loopback (not 0.0.0.0, ::, nor an interface)."""
+    sockets = listening_sockets(pids)
+    names = {name.rsplit("/", 1)[-1] for _, name, _ in sockets}
+    assert {"gcs_server", "raylet"} & names, f"no Ray socket found among {sorted(pids)}: {sockets}"
+    exposed = [s for s in sockets if not is_loopback(s[2])]
+    assert not exposed, f"Ray listens beyond loopback: {exposed}"
+
+
+def assert_local_ray_on_loopback() -> None:
+    import ray
+
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    assert nodes and {n["NodeManagerAddress"] for n in nodes} == {"127.0.0.1"}, nodes
+    assert_loopback_only(process_tree(os.getpid()))
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/net/tcp").is_file(), reason="reads sockets from Linux's /proc")
+
+
+@needs_proc
+def test_local_ray_listens_on_loopback_only(local_ray):
+    assert_local_ray_on_loopback()
+
+
+@needs_proc
+def test_the_backend_starts_its_own_ray_on_loopback_only(tmp_path):
+    """No Ray running and no ``search.ray.address``: ``run_ray`` starts one, on 127.0.0.1 only, then leaves Ray's
+    single-machine switch as it found it (a later cluster connection resolves addresses as usual)."""
+    ray = pytest.importorskip("ray")
+    from ray._private import ray_constants
+
+    assert not ray.is_initialized()
+    before = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+    study = tiny_study(tmp_path, search={"backend": "ray", "n_trials": 1, "ray": {"num_cpus": 1}},
+                       space={"phi": -3.0, "resolution": 128})
+    try:
+        assert main(["run", str(study), "--quiet"]) == 0
+        assert [r["state"] for r in load_records(tmp_path / "run")] == ["complete"]
+        assert_local_ray_on_loopback()
+        assert (ray_constants.ENABLE_RAY_CLUSTER, os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")) == before
+    finally:
+        ray.shutdown()
 
 
 def test_ray_study_records_and_resume(tmp_path, local_ray):

@@ -1,11 +1,13 @@
-"""Ray Tune on a real two-node Ray cluster on loopback (``ray start --head`` + ``ray start --address``): the
+"""Ray Tune on a real two-node Ray cluster on loopback (``ray start --head`` + a second node joining it): the
 study reaches it through ``search.ray.address``, trials run on both nodes (recorded per trial), and a driver
-killed mid-study is restored by rerunning ``scalesearch run`` (``Tuner.restore``) to exactly N trials.
+killed mid-study is restored by rerunning ``scalesearch run`` (``Tuner.restore``) to exactly N trials. Both nodes
+listen on 127.0.0.1 only (Ray runs any job that reaches it, without authentication by default).
 
 Real tiny training (128 px, phi -3): about a minute on 2 cores with both nodes' start-up."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import types
@@ -14,14 +16,40 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import records_json, tiny_study
+from test_ray_backend import assert_loopback_only, needs_proc, process_tree
 
 ray = pytest.importorskip("ray")
+
+# Ray's single-machine mode: a node given 127.0.0.1 keeps it (otherwise Ray swaps in the interface address and
+# its processes listen on every interface), and drivers reach 127.0.0.1 as given. Every process of the cluster
+# and every driver runs with it.
+SINGLE_MACHINE = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+                  # A token left in ~/.ray by another Ray must not switch the head to token authentication that
+                  # the second node and the drivers do not carry.
+                  "RAY_AUTH_MODE": "disabled"}
+
+# `ray start --address` refuses to start a node in single-machine mode, so the second node is started as
+# `ray start --block` starts one (and as ray.cluster_utils.Cluster.add_node does): a Node on 127.0.0.1 that lives
+# until SIGTERM (which stops its processes too).
+SECOND_NODE = """
+import signal, sys
+from ray._private.node import Node
+from ray._private.parameter import RayParams
+address, agent, agent_grpc, metrics, runtime_env = sys.argv[1:]
+Node(RayParams(gcs_address=address, node_ip_address="127.0.0.1", num_cpus=1,
+               dashboard_agent_listen_port=int(agent), metrics_agent_port=int(agent_grpc),
+               metrics_export_port=int(metrics), runtime_env_agent_port=int(runtime_env)),
+     head=False, shutdown_at_exit=True, spawn_reaper=True)
+while True:
+    signal.pause()
+"""
 
 
 def _free_port() -> int:
@@ -31,54 +59,113 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):  # noqa: C901 - start, wait, stop
-    """A head node and a second node, one CPU each, on 127.0.0.1; stopped (both) at the end."""
+def cluster():  # noqa: C901 - start, wait, stop
+    """A head node and a second node, one CPU each, on 127.0.0.1; stopped (both) at the end. Each runs in the
+    foreground in a process group of its own, so a test can kill one alone and every Ray process of the cluster
+    descends from one of the two."""
     command = Path(sys.executable).with_name("ray")
     if not command.is_file():
         pytest.skip("the ray command is not installed")
     port = _free_port()
-    # One setting for every process of the cluster, the drivers included: a token left in ~/.ray by another
-    # Ray must not switch the head to token authentication that the second node does not carry.
-    previous = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
+    previous = {name: os.environ.get(name) for name in SINGLE_MACHINE}
+    os.environ.update(SINGLE_MACHINE)  # the drivers the tests start inherit it
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    def own_ports() -> list[str]:  # two nodes on one host must not share the per-node agents' default ports
-        return [f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
-                f"--metrics-export-port={_free_port()}", f"--runtime-env-agent-port={_free_port()}"]
+    # A folder of the cluster's own (short: Ray's socket paths live under it): `ray start` records the cluster
+    # there, not in /tmp/ray where a `ray.init()` elsewhere on the machine would find it.
+    temp_dir = tempfile.mkdtemp(prefix="ray")
 
-    common = ["--num-cpus=1", "--disable-usage-stats"]
-    subprocess.run([str(command), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-                    "--include-dashboard=false", *common, *own_ports()],
-                   check=True, capture_output=True, env=env, timeout=120)
-    # The second node runs in the foreground (--block) in its own process group, so a test could kill it alone.
-    second = subprocess.Popen([str(command), "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1",
-                               *common, *own_ports(), "--block"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    def own_ports() -> list[str]:  # two nodes on one host must not share the per-node agents' default ports
+        return [str(_free_port()) for _ in range(4)]
+
+    head = subprocess.Popen([str(command), "start", "--head", "--block", f"--port={port}",
+                             "--node-ip-address=127.0.0.1", "--include-dashboard=false", f"--temp-dir={temp_dir}",
+                             "--num-cpus=1", "--disable-usage-stats",
+                             *(f"--{flag}={value}" for flag, value in zip(
+                                 ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
+                                  "runtime-env-agent-port"), own_ports()))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     address = f"127.0.0.1:{port}"
+    second = None
     try:
         deadline = time.time() + 90
-        while time.time() < deadline and _alive_nodes(address) < 2:
-            time.sleep(1)
-        assert _alive_nodes(address) == 2, "the second Ray node did not join"
-        yield types.SimpleNamespace(address=address, second=second)
+        while time.time() < deadline and head.poll() is None and not _accepts(port):
+            time.sleep(0.2)
+        while time.time() < deadline and head.poll() is None and _alive(address) < 1:
+            time.sleep(0.5)
+        assert _alive(address) == 1, f"the Ray head did not start (exit status {head.poll()})"
+        second = subprocess.Popen([sys.executable, "-c", SECOND_NODE, address, *own_ports()],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                                  start_new_session=True)
+        deadline = time.time() + 90
+        while time.time() < deadline and second.poll() is None and _alive(address) < 2:
+            time.sleep(0.5)
+        assert _alive(address) == 2, f"the second Ray node did not join (exit status {second.poll()})"
+        yield types.SimpleNamespace(address=address, head=head, second=second)
     finally:
-        try:
-            os.killpg(second.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        subprocess.run([str(command), "stop", "--force"], capture_output=True, env=env, timeout=120)
-        if previous is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = previous
+        started = [p for p in (head, second) if p is not None]
+        left = {pid: _started_at(pid) for pid in process_tree(*(p.pid for p in started))}
+        for proc in started:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for proc in started:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
+        for pid, started_at in left.items():  # what of the cluster outlived its node (the same process: not a reuse)
+            if started_at is not None and _started_at(pid) == started_at:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
-def _alive_nodes(address: str) -> int:
-    out = subprocess.run([sys.executable, "-c", "import ray, sys; ray.init(address=sys.argv[1], "
-                          "logging_level='ERROR', log_to_driver=False); "
-                          "print(sum(n['Alive'] for n in ray.nodes()))", address],
-                         capture_output=True, text=True, timeout=60)
-    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _started_at(pid: int) -> str | None:
+    """The start time of process ``pid`` (field 22 of /proc/PID/stat); None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _nodes(address: str) -> list[dict]:
+    """The cluster's nodes as ``ray.nodes()`` lists them, seen by a driver of its own ([] if none answers)."""
+    try:
+        out = subprocess.run([sys.executable, "-c", "import json, ray, sys; ray.init(address=sys.argv[1], "
+                              "logging_level='ERROR', log_to_driver=False); print(json.dumps([{k: n[k] for k in "
+                              "('NodeManagerAddress', 'Alive')} for n in ray.nodes()]))", address],
+                             capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return []
+    return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else []
+
+
+def _alive(address: str) -> int:
+    return sum(node["Alive"] for node in _nodes(address))
+
+
+@needs_proc
+def test_every_node_listens_on_loopback_only(cluster):
+    nodes = [n for n in _nodes(cluster.address) if n["Alive"]]
+    assert len(nodes) == 2 and {n["NodeManagerAddress"] for n in nodes} == {"127.0.0.1"}, nodes
+    for node in (cluster.head, cluster.second):
+        assert_loopback_only(process_tree(node.pid))
 
 
 def _study(tmp_path: Path, address: str, n_trials: int, steps: int) -> Path:
