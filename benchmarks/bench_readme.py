@@ -92,8 +92,11 @@ def quickstart_result(clone: Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--test-runs", type=int, default=1, help="run the test command this many times in a row")
+    parser.add_argument("--test-runs", type=int, default=1, help="run the test command this many times in a row "
+                        "(0: not at all)")
     parser.add_argument("--skip-quickstart", action="store_true", help="time the test command only")
+    parser.add_argument("--keep", action="store_true", help="keep the existing record's runs of the command(s) "
+                        "not run now (each run keeps its own commit and start time)")
     args = parser.parse_args()
     commands = readme_commands()
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -116,7 +119,8 @@ def main() -> int:
                 (clone.parent / "shared").symlink_to(shared)
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             print(f"[{i + 1}/{len(jobs)}] {name}: {commands[name]}", flush=True)
-            result = {"name": name, **run_command(commands[name], clone, Path(tmp) / f"log{i}.txt")}
+            result = {"name": name, "commit": commit, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                      **run_command(commands[name], clone, Path(tmp) / f"log{i}.txt")}
             after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             result["peak_rss_mb"] = round(after / 1024) if after > before else None  # None: not above an earlier run
             if name == "tests":
@@ -126,6 +130,10 @@ def main() -> int:
             print(f"    exit {result['returncode']}, {result['seconds']} s: {result.get('summary_line', '')}",
                   flush=True)
             runs.append(result)
+    ran = {r["name"] for r in runs}
+    old = ROOT / "reports" / "benchmarks" / "readme.json"
+    if args.keep and old.exists():
+        runs = [r for r in json.loads(old.read_text())["runs"] if r["name"] not in ran] + runs
     record["runs"] = runs
     save_record(record)
     return 0 if all(r["returncode"] == 0 for r in runs) else 1

@@ -610,7 +610,8 @@ def _cpu_short(rec: dict) -> str:
 
 def readme_figures(rec: dict) -> dict[str, str]:
     """The README's generated sentences (quick start and tests), each a function of ``readme.json``."""
-    day = rec.get("started", "?").split(" ")[0]
+    def day(run: dict) -> str:
+        return (run.get("started") or rec.get("started", "?")).split(" ")[0]
     spans = {}
     quick = _runs(rec, "quickstart")
     if quick and quick[0]["returncode"] == 0:
@@ -620,7 +621,7 @@ def readme_figures(rec: dict) -> dict[str, str]:
         spans["quickstart"] = (
             f"{_duration(job)} for the study after a {_duration(install)} install on {_cpu_short(rec)}, from a fresh "
             f"clone, synthetic data generation included; best trial {q['best']['number']} AP50 "
-            f"{q['best']['map50']:.3f} (mAP {q['best']['map']:.3f}){rss}; measured {day}, "
+            f"{q['best']['map50']:.3f} (mAP {q['best']['map']:.3f}){rss}; measured {day(q)}, "
             "`reports/benchmarks/readme.md`")
     tests = _runs(rec, "tests")
     if tests:
@@ -631,20 +632,21 @@ def readme_figures(rec: dict) -> dict[str, str]:
         spans["tests"] = (
             f"{counts.get('passed', 0)} passed, {counts.get('deselected', 0)} deselected, in {times} on "
             f"{_cpu_short(rec)} after a {_duration(install)} install; {green} of {len(tests)} runs in a row on a fresh "
-            f"clone green; measured {day}, `reports/benchmarks/readme.md`")
+            f"clone green; measured {day(tests[-1])}, `reports/benchmarks/readme.md`")
     return spans
 
 
 def render_readme(rec: dict) -> str:
-    body = [f"The README's two commands, read from README.md and run as typed in fresh clones of commit "
-            f"`{rec.get('commit', '?')[:10]}`" + (" (the tree also had uncommitted changes)"
+    body = [f"The README's two commands, read from README.md and run as typed in fresh clones of the commit each "
+            f"run names (the latest: `{rec.get('commit', '?')[:10]}`)" + (" (the tree also had uncommitted changes)"
                                                   if rec.get("uncommitted_changes") else "") + ".", "",
             "| run | command | exit | wall | install | job | pytest | peak RSS |", "|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(rec["runs"]):
         install, job = _install_and_job(r)
         summary = r.get("summary_line") or (f"best AP50 {r['best']['map50']:.3f}" if r.get("best") else "")
         rss = f"{r['peak_rss_mb']} MB" if r.get("peak_rss_mb") else "-"
-        body.append(f"| {i + 1}: {r['name']} | `{r['command'].splitlines()[0][-60:]}` | {r['returncode']} | "
+        body.append(f"| {i + 1}: {r['name']} (`{r.get('commit', rec.get('commit', '?'))[:8]}`, "
+                    f"{r.get('started', rec.get('started', '?'))}) | `{r['command'].splitlines()[0][-60:]}` | {r['returncode']} | "
                     f"{_duration(r['seconds'])} | {_duration(install)} | {_duration(job)} | {summary} | {rss} |")
     body += ["", "Steps of each run (seconds):", ""]
     for i, r in enumerate(rec["runs"]):
