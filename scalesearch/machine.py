@@ -69,13 +69,17 @@ def resolve_device(name: str) -> str:
 
 
 def portable_path(path: str | os.PathLike, base: str | os.PathLike | None = None) -> str:
-    """``path`` as recorded: an absolute path becomes relative to ``base`` (the working folder: the repository
-    when commands are run from it), so no record carries a path of the machine that made it; a relative path
-    is kept as typed."""
+    """``path`` as recorded: an absolute path inside ``base`` (the working folder: the repository when commands
+    run from it) or beside it (``../shared``) becomes relative to ``base``; one elsewhere keeps only its last two
+    parts after ``.../`` (no record names a folder of the machine that made it); a relative path is kept as typed."""
     text = os.fspath(path)
     if not os.path.isabs(text):
         return text
-    return os.path.relpath(text, os.fspath(base) if base is not None else os.getcwd())
+    root = os.path.abspath(os.fspath(base) if base is not None else os.getcwd())
+    norm = os.path.normpath(text)
+    if os.path.commonpath([norm, os.path.dirname(root)]) == os.path.dirname(root) != "/":
+        return os.path.relpath(norm, root)
+    return ".../" + "/".join(norm.split("/")[-2:])
 
 
 def portable_command(argv: list[str] | tuple[str, ...], base: str | os.PathLike | None = None) -> str:
