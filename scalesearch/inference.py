@@ -1,5 +1,4 @@
-"""A trained detector on images: read an image, detect in its own pixels, and the drawn grid of
-``scalesearch train``. Drawing itself is ``scalesearch.draw``."""
+"""A trained detector on images: read an image and detect in its own pixels. Drawing is ``scalesearch.draw``."""
 
 from __future__ import annotations
 
@@ -12,10 +11,6 @@ if TYPE_CHECKING:
     from torch import Tensor, nn
 
     from scalesearch.spec import DetectorSpec
-
-GRID_IMAGES = 8
-GRID_SCORE = 0.3
-
 
 def read_image(path: Path) -> Tensor:
     """uint8 ``Tensor[3, H, W]`` RGB; a missing or unreadable file is a ``UserError``."""
@@ -56,31 +51,3 @@ def detection_records(found: dict[str, Tensor], names: list[str]) -> list[dict[s
         {"label": names[c], "score": round(s, 4), "box_xyxy": [round(v, 1) for v in b]}
         for c, s, b in zip(found["labels"].tolist(), found["scores"].tolist(), found["boxes"].tolist())
     ]
-
-
-def predictions_grid(detections: list[dict], data: str | Path | None, spec: DetectorSpec, path: Path,
-                     images: int = GRID_IMAGES) -> None:
-    """A PNG grid of the first val images of ``data`` (None: synthetic) with the COCO ``detections``
-    (score >= ``GRID_SCORE``) drawn on them."""
-    from scalesearch.data import CocoDetection, resolve_dataset
-    from scalesearch.draw import draw_detections, save_png, tile_grid
-
-    images_dir, ann_file = resolve_dataset(data, "val")
-    coco = CocoDetection(images_dir, ann_file, spec.resolution, cache=False)
-    drawn = []
-    for img in coco.images[:images]:
-        found = _image_detections(detections, img["id"], coco.info.label_to_category)
-        drawn.append(draw_detections(read_image(images_dir / img["file_name"]), found, coco.info.category_names))
-    save_png(tile_grid(drawn), path)
-
-
-def _image_detections(detections: list[dict], image_id: int, label_to_category: list[int]) -> dict[str, Tensor]:
-    """COCO results of one image (score >= GRID_SCORE) -> xyxy boxes, scores, contiguous labels."""
-    import torch
-
-    mine = [d for d in detections if d["image_id"] == image_id and d["score"] >= GRID_SCORE]
-    boxes = torch.tensor([d["bbox"] for d in mine], dtype=torch.float32).reshape(-1, 4)
-    boxes[:, 2:] += boxes[:, :2]
-    to_label = {c: i for i, c in enumerate(label_to_category)}
-    labels = torch.tensor([to_label[d["category_id"]] for d in mine], dtype=torch.long)
-    return {"boxes": boxes, "scores": torch.tensor([d["score"] for d in mine]), "labels": labels}

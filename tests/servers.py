@@ -28,3 +28,6 @@ def need_module(name: str, install: str) -> ModuleType:
         return importlib.import_module(name)
     except ImportError as error:
         unavailable(f"{name} cannot be imported ({error}): {install}")
+
+
+TEST_EXTRAS = "pip install -e '.[test]' installs it"

@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+from servers import TEST_EXTRAS, need_module
+
 from scalesearch import detection as det
 from scalesearch.spec import DetectorSpec
 
@@ -41,7 +43,7 @@ def test_anchor_octaves_and_aspect_ratios():
 
 
 def test_anchors_match_effdet():
-    anchors_mod = pytest.importorskip("effdet.anchors")
+    anchors_mod = need_module("effdet.anchors", TEST_EXTRAS)
     spec = DetectorSpec(resolution=256)
     ref = anchors_mod.Anchors(3, 7, 3, [(1.0, 1.0), (1.4, 0.7), (0.7, 1.4)], 4.0, (256, 256)).boxes
     torch.testing.assert_close(det.anchor_boxes(spec), ref[:, [1, 0, 3, 2]], rtol=0, atol=1e-4)
@@ -110,7 +112,7 @@ def test_assignment_batch_padding_and_empty_image():
 
 
 def test_assignment_matches_effdet_labeler():
-    anchors_mod = pytest.importorskip("effdet.anchors")
+    anchors_mod = need_module("effdet.anchors", TEST_EXTRAS)
     spec = DetectorSpec(resolution=128, num_classes=3)
     gen = torch.Generator().manual_seed(2)
     boxes = [torch.cat([xy, xy + 4 + torch.rand(n, 2, generator=gen) * 60], 1)
@@ -148,8 +150,7 @@ def test_loss_on_known_inputs():
 
 
 def test_loss_matches_effdet():
-    loss_mod = pytest.importorskip("effdet.loss")
-    spec = TINY.replace(num_classes=3)
+    loss_mod = need_module("effdet.loss", TEST_EXTRAS)
     # Inexact matches: effdet skips box targets that are exactly 0, which exact matches would give.
     t = _assign([[[0.5, 0, 4, 5], [8, 8.5, 15, 15]]], [[1, 2]], unmatched_threshold=0.2)
     assert (t.labels >= 0).sum() == 2 and (t.labels == det.IGNORED).sum() > 0
@@ -219,7 +220,7 @@ def test_postprocess_clips_to_image():
 
 def test_uneven_upper_levels_match_effdet_anchors_at_320_px():
     # EfficientDet-Lite0's 320 px: P6 and P7 are ceil-sized 5x5 and 3x3 maps with strides 64 and 106.67.
-    anchors_mod = pytest.importorskip("effdet.anchors")
+    anchors_mod = need_module("effdet.anchors", TEST_EXTRAS)
     spec = DetectorSpec(resolution=320, anchor_scale=3.0)
     ref = anchors_mod.Anchors(3, 7, 3, [(1.0, 1.0), (1.4, 0.7), (0.7, 1.4)], 3.0, (320, 320)).boxes
     ours = det.anchor_boxes(spec)

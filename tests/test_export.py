@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from servers import TEST_EXTRAS, need_module
+
 from scalesearch.errors import UserError
 from scalesearch.export import (NMS_OUTPUTS, RAW_OUTPUTS, export_input, export_onnx, graph_signature, onnx_session,
                                 postprocess_defaults)
@@ -18,8 +20,8 @@ from scalesearch.scaling import compound_spec, native_multipliers
 from scalesearch.spec import DetectorSpec
 from scalesearch.topology import list_topologies, load_family
 
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
+onnx = need_module("onnx", TEST_EXTRAS)
+need_module("onnxruntime", TEST_EXTRAS)
 
 ROOT = Path(__file__).resolve().parents[1]
 BCCD = ROOT.parent / "shared" / "datasets" / "bccd"

@@ -8,6 +8,8 @@ import json
 import pytest
 import torch
 
+from servers import TEST_EXTRAS, need_module
+
 from scalesearch import latency
 from scalesearch.errors import UserError
 from scalesearch.scaling import compound_spec
@@ -132,8 +134,8 @@ def test_real_torch_measurement_of_a_tiny_spec():
 
 
 def test_onnxruntime_measurement_of_a_tiny_spec():
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("scalesearch.export")
+    need_module("onnxruntime", TEST_EXTRAS)
+    need_module("scalesearch.export", TEST_EXTRAS)
     result = latency.measure_latency(TINY, latency.LatencySettings(runtime="onnxruntime", warmup=1, runs=2))
     assert result.runtime == "onnxruntime" and result.onnxruntime
     assert all(result.median_ms[p] > 0 for p in latency.PARTS) and result.candidates == 1000

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from servers import TEST_EXTRAS, need_module
+
 from scalesearch.errors import UserError
 from scalesearch.topology import (
     FUSIONS, Node, Topology, canonical_fusion, get_topology, list_topologies, load_family, load_topology,
@@ -72,7 +74,7 @@ def test_generators_at_other_level_ranges(name, levels):
 
 @pytest.mark.parametrize("levels", [(3, 7), (2, 6), (3, 8), (2, 4)])
 def test_node_lists_equal_effdet_config_at_any_levels(levels):
-    fpn_config = pytest.importorskip("effdet.config.fpn_config")
+    fpn_config = need_module("effdet.config.fpn_config", TEST_EXTRAS)
     for ours, theirs in [("panet", "pan"), ("bifpn", "bifpn"), ("qufpn", "qufpn")]:
         config = fpn_config.get_fpn_config(f"{theirs}_sum", *levels)
         expected = [(n["feat_level"], tuple(n["inputs_offsets"]), n["weight_method"]) for n in config.nodes]

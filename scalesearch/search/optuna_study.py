@@ -42,8 +42,6 @@ def make_storage(url: str) -> Any:
     ``journal:///path/study.log`` gives Optuna's journal file storage (for shared file systems without a
     database server; dead trials are found by host and pid there, it has no heartbeat). Unreachable servers,
     missing drivers and bad URLs are ``UserError`` naming ``search.storage``."""
-    import optuna
-
     quiet_optuna()
     if url.startswith(JOURNAL_PREFIX):
         return _journal_storage(url[len(JOURNAL_PREFIX):])

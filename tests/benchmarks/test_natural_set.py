@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("skimage")
-pytest.importorskip("sklearn")
+from servers import TEST_EXTRAS, need_module
+
+need_module("skimage", TEST_EXTRAS)
+need_module("sklearn", TEST_EXTRAS)
 
 _PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "natural_set.py"
 _spec = importlib.util.spec_from_file_location("natural_set", _PATH)

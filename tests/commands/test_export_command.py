@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import torch
 
+from servers import TEST_EXTRAS, need_module
+
 from scalesearch.cli import main
 
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
+onnx = need_module("onnx", TEST_EXTRAS)
+need_module("onnxruntime", TEST_EXTRAS)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from servers import TEST_EXTRAS, need_module
+
 from conftest import records_json, tiny_study
 from scalesearch.cli import main
 from scalesearch.search.backend import BACKENDS, SearchBackend, get_backend
@@ -29,7 +31,7 @@ TRAIN = {"steps": 2, "batch_size": 4, "warmup_steps": 1, "eval_batch_size": 8}
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request):
     if request.param == "ray":
-        pytest.importorskip("ray")
+        need_module("ray", TEST_EXTRAS)
     yield request.param
     if request.param == "ray":
         import ray
@@ -65,7 +67,7 @@ def test_n_trials_with_one_schema_and_one_numbering(tmp_path, backend):
 
 
 def test_the_schema_is_the_same_on_both_backends(tmp_path):
-    pytest.importorskip("ray")
+    need_module("ray", TEST_EXTRAS)
     keys = {}
     for name in sorted(BACKENDS):
         folder = tmp_path / name

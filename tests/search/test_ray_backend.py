@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from servers import TEST_EXTRAS, need_module
+
 from conftest import tiny_study
 from scalesearch.cli import main
 from conftest import records_json as load_records
@@ -21,7 +23,7 @@ from test_objective import SCHEMA
 
 @pytest.fixture
 def local_ray():
-    pytest.importorskip("ray")
+    need_module("ray", TEST_EXTRAS)
     from scalesearch.search.ray_backend import start_local_ray
 
     start_local_ray(num_cpus=2)
@@ -109,7 +111,7 @@ def test_local_ray_listens_on_loopback_only(local_ray):
 def test_the_backend_starts_its_own_ray_on_loopback_only(tmp_path):
     """No Ray running and no ``search.ray.address``: ``run_ray`` starts one, on 127.0.0.1 only, then leaves Ray's
     single-machine switch as it found it (a later cluster connection resolves addresses as usual)."""
-    ray = pytest.importorskip("ray")
+    ray = need_module("ray", TEST_EXTRAS)
     from ray._private import ray_constants
 
     assert not ray.is_initialized()

@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 
 from conftest import records_json, tiny_study
+from servers import need_module, unavailable
 from test_ray_backend import assert_loopback_only, needs_proc, process_tree
 
-ray = pytest.importorskip("ray")
+ray = need_module("ray", "pip install -e '.[test]' installs it")
 
 # Ray's single-machine mode: a node given 127.0.0.1 keeps it (otherwise Ray swaps in the interface address and
 # its processes listen on every interface), and drivers reach 127.0.0.1 as given. Every process of the cluster
@@ -65,7 +66,7 @@ def cluster():  # noqa: C901 - start, wait, stop
     descends from one of the two."""
     command = Path(sys.executable).with_name("ray")
     if not command.is_file():
-        pytest.skip("the ray command is not installed")
+        unavailable(f"the ray command is not installed beside {sys.executable}: pip install -e '.[test]' installs it")
     port = _free_port()
     previous = {name: os.environ.get(name) for name in SINGLE_MACHINE}
     os.environ.update(SINGLE_MACHINE)  # the drivers the tests start inherit it

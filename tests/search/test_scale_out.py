@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from servers import TEST_EXTRAS, need_module
+
 from conftest import records_json, tiny_study
 from search_fakes import wait_for
 from scalesearch import cpu_share
@@ -243,7 +245,7 @@ def test_finished_run_opens_in_optuna_dashboard(tmp_path):
 ])
 def test_bad_scale_out_settings_fail_fast_without_a_run_folder(tmp_path, change, message):
     if change.get("backend") == "ray":
-        pytest.importorskip("ray")
+        need_module("ray", TEST_EXTRAS)
     study = tiny_study(tmp_path, search=change)
     started = time.time()
     proc = _cli(study)
