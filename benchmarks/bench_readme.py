@@ -63,7 +63,8 @@ def run_command(command: str, clone: Path, log: Path) -> dict:
         marks[int(m.group(1)), m.group(2)] = float(m.group(3))
     timed = [{"step": step, "seconds": round(marks[i, "end"] - marks[i, "start"], 1) if (i, "end") in marks else None}
              for i, step in enumerate(steps) if (i, "start") in marks]
-    tail = [line for line in text.splitlines() if not line.startswith(STEP)][-15:]
+    # The clone's folder is this machine's: lines keep paths relative to the clone (``./scalesearch/...``).
+    tail = [line.replace(f"{clone}/", "./") for line in text.splitlines() if not line.startswith(STEP)][-15:]
     return {"command": command, "returncode": proc.returncode, "seconds": round(seconds, 1), "steps": timed,
             "output_tail": tail}
 
