@@ -136,11 +136,12 @@ def main() -> None:
     if args.check:
         args.specs, args.warmup, args.runs = 3, 1, 3
 
-    from scalesearch.latency import LatencySettings, machine
+    from scalesearch.latency import LatencySettings
+    from scalesearch.machine import identity
 
     settings = LatencySettings(threads=args.threads, warmup=args.warmup, runs=args.runs)
     record = begin_record("latency", n_specs=args.specs, seed=args.seed, threads=args.threads, batch=1,
-                          warmup=args.warmup, runs=args.runs, runtime="torch", latency_machine=machine())
+                          warmup=args.warmup, runs=args.runs, runtime="torch", latency_machine=identity())
     rows = measure_specs(draw_specs(args.specs, args.seed), settings)
     record.update(specs=rows, **summarise(rows),
                   runtimes=runtime_ratios([p for p in args.presets.split(",") if p], settings))

@@ -14,7 +14,7 @@ step's time in this run's flat trials, and one zero-cost scoring counts its meas
 unit (the record's zero-cost seconds when present, else 3 steps: one forward for NASWOT, a forward and a
 backward each for synflow and grad-norm). ``halving`` and ``prefilter`` add trials in rounds of
 ``--workers`` until they have spent what ``flat`` spent. Then the final front of each run (proxy mAP vs
-FLOPs) is retrained at ``--factor`` times the proxy budget (``scalesearch.fidelity.retrain``, the three side
+FLOPs) is retrained at ``--factor`` times the proxy budget (``scalesearch.retrain.fidelity.retrain``, the three side
 by side) and the hypervolume of (long mAP, FLOPs / reference) is computed with one reference point for all
 three (1.1x the largest FLOPs on any front, mAP 0). Writes
 ``reports/benchmarks/multi_fidelity.json``; ``python benchmarks/render.py`` renders it.
@@ -120,7 +120,7 @@ def main() -> None:
 
     from scalesearch import pareto
     from scalesearch.config import load_study
-    from scalesearch.fidelity import retrain
+    from scalesearch.retrain.fidelity import retrain
 
     study = (ROOT / args.study).resolve()
     config = load_study(study, args.overrides)

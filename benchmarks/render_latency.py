@@ -4,6 +4,8 @@ module at its end."""
 
 from __future__ import annotations
 
+from scalesearch.records import machine_cores
+
 TAU_TARGET, CV_TARGET = 0.9, 0.05
 
 
@@ -14,12 +16,12 @@ def _met(ok: bool) -> str:
 def _settings(rec: dict) -> str:
     m = rec.get("latency_machine") or {}
     return (f"{rec['runtime']} eager, batch {rec['batch']}, {rec['threads']} thread(s), {rec['warmup']} warm-up + "
-            f"{rec['runs']} timed runs per part, {m.get('cpu', '?')} ({m.get('cores', '?')} cores), torch "
+            f"{rec['runs']} timed runs per part, {m.get('cpu', '?')} ({machine_cores(m) or '?'} cores), torch "
             f"{m.get('torch', '?')}, onnxruntime {m.get('onnxruntime') or 'not installed'}")
 
 
 def render_latency(rec: dict) -> str:
-    from render import _page
+    from render import benchmark_page
 
     t, f = rec["passes_kendall"], rec["flops_kendall"]
     body = [f"{rec['n_specs']} specs drawn with seed {rec['seed']} from the search spaces' axes (every topology "
@@ -48,7 +50,7 @@ def render_latency(rec: dict) -> str:
                     f"{r['ratio_total']:.3f} | {r['torch']['network_ms']:.2f} | {r['onnxruntime']['network_ms']:.2f} | "
                     f"{r['ratio_network']:.3f} |")
     body += ["", "Post-processing (decode + NMS) runs in torch for both runtimes, on the runtime's own outputs."]
-    return _page(rec, "latency", body)
+    return benchmark_page(rec, "latency", body)
 
 
 def headline_latency(rec: dict) -> list[str]:

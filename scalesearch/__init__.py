@@ -6,8 +6,7 @@ without importing torch, Optuna or Ray until a command needs them.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from scalesearch.lazy import lazy_exports
 
 _EXPORTS = {
     "Cost": "scalesearch.cost", "count_cost": "scalesearch.cost",
@@ -20,15 +19,4 @@ _EXPORTS = {
     "TrainConfig": "scalesearch.train", "train_and_evaluate": "scalesearch.train",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'scalesearch' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports("scalesearch", _EXPORTS, globals())

@@ -1,21 +1,24 @@
 """The ``scalesearch`` command.
 
 Each subcommand lives in ``scalesearch/commands/<name>.py`` and exposes ``add_parser(subparsers)``
-(which registers the subcommand and sets ``func``) so that commands can be developed apart.
+(which registers the subcommand and sets ``func``) so that commands can be developed apart; ``COMMANDS``
+declares it by that path, so a new command is its module and one name below.
 User mistakes (``UserError``) print one line and exit with code 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+from typing import Callable
 
 from scalesearch.errors import UserError
+from scalesearch.registry import Registry
 
-# Order is the order shown by --help.
-COMMANDS = ("run", "trials", "report", "fidelity", "extrapolate", "table", "count", "latency", "topologies", "train", "predict",
-            "export")
+COMMANDS: Registry[Callable[[argparse._SubParsersAction], None]] = Registry("command")
+for _name in ("run", "trials", "report", "fidelity", "extrapolate", "table", "count", "latency", "topologies", "train",
+              "predict", "export"):  # the order shown by --help
+    COMMANDS.declare(_name, f"scalesearch.commands.{_name}:add_parser")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,12 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f"scalesearch.commands.{name}")
+            add_parser = COMMANDS.get(name)
         except ModuleNotFoundError as exc:
             if exc.name != f"scalesearch.commands.{name}":
                 raise
             continue  # command not available in this build
-        module.add_parser(sub)
+        add_parser(sub)
     return parser
 
 

@@ -63,9 +63,6 @@ class StudyConfig(_Model):
             self._check_multi_fidelity(multi)
         if self.search.prefilter is not None and not self.search.zero_cost:
             raise ValueError("search.prefilter: the prefilter ranks zero-cost scores, but search.zero_cost is false")
-        if self.search.prefilter is not None and self.search.backend != "optuna":
-            raise ValueError(f"search.prefilter: needs the optuna backend, but search.backend is "
-                             f"{self.search.backend!r}")
         if multi and self.search.ray.asha:
             raise ValueError("search.ray.asha: ASHA needs a single objective, but the study has two")
         return self
@@ -104,7 +101,9 @@ class StudyConfig(_Model):
 
     @functools.cached_property
     def search_space(self) -> Any:
-        """The validated ``SearchSpace`` (built once; ``validate_study`` builds it at the edge)."""
+        """The validated ``SearchSpace`` (built once; ``validate_study`` builds it at the edge). Building it checks
+        names and values against data (``scalesearch.backbones``, the topology registry) and imports no torch or
+        timm; resolving a spec (``SearchSpace.resolve``, when a search or a retrainer runs) does."""
         from scalesearch.search.space import SearchSpace
 
         return SearchSpace(self)

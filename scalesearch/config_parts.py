@@ -7,13 +7,18 @@ import re
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer, model_validator,
+)
 
 from scalesearch.errors import close_names_hint
+from scalesearch.search.backend import BACKENDS
+from scalesearch.search.samplers import PRUNERS, SAMPLERS
 
-SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "grid", "gp", "qmc", "cmaes", "brute_force")
-SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
-PRUNERS = ("none", "median", "successive_halving", "hyperband")
+# Backends, samplers and pruners are registries filled where each member is defined; their names and facts are
+# read here without importing Optuna or Ray (imported only to build a member).
+SINGLE_OBJECTIVE_SAMPLERS = tuple(name for name, entry in SAMPLERS.items() if entry.single_objective)
+MULTI_OBJECTIVE_PRUNERS = tuple(name for name, entry in PRUNERS.items() if entry.multi_objective)
 _SUFFIXES = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 _NUMBER_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMBGT]?)\s*$")
 
@@ -193,7 +198,7 @@ class PrefilterConfig(_Model):
 
 
 class SearchConfig(_Model):
-    backend: Literal["optuna", "ray"] = "optuna"
+    backend: str = "optuna"
     sampler: str = "tpe"
     n_trials: int = Field(default=20, ge=1)
     workers: int = Field(default=1, ge=1)
@@ -205,18 +210,50 @@ class SearchConfig(_Model):
     prefilter: PrefilterConfig | None = None
     enqueue: list[EnqueuedPoint] = Field(default_factory=list)
     ray: RayConfig = Field(default_factory=RayConfig)
+    estimator: str = "train"  # how a trial's accuracy is estimated (scalesearch.search.estimators)
+
+    @field_validator("backend")
+    @classmethod
+    def _backend(cls, value: str) -> str:
+        return _choice("search backend", value, BACKENDS.choices())
 
     @field_validator("sampler")
     @classmethod
     def _sampler(cls, value: str) -> str:
-        return _choice("sampler", value, SAMPLERS)
+        return _choice("sampler", value, SAMPLERS.choices())
 
     @field_validator("pruning", mode="before")
     @classmethod
     def _pruning(cls, value: Any) -> str:
         if isinstance(value, bool):
             return "median" if value else "none"
-        return _choice("pruner", str(value), PRUNERS)
+        return _choice("pruner", str(value), PRUNERS.choices())
+
+    @field_validator("pruning")
+    @classmethod
+    def _pruning_backend(cls, value: str, info: ValidationInfo) -> str:
+        if value == "hyperband" and info.data.get("backend") == "ray":
+            raise ValueError("'hyperband' needs the optuna backend (its brackets are Optuna's); with ray use "
+                             "'successive_halving', 'median' or search.ray.asha")
+        return value
+
+    @field_validator("estimator")
+    @classmethod
+    def _estimator(cls, value: str, info: ValidationInfo) -> str:
+        """A known member, able to do what the search asks of it: pruning and ASHA stop trials at the intermediate
+        mAP it reports, a prefilter skips estimates worth skipping (its module is imported only then)."""
+        from scalesearch.search.estimators import ESTIMATORS, estimator_class
+
+        _choice("estimator", value, ESTIMATORS.choices())
+        data = info.data
+        asks = [("intermediate", "search.pruning", data.get("pruning", "none") != "none"),
+                ("intermediate", "search.ray.asha", getattr(data.get("ray"), "asha", False)),
+                ("prefilter", "search.prefilter", data.get("prefilter") is not None)]
+        why = {"intermediate": "it reports no intermediate mAP", "prefilter": "its estimates cost too little to skip"}
+        for capability, key, asked in asks:
+            if asked and not getattr(estimator_class(value).capabilities, capability):
+                raise ValueError(f"{value!r} lacks the {capability!r} capability that {key} needs ({why[capability]})")
+        return value
 
 
 class Objective(_Model):
@@ -240,7 +277,7 @@ class LatencyConfig(_Model):
     def _runtime(cls, value: str) -> str:
         from scalesearch.latency import RUNTIMES
 
-        return _choice("runtime", value, RUNTIMES)
+        return _choice("runtime", value, RUNTIMES.choices())
 
 
 def _choice(kind: str, value: str, choices: tuple[str, ...]) -> str:

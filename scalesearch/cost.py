@@ -12,8 +12,6 @@ pins the result equal to plain traces.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import warnings
@@ -103,15 +101,14 @@ def count_flops(spec: DetectorSpec, model: torch.nn.Module | None = None) -> dic
     return _fit(trace_flops(model, stride), trace_flops(model, 2 * stride), u)
 
 
-def _cache_file(spec: DetectorSpec, cache_dir: Path) -> Path:
+def _cache_key(spec: DetectorSpec) -> dict:
     import fvcore
     import timm
 
     key = spec.replace(weights="none").to_dict()
     key.pop("name")
     key["_versions"] = [_METHOD_VERSION, torch.__version__, timm.__version__, getattr(fvcore, "__version__", "")]
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    return cache_dir / f"cost-{digest}.json"
+    return key
 
 
 def _compute(spec: DetectorSpec) -> Cost:
@@ -134,16 +131,14 @@ def count_cost(spec: DetectorSpec, cache_dir: str | Path | None = None) -> Cost:
     key = spec.replace(weights="none", name=None)
     if key in _MEMORY:
         return _MEMORY[key]
-    cache_dir = cache_dir or os.environ.get(CACHE_ENV)
-    path = _cache_file(key, Path(cache_dir)) if cache_dir else None
-    if path is not None and path.is_file():
-        cost = Cost.from_dict(json.loads(path.read_text()))
+    from scalesearch.files import JsonCache, digest
+
+    cache = JsonCache(cache_dir or os.environ.get(CACHE_ENV), "cost")  # parallel trials may count one spec
+    stored = cache.get(digest(_cache_key(key)))
+    if stored is not None:
+        cost = Cost.from_dict(stored)
     else:
         cost = _compute(key)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(cost.to_dict()))
-            tmp.replace(path)  # atomic: parallel trials may count the same spec
+        cache.put(digest(_cache_key(key)), cost.to_dict())
     _MEMORY[key] = cost
     return cost

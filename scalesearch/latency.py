@@ -35,10 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import os
-import platform
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -46,8 +43,16 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from scalesearch.errors import UserError, close_names_hint
+from scalesearch.files import JsonCache, digest
+from scalesearch.machine import identity
+from scalesearch.registry import Registry
 
-RUNTIMES = ("torch", "onnxruntime")
+# name -> network factory ``(model, spec, images, threads, stack) -> network()``, where ``network()`` returns
+# (``[B, N, C]`` logits, ``[B, N, 4]`` box codes) as torch tensors. Declared by path (the factories are below and
+# need torch or onnxruntime), so settings made at import time, and config validation, know every name.
+RUNTIMES: Registry[Callable[..., Callable[[], Any]]] = Registry("runtime")
+RUNTIMES.declare("torch", "scalesearch.latency:_torch_network")
+RUNTIMES.declare("onnxruntime", "scalesearch.latency:_onnxruntime_network")
 PARTS = ("network", "post", "total")
 DEFAULT_WARMUP, DEFAULT_RUNS = 10, 40
 LOCK_ENV = "SCALESEARCH_LATENCY_LOCK"
@@ -189,23 +194,6 @@ def exclusive_lock(path: str | Path | None = None) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def machine() -> dict[str, Any]:
-    """What a latency depends on besides the spec: CPU model, cores and library versions."""
-    import torch
-
-    from scalesearch.machine import _proc_field
-
-    try:
-        from importlib.metadata import version
-
-        ort = version("onnxruntime")
-    except Exception:  # not installed
-        ort = None
-    return {"cpu": _proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine(),
-            "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "onnxruntime": ort}
-
-
 def measure_latency(spec: Any, settings: LatencySettings = LatencySettings(), *, model: Any = None,
                     max_detections: int = 100, lock: str | Path | None = None,
                     exclusive: bool | None = None) -> LatencyResult:
@@ -234,7 +222,7 @@ def measure_latency(spec: Any, settings: LatencySettings = LatencySettings(), *,
     return LatencyResult(
         median_ms={k: round(v[0], 4) for k, v in stats.items()}, iqr_ms={k: round(v[1], 4) for k, v in stats.items()},
         runtime=settings.runtime, threads=settings.threads, batch=settings.batch, warmup=settings.warmup,
-        runs=settings.runs, resolution=spec.resolution, **machine(), exclusive=bool(exclusive),
+        runs=settings.runs, resolution=spec.resolution, **identity(), exclusive=bool(exclusive),
         load_average=None if load is None else round(load, 2), **counts,
         samples_ms={k: tuple(round(x, 4) for x in v) for k, v in samples.items()})
 
@@ -244,7 +232,7 @@ def _runtime_parts(settings: LatencySettings, model: Any, spec: Any, images: Any
     """The three timed callables for the runtime, and the NMS input/output sizes on the fixed image."""
     from scalesearch import detection as det
 
-    network = RUNTIME_NETWORKS[settings.runtime](model, spec, images, settings.threads, stack)
+    network = RUNTIMES.get(settings.runtime)(model, spec, images, settings.threads, stack)
     anchors = det.anchor_boxes(spec)
 
     def post_of(outputs: tuple[Any, Any]) -> list[dict[str, Any]]:
@@ -310,21 +298,16 @@ def _flat_outputs(out: dict[str, Any], spec: Any) -> tuple[Any, Any]:
     return flatten_outputs(tensors[:levels], tensors[levels:], spec.num_classes)
 
 
-RUNTIME_NETWORKS: dict[str, Callable[..., Callable[[], Any]]] = {
-    "torch": _torch_network, "onnxruntime": _onnxruntime_network,
-}
-
-
 # ---- cache ------------------------------------------------------------------------------------------
 
 def cache_key(spec: Any, settings: LatencySettings, info: dict[str, Any] | None = None) -> str:
     """Digest of the architecture (name and weights excluded), the settings and this machine."""
     arch = spec.replace(weights="none", name=None).to_dict()
-    info = info or machine()
+    info = info or identity()
     if settings.runtime != "onnxruntime":
         info = {**info, "onnxruntime": None}
     data = {"spec": arch, "settings": dataclasses.asdict(settings), "machine": info, "version": _METHOD_VERSION}
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:24]
+    return digest(data)
 
 
 def cached_latency(spec: Any, settings: LatencySettings = LatencySettings(), cache_dir: str | Path | None = None,
@@ -335,26 +318,18 @@ def cached_latency(spec: Any, settings: LatencySettings = LatencySettings(), cac
     key = cache_key(spec, settings)
     if key in _MEMORY:
         return _MEMORY[key]
-    path = Path(cache_dir) / f"latency-{key}.json" if cache_dir else None
-    if path is not None and path.is_file():
-        result = LatencyResult.from_json(json.loads(path.read_text()))
-    else:
+    cache = JsonCache(cache_dir, "latency")
+    stored = cache.get(key)
+    if stored is None:
         with exclusive_lock(kwargs.pop("lock", None)) as held:
-            if path is not None and path.is_file():  # another worker measured it while we waited
-                result = LatencyResult.from_json(json.loads(path.read_text()))
-            else:
+            stored = cache.get(key)  # another worker may have measured it while we waited
+            if stored is None:
                 result = measure_latency(spec, settings, exclusive=held, **kwargs)
-                if path is not None:
-                    _write_atomic(path, result.to_json())
+                cache.put(key, result.to_json())
+    if stored is not None:
+        result = LatencyResult.from_json(stored)
     _MEMORY[key] = result
     return result
-
-
-def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
 
 
 def render(result: LatencyResult, title: str = "") -> str:

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from scalesearch.errors import UserError
+from scalesearch.records import machine_cores
 
 
-def _proc_field(path: str, key: str) -> str | None:
+def proc_field(path: str, key: str) -> str | None:
     """The first ``key: value`` line of a /proc file (Linux), else None."""
     try:
         for line in Path(path).read_text().splitlines():
@@ -24,20 +25,34 @@ def _proc_field(path: str, key: str) -> str | None:
     return None
 
 
+def identity() -> dict[str, Any]:
+    """What a measured time depends on: CPU model, cores, Python, torch and onnxruntime versions. The key of
+    the latency cache and the machine fields of a latency record; ``machine_info`` is this plus the rest."""
+    import torch
+
+    try:
+        from importlib.metadata import version
+
+        ort = version("onnxruntime")
+    except Exception:  # not installed
+        ort = None
+    return {"cpu": proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine(),
+            "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "onnxruntime": ort}
+
+
 def machine_info() -> dict[str, Any]:
-    """CPU model, cores, memory (GB), OS and software versions, as plain JSON-friendly values."""
+    """The one description of a machine in records: ``identity()`` plus memory (GB), platform, host, timm,
+    torch threads and the GPU when there is one, as plain JSON-friendly values."""
     import timm
     import torch
 
-    mem_kb = _proc_field("/proc/meminfo", "MemTotal")
+    mem_kb = proc_field("/proc/meminfo", "MemTotal")
     return {
-        "cpu": _proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
+        **identity(),
         "memory_gb": round(int(mem_kb.split()[0]) / 2**20) if mem_kb else None,
         "platform": platform.platform(),
         "host": socket.gethostname(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
         "timm": timm.__version__,
         "threads": torch.get_num_threads(),
         **({"gpu": torch.cuda.get_device_name(0)} if torch.cuda.is_available() else {}),
@@ -49,7 +64,7 @@ def describe(info: dict[str, Any] | None = None) -> str:
     info = info or machine_info()
     memory = f", {info['memory_gb']} GB RAM" if info.get("memory_gb") else ""
     gpu = f", GPU {info['gpu']}" if info.get("gpu") else ""
-    return (f"{info['cpu']}, {info['cpus']} cores{memory}{gpu}, {platform.system()} {platform.machine()}, "
+    return (f"{info['cpu']}, {machine_cores(info)} cores{memory}{gpu}, {platform.system()} {platform.machine()}, "
             f"Python {info['python']}, torch {info['torch']}, timm {info['timm']}, {info['threads']} threads")
 
 

@@ -4,7 +4,8 @@ Each ``Metric`` says its direction, unit, what produces it (``cost``: counted be
 infeasible trial has it too; ``training``: proxy training + COCO evaluation; ``measurement``: timed on this
 machine before training, so an infeasible trial has it too) and
 what a trial that lacks it is worth (``worst``: the worst value for its direction). Config validation,
-objectives, budgets, Pareto fronts and report axes all read ``METRICS``; a new metric is one entry.
+objectives, budgets, Pareto fronts and report axes all read ``METRICS`` (a ``scalesearch.registry.Registry``);
+a new metric is one entry in the ``_add(...)`` call below.
 Torch-free, so the command line and reports can use it without importing the model.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scalesearch.errors import unknown_name
+from scalesearch.registry import Registry
 
 DIRECTIONS = ("maximize", "minimize")
 SOURCES = ("cost", "training", "measurement")
@@ -53,7 +54,15 @@ def _coco(name: str, label: str) -> Metric:
     return Metric(name, "maximize", "", label, "training", worst=0.0)
 
 
-METRICS: dict[str, Metric] = {m.name: m for m in (
+METRICS: Registry[Metric] = Registry("metric")
+
+
+def _add(*metrics: Metric) -> None:
+    for metric in metrics:
+        METRICS.add(metric.name, metric)
+
+
+_add(
     _coco("map", "mAP"), _coco("map50", "AP50"), _coco("map75", "AP75"),
     _coco("map_small", "AP small"), _coco("map_medium", "AP medium"), _coco("map_large", "AP large"),
     Metric("flops", "minimize", "multiply-adds", "FLOPs", "cost", budget=True),
@@ -65,16 +74,14 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("latency_ms", "minimize", "ms", "latency", "measurement", budget=True),
     Metric("latency_network_ms", "minimize", "ms", "network latency", "measurement"),
     Metric("latency_post_ms", "minimize", "ms", "post-processing latency", "measurement"),
-)}
+)
 COCO_METRICS = tuple(name for name, m in METRICS.items() if m.source == "training" and m.unit == "")
 LATENCY_METRICS = tuple(name for name, m in METRICS.items() if m.source == "measurement")
 
 
 def get_metric(name: str) -> Metric:
     """The registered metric ``name``; ``UserError`` listing close names otherwise."""
-    if name not in METRICS:
-        raise unknown_name("metric", name, METRICS)
-    return METRICS[name]
+    return METRICS.get(name)
 
 
 def objective_value(metric: str, value: float | None) -> float:

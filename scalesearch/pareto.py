@@ -10,11 +10,13 @@ whose registry gives each one its direction. Conventions, fixed once for the who
   on at least one. Equal points therefore do not dominate each other: **duplicates and exact ties are
   all kept on the front** (as Optuna's ``study.best_trials`` does), so a report lists every trial that
   reached a front point, e.g. two seeds that scored the same.
-* **Hypervolume** (2-D, exact) is measured in the plane (log10 FLOPs, mAP): the area dominated by the
-  front and bounded by the reference point (log10 ``ref_flops``, mAP 0). Units: decades of FLOPs x mAP.
-  The log axis gives each doubling of compute the same weight, as the paper's FLOPs plots do.
-  ``ref_flops`` defaults to twice the largest FLOPs budget (twice the largest feasible FLOPs when the
-  study has no budget), so that a trial right at the budget still adds area.
+* A front over other objectives (e.g. ``("map", "latency_ms")``) also needs every objective finite.
+* **Hypervolume** (2-D, exact) is measured in the plane (log10 cost, mAP), cost FLOPs unless the objectives
+  name another (e.g. latency): the area dominated by the front and bounded by the reference point
+  (log10 ``ref``, mAP 0). Units: decades of cost x mAP. The log axis gives each doubling of compute the
+  same weight, as the paper's FLOPs plots do. The reference defaults to twice the largest budget on that
+  cost (twice the largest feasible cost when the study has none), so a trial right at the budget still
+  adds area.
 """
 
 from __future__ import annotations
@@ -73,15 +75,33 @@ def _as_minimised(records: Sequence[Record], objectives: Objectives) -> np.ndarr
     )
 
 
+def cost_of(objectives: Objectives) -> str:
+    """The first minimised objective (the cost axis of a front)."""
+    return next(name for name in objectives if not get_metric(name).maximize)
+
+
+def gain_of(objectives: Objectives) -> str:
+    """The first maximised objective (the accuracy axis of a front); ``map`` when none is."""
+    return next((name for name in objectives if get_metric(name).maximize), "map")
+
+
 def pareto_front(records: Iterable[Record], objectives: Objectives = MAP_FLOPS) -> list[Record]:
-    """The non-dominated feasible records, sorted by the first minimised objective (cost), then number."""
-    candidates = feasible(records)
+    """The non-dominated feasible records with every objective finite, sorted by the first minimised objective
+    (cost), then best first, then number."""
+    candidates = [r for r in feasible(records) if all(_finite(r.get(k)) for k in objectives)]
     if not candidates:
         return []
     mask = non_dominated_mask(_as_minimised(candidates, objectives))
-    cost = next(name for name in objectives if not get_metric(name).maximize)
+    cost, gain = cost_of(objectives), gain_of(objectives)
     front = [r for r, keep in zip(candidates, mask) if keep]
-    return sorted(front, key=lambda r: (r.get(cost), -r.get("map"), r.get("number", 0)))
+    return sorted(front, key=lambda r: (r.get(cost), -r.get(gain), r.get("number", 0)))
+
+
+def last_report(record: Record) -> tuple[int, float] | None:
+    """(step, mAP) of the last finite intermediate evaluation (``intermediate``: step -> mAP); None without one.
+    A pruned trial stopped there: this is its rung and how far it had got."""
+    reports = [(int(step), float(value)) for step, value in (record.get("intermediate") or {}).items() if _finite(value)]
+    return max(reports) if reports else None
 
 
 def fronts_by(records: Iterable[Record], key: str = "topology",
@@ -89,7 +109,8 @@ def fronts_by(records: Iterable[Record], key: str = "topology",
     """One front per value of ``key`` (e.g. per topology), over that group's feasible records."""
     groups: dict[str, list[Record]] = {}
     for record in feasible(records):
-        groups.setdefault(str(record.get(key)), []).append(record)
+        if all(_finite(record.get(k)) for k in objectives):
+            groups.setdefault(str(record.get(key)), []).append(record)
     return {name: pareto_front(group, objectives) for name, group in sorted(groups.items())}
 
 
@@ -111,28 +132,37 @@ def hypervolume_2d(points: np.ndarray, ref: Sequence[float]) -> float:
 
 def reference_flops(records: Iterable[Record], budgets: Iterable[float] = ()) -> float | None:
     """Twice the largest FLOPs budget, else twice the largest feasible FLOPs; None with neither."""
+    return reference_cost(records, "flops", budgets)
+
+
+def reference_cost(records: Iterable[Record], cost: str = "flops", budgets: Iterable[float] = ()) -> float | None:
+    """Twice the largest budget on ``cost`` (``budgets``, and for FLOPs the records' ``budget_flops``), else twice
+    the largest finite ``cost`` of a feasible record; None with neither."""
     records = list(records)
     budgets = [float(b) for b in budgets]
-    budgets += [float(r.get("budget_flops")) for r in records if _finite(r.get("budget_flops"))]
+    if cost == "flops":
+        budgets += [float(r.get("budget_flops")) for r in records if _finite(r.get("budget_flops"))]
     if budgets:
         return 2.0 * max(budgets)
-    flops = [float(r.get("flops")) for r in feasible(records)]
-    return 2.0 * max(flops) if flops else None
+    values = [float(r.get(cost)) for r in feasible(records) if _finite(r.get(cost))]
+    return 2.0 * max(values) if values else None
 
 
-def study_hypervolume(records: Iterable[Record], ref_flops: float) -> float:
-    """Hypervolume of the mAP/FLOPs front in (log10 FLOPs, mAP) with reference (log10 ref_flops, 0)."""
-    good = feasible(records)
+def study_hypervolume(records: Iterable[Record], ref: float, objectives: Objectives = MAP_FLOPS) -> float:
+    """Hypervolume of the front over ``objectives`` (gain, cost) in (log10 cost, gain), reference (log10 ref, 0)."""
+    cost, gain = cost_of(objectives), gain_of(objectives)
+    good = [r for r in feasible(records) if _finite(r.get(cost)) and _finite(r.get(gain))]
     if not good:
         return 0.0
-    points = np.array([[math.log10(r.get("flops")), -float(r.get("map"))] for r in good])
-    return hypervolume_2d(points, (math.log10(ref_flops), 0.0))
+    points = np.array([[math.log10(r.get(cost)), -float(r.get(gain))] for r in good])
+    return hypervolume_2d(points, (math.log10(ref), 0.0))
 
 
-def hypervolume_history(records: Iterable[Record], ref_flops: float) -> list[tuple[int, float]]:
+def hypervolume_history(records: Iterable[Record], ref: float,
+                        objectives: Objectives = MAP_FLOPS) -> list[tuple[int, float]]:
     """(trial number, hypervolume of the trials numbered up to it), for every trial in number order."""
     ordered = sorted(records, key=lambda r: r.get("number"))
-    return [(r.get("number"), study_hypervolume(ordered[: i + 1], ref_flops)) for i, r in enumerate(ordered)]
+    return [(r.get("number"), study_hypervolume(ordered[: i + 1], ref, objectives)) for i, r in enumerate(ordered)]
 
 
 def best_under_budget(records: Iterable[Record], budget: float, cost: str = "flops") -> Record | None:
@@ -195,5 +225,15 @@ def _summarise(name: str, records: list[Record]) -> Repeats:
 
 
 def has_repeats(groups: Iterable[Repeats]) -> bool:
-    """True when at least one aggregated point was run with more than one seed."""
+    """True when at least one aggregated point was run more than once (with any seeds)."""
     return any(g.n > 1 for g in groups)
+
+
+def seed_repeats(records: Iterable[Record]) -> list[Repeats]:
+    """The points run with at least two distinct seeds, each summarised over its first record per seed: a point
+    trained twice with the same seed (e.g. a sampler proposing it again) is the same measurement, not a repeat."""
+    groups: dict[str, dict[Any, Record]] = {}
+    for record in sorted(feasible(records), key=lambda r: r.get("number", 0)):
+        groups.setdefault(group_key(record), {}).setdefault(record.get("seed"), record)
+    real = [_summarise(name, list(by_seed.values())) for name, by_seed in groups.items() if len(by_seed) > 1]
+    return sorted(real, key=lambda g: (g.flops, g.group))

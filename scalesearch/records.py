@@ -52,7 +52,10 @@ class TrialRecord:
     ``zero_cost`` the zero-cost scores of the untrained spec (``scalesearch.zero_cost``; {} when not scored);
     ``latency_*`` the measured medians (ms) of the study's ``latency`` settings, ``latency_iqr_ms`` the total's
     interquartile range, ``latency_exclusive`` whether no other measurement ran meanwhile (None: not measured,
-    ``scalesearch.latency``); ``node`` where it ran (the host name; on Ray, host and node id)."""
+    ``scalesearch.latency``); ``node`` where it ran (the host name; on Ray, host and node id); ``estimator`` the
+    study's ``search.estimator`` (None in records written before it existed: proxy training), and
+    ``estimate_seconds`` / ``estimate_cpu_seconds`` the wall and process CPU seconds of the estimate (None when
+    nothing was estimated: infeasible, prefiltered)."""
 
     number: int
     state: State
@@ -83,6 +86,9 @@ class TrialRecord:
     latency_iqr_ms: float | None = None
     latency_exclusive: bool | None = None
     node: str | None = None
+    estimator: str | None = None
+    estimate_seconds: float | None = None
+    estimate_cpu_seconds: float | None = None
 
     def replace(self, **changes: Any) -> "TrialRecord":
         return dataclasses.replace(self, **changes)
@@ -150,6 +156,7 @@ TRIAL_KINDS: dict[str, str] = {
     "steps": "int?", "threads": "int?", "reason": "str?", "label": "str?", "retry_of": "int?",
     "zero_cost": "object[number]?", "latency_ms": "number?", "latency_network_ms": "number?",
     "latency_post_ms": "number?", "latency_iqr_ms": "number?", "latency_exclusive": "bool?", "node": "str?",
+    "estimator": "str?", "estimate_seconds": "number?", "estimate_cpu_seconds": "number?",
     **{key: "number?" for key in COCO_METRICS},
 }
 
@@ -291,16 +298,33 @@ def _short(value: Any) -> str:
     return text.rsplit("/", 1)[-1].removesuffix(".yaml") if text.endswith(".yaml") else text
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temp file + ``os.replace`` so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(tmp, path)
-
-
 def write_records(run_dir: Path, records: list[TrialRecord]) -> None:
-    """``trials.json``: every record, by number, rewritten atomically."""
-    write_json_atomic(Path(run_dir) / "trials.json", [r.to_json() for r in sorted(records, key=lambda r: r.number)])
+    """``trials.json``: every record, by number, rewritten atomically (one record per line)."""
+    RecordsFile(run_dir).write(records)
+
+
+class RecordsFile:
+    """``trials.json`` of a running study, kept current after every trial at a cost that does not grow with the
+    study: each record is encoded once (again only when a new record object replaces it) and kept as its line
+    of JSON; a write joins the kept lines and moves the file into place atomically. With a backend that also
+    reuses unchanged records (``optuna_study.study_records``'s cache), trial 2,000 costs the writer about what
+    trial 1 does (``benchmarks/bench_bookkeeping.py``)."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / "trials.json"
+        self._lines: dict[int, tuple[TrialRecord, str]] = {}
+
+    def write(self, records: list[TrialRecord]) -> None:
+        lines = []
+        for record in sorted(records, key=lambda r: r.number):
+            kept = self._lines.get(record.number)
+            if kept is None or kept[0] is not record:
+                kept = (record, json.dumps(record.to_json(), default=str))
+                self._lines[record.number] = kept
+            lines.append(kept[1])
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text("[\n" + ",\n".join(lines) + ("\n]\n" if lines else "]\n"))
+        os.replace(tmp, self.path)
 
 
 def load_records(run_dir: str | Path) -> list[TrialRecord]:
@@ -319,3 +343,12 @@ def best_record(records: list[TrialRecord], metric: str = "map") -> TrialRecord 
     """The complete record with the highest ``metric`` (None before any)."""
     done = [r for r in records if r.state is State.COMPLETE and r.get(metric) is not None]
     return max(done, key=lambda r: r.get(metric), default=None)
+
+
+CORE_KEYS = ("cores", "cpus", "cpu_count")  # "cores" now (machine.identity); older records wrote "cpus" or "cpu_count"
+
+
+def machine_cores(info: Any) -> int | None:
+    """The core count of a recorded machine description (meta.json, benchmark and latency records), whichever
+    key its writer used."""
+    return next((info[k] for k in CORE_KEYS if info.get(k)), None) if isinstance(info, dict) else None

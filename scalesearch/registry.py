@@ -61,6 +61,14 @@ class Registry(Generic[T]):
         """Every name, registered or declared, in registration order (CLI choices, config validation)."""
         return (*self._members, *self._declared)
 
+    def __getitem__(self, name: str) -> T:
+        """``get``: an unknown name is a ``UserError`` (a ``ValueError``), not a ``KeyError``."""
+        return self.get(name)
+
+    def items(self) -> list[tuple[str, T]]:
+        """(name, member) pairs in registration order; imports declared members."""
+        return [(name, self.get(name)) for name in self.choices()]
+
     def __contains__(self, name: object) -> bool:
         return name in self._members or name in self._declared
 

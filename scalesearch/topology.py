@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from scalesearch.errors import UserError, unknown_name
+from scalesearch.registry import Registry
 from scalesearch.topology_graph import FUSION_ALIASES, FUSIONS, Node, Topology, canonical_fusion, validate_node
 
 __all__ = ["FUSIONS", "FUSION_ALIASES", "Node", "Topology", "TopologyFamily", "canonical_fusion", "family_from_dict",
@@ -43,6 +44,10 @@ _NODE_RE = re.compile(r"^P(?P<level>\d+)=(?P<inputs>-?\d+(?:\+-?\d+)*)(?:~(?P<fu
 
 
 # ---- built-in generators ------------------------------------------------------------------------
+
+# name -> generator ``(min_level, max_level) -> Topology``; a new built-in is one decorated function.
+GENERATORS: Registry[Callable[[int, int], Topology]] = Registry("topology")
+
 
 class _Builder:
     """Appends nodes and tracks, per level, the ids that produced it (index 0 is the input map)."""
@@ -73,6 +78,7 @@ class _Builder:
         return Topology(name, self.min_level, self.max_level, tuple(self.nodes))
 
 
+@GENERATORS.register("fpn")
 def _fpn(lo: int, hi: int) -> Topology:
     """Top-down only (Lin et al. 2017; the paper's Fig. 2a, repeated). The top level passes through
     one single-input node (a separable conv on the smallest map, the cheapest place) so that every
@@ -83,6 +89,7 @@ def _fpn(lo: int, hi: int) -> Topology:
     return b.topology("fpn")
 
 
+@GENERATORS.register("panet")
 def _panet(lo: int, hi: int) -> Topology:
     """PANet (Liu et al. 2018; Fig. 2b): top-down then bottom-up, as effdet's ``pan`` config."""
     b = _Builder(lo, hi)
@@ -101,12 +108,14 @@ def _bifpn_paths(b: _Builder) -> None:
         b.add(level, b.ids[level] + [b.last(level - 1)])
 
 
+@GENERATORS.register("bifpn")
 def _bifpn(lo: int, hi: int) -> Topology:
     b = _Builder(lo, hi)
     _bifpn_paths(b)
     return b.topology("bifpn")
 
 
+@GENERATORS.register("qufpn")
 def _qufpn(lo: int, hi: int) -> Topology:
     """QuFPN (Wu et al. 2020, IEEE 9225379; as effdet's ``qufpn``): BiFPN's two paths, then a
     bottom-up path from the inputs and a top-down path back, then one quad-add node per level that
@@ -127,17 +136,9 @@ def _qufpn(lo: int, hi: int) -> Topology:
     return b.topology("qufpn")
 
 
-_GENERATORS: dict[str, Callable[[int, int], Topology]] = {
-    "fpn": _fpn,
-    "panet": _panet,
-    "bifpn": _bifpn,
-    "qufpn": _qufpn,
-}
-
-
 def list_topologies() -> list[str]:
     """Names of the built-in topologies."""
-    return list(_GENERATORS)
+    return list(GENERATORS)
 
 
 @functools.lru_cache(maxsize=256)
@@ -145,7 +146,7 @@ def _builtin(name: str, min_level: int, max_level: int) -> Topology:
     if not 1 <= min_level < max_level:
         raise UserError(f"topology {name!r}: 1 <= min_level < max_level must hold, "
                         f"but got (min_level={min_level}, max_level={max_level})")
-    return _GENERATORS[name](min_level, max_level)
+    return GENERATORS.get(name)(min_level, max_level)
 
 
 # ---- parsing ------------------------------------------------------------------------------------
@@ -229,7 +230,7 @@ def get_topology(name_or_path_or_inline: str, min_level: int = 3, max_level: int
     levels, which must be the requested ones.
     """
     text = name_or_path_or_inline
-    if text in _GENERATORS:
+    if text in GENERATORS:
         return _builtin(text, min_level, max_level)
     if text.endswith((".yaml", ".yml")):  # checked first: an inline graph never ends so
         topo = load_topology(text)

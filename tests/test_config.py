@@ -67,7 +67,7 @@ MISTAKES = [  # (id, study, --set overrides, expected message)
     ("unknown topology", _with("space.topology", ["fpn", "bifpm"]), [], "space.topology: unknown topology 'bifpm' (close names: bifpn"),
     ("unknown fusion", _with("space.fusion", "fastest"), [], "space.fusion: unknown fusion 'fastest' (close names: fast"),
     ("unknown sampler", _with("search.sampler", "tpee"), [], "search.sampler: unknown sampler 'tpee' (close names: tpe)"),
-    ("unknown backend", _with("search.backend", "rayy"), [], "search.backend: input should be 'optuna' or 'ray', but got 'rayy'"),
+    ("unknown backend", _with("search.backend", "rayy"), [], "search.backend: unknown search backend 'rayy' (close names: ray)"),
     ("unknown pruner", _with("search.pruning", "medain"), [], "search.pruning: unknown pruner 'medain' (close names: median)"),
     ("low > high", _with("space.phi", {"low": 2, "high": 1}), [], "space.phi: low <= high must hold, but got (low=2, high=1)"),
     ("range for a name", _with("space.topology", {"low": 0, "high": 1}), [], "space.topology: must be a value or a list of choices, not a range"),

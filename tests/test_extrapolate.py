@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from scalesearch.errors import UserError
-from scalesearch.extrapolate import FILE, SEARCHED, extrapolate, fit_phi, load_extrapolation
+from scalesearch.extrapolate import FILE, SEARCHED, load_extrapolation
 from scalesearch.fidelity import FILE as FIDELITY, FidelityRecord
-from scalesearch.records import write_json_atomic
+from scalesearch.files import write_json_atomic
+from scalesearch.retrain.extrapolate import extrapolate, fit_phi
 
 STUDY = {"name": "rules", "space": {"phi": {"low": -3.0, "high": -2.0}, "width_growth": {"low": 1.1, "high": 1.6},
                                     "fpn_depth_growth": {"low": 0.5, "high": 1.5}, "resolution": 128},

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from scalesearch.errors import UserError
-from scalesearch.fidelity import FILE, kendall, load_fidelity, pick, retrain
+from scalesearch.fidelity import FILE, kendall, load_fidelity
+from scalesearch.retrain.fidelity import pick, retrain
 from scalesearch.records import TrialRecord
 
 POINTS = [(0.3, 3e9), (0.2, 2e9), (0.1, 1e9), (0.05, 4e9)]  # (proxy mAP, FLOPs) of phi = 0..3
@@ -104,7 +105,7 @@ class FakeLatency:
 
 def test_latency_is_measured_interleaved_and_pooled_after_training(tmp_path):
     from scalesearch.config import load_study
-    from scalesearch.fidelity import measure_latencies
+    from scalesearch.retrain.fidelity import measure_latencies
 
     run = make_run(tmp_path / "run")
     retrain(run, top_k=2, trainer=FakeTrainer({256: 0.5, 384: 0.4}), latency=False)
@@ -140,7 +141,7 @@ def test_study_trainer_saves_a_checkpoint_that_loads(tmp_path):
     """Real (tiny) training: ``--save`` keeps the model as trial<N>_seed<S>.pt with the data's categories."""
     from scalesearch.checkpoint import load_checkpoint
     from scalesearch.config import validate_study
-    from scalesearch.fidelity import study_trainer
+    from scalesearch.retrain.fidelity import study_trainer
     from scalesearch.scaling import PAPER_RULE
 
     config = validate_study({"name": "t", "space": {"phi": -3.0}, "dataset": {"synthetic": {"num_train": 8, "num_val": 4, "image_size": 128}},

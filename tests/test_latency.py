@@ -11,6 +11,7 @@ import torch
 from servers import TEST_EXTRAS, need_module
 
 from scalesearch import latency
+from scalesearch.machine import identity
 from scalesearch.errors import UserError
 from scalesearch.scaling import compound_spec
 
@@ -97,7 +98,11 @@ def _sleepy_runtime(monkeypatch, clock: FakeClock, network_s: float, post_s: flo
         clock.sleep(post_s)
         return [{"scores": torch.zeros(2)}]
 
-    monkeypatch.setitem(latency.RUNTIME_NETWORKS, "torch", network_factory)
+    from scalesearch.registry import Registry
+
+    runtimes = Registry("runtime")
+    runtimes.add("torch", network_factory)
+    monkeypatch.setattr(latency, "RUNTIMES", runtimes)
     monkeypatch.setattr("scalesearch.detection.postprocess", post)
 
 
@@ -183,6 +188,6 @@ def test_cache_measures_once_per_architecture_settings_and_machine(monkeypatch, 
 
 def test_cache_key_names_the_machine():
     settings = latency.LatencySettings()
-    here = latency.machine()
+    here = identity()
     assert latency.cache_key(TINY, settings, here) != latency.cache_key(TINY, settings, {**here, "cpu": "other"})
     assert latency.cache_key(TINY, settings, here) != latency.cache_key(TINY, latency.LatencySettings(batch=2), here)

@@ -168,3 +168,28 @@ def test_group_key_without_label_ignores_seed():
     a = {"topology": "bifpn", "resolution": 256, "phi": 0, "seed": 0}
     b, c = {**a, "seed": 1}, {**a, "topology": "fpn", "seed": 1}
     assert pareto.group_key(a) == pareto.group_key(b) != pareto.group_key(c)
+
+
+def test_front_over_latency_needs_a_measured_latency():
+    records = [rec(0, 0.3, 1e9, latency_ms=20.0), rec(1, 0.4, 2e9), rec(2, 0.35, 3e9, latency_ms=10.0)]
+    assert numbers(pareto.pareto_front(records, ("map", "latency_ms"))) == [2]
+    assert pareto.reference_cost(records, "latency_ms") == 40.0
+    assert pareto.reference_cost(records, "latency_ms", budgets=[15.0]) == 30.0
+    # Only trial 2 counts: log10(40) - log10(10) decades x 0.35 mAP.
+    assert pareto.study_hypervolume(records, 40.0, ("map", "latency_ms")) == pytest.approx(math.log10(4) * 0.35)
+
+
+def test_last_report_is_the_last_finite_step():
+    pruned = rec(0, None, 1e9, state="pruned", intermediate={"50": 0.1, "100": 0.2, "150": None})
+    assert pareto.last_report(pruned) == (100, 0.2)
+    assert pareto.last_report(rec(1, None, 1e9, state="pruned")) is None
+
+
+def test_seed_repeats_need_distinct_seeds():
+    records = [rec(0, 0.3, 1e9, seed=0, group="a"), rec(1, 0.3, 1e9, seed=0, group="a"),
+               rec(2, 0.2, 2e9, seed=0, group="b"), rec(3, 0.4, 2e9, seed=1, group="b"),
+               rec(4, 0.5, 2e9, seed=1, group="b")]
+    assert pareto.has_repeats(pareto.aggregate_repeats(records))
+    [group] = pareto.seed_repeats(records)
+    assert (group.group, group.n, group.seeds, group.numbers) == ("b", 2, (0, 1), (2, 3))
+    assert group.map_mean == pytest.approx(0.3)

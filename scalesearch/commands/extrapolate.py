@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
 
     from scalesearch.config_parts import parse_count
     from scalesearch.errors import UserError
-    from scalesearch.extrapolate import FILE, extrapolate
+    from scalesearch.extrapolate import FILE
+    from scalesearch.retrain.extrapolate import extrapolate
 
     try:
         flops = parse_count(args.flops)

@@ -43,7 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scalesearch.errors import UserError
-    from scalesearch.fidelity import bootstrap_interval, kendall, retrain, spearman, top1_regret
+    from scalesearch.fidelity import bootstrap_interval, kendall, spearman, top1_regret
+    from scalesearch.retrain.fidelity import retrain
 
     if args.workers < 1:
         raise UserError(f"--workers: must be >= 1, but got {args.workers}")

@@ -43,6 +43,8 @@ def _model_and_spec(args: argparse.Namespace):
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from scalesearch.latency import RUNTIMES  # names only: torch and onnxruntime are imported to measure
+
     p = subparsers.add_parser(
         "latency", help="measured latency of one spec or checkpoint (network, post-processing, total)",
         description="Time a detector on this machine by the protocol of scalesearch.latency: a fixed seeded image, "
@@ -50,7 +52,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "network + heads), post-processing (decode + NMS) and both together.")
     p.add_argument("checkpoint", nargs="?", metavar="CKPT", help="a checkpoint from `scalesearch train --save`")
     add_spec_arguments(p)
-    p.add_argument("--runtime", default="torch", metavar="NAME", help="torch (eager, default) or onnxruntime")
+    p.add_argument("--runtime", default="torch", metavar="NAME",
+                   help=f"one of {', '.join(RUNTIMES)} (default: torch, eager)")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="intra-op threads (default 1)")
     p.add_argument("--batch", type=int, default=1, metavar="B", help="images per call (default 1)")
     p.add_argument("--warmup", type=int, default=10, metavar="W", help="untimed warm-up runs (default 10)")

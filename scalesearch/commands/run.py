@@ -8,13 +8,15 @@ import sys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from scalesearch.search.backend import BACKENDS  # names only: no engine is imported
+
     parser = subparsers.add_parser(
         "run", help="run (or resume) a search study",
         description="Run a search study; rerunning on the same output folder resumes it.")
     parser.add_argument("study", help="study YAML file (e.g. studies/quickstart.yaml)")
     parser.add_argument("--out", help="run folder (default: the study's output, else runs/<name>)")
     parser.add_argument("--n-trials", type=int, help="finished trials to reach (overrides search.n_trials)")
-    parser.add_argument("--backend", choices=("optuna", "ray"), help="overrides search.backend")
+    parser.add_argument("--backend", choices=BACKENDS.choices(), help="overrides search.backend")
     parser.add_argument("--workers", type=int, help="trial processes on this machine, sharing the study's storage "
                         "and the cores (overrides search.workers)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",

@@ -16,7 +16,8 @@ from typing import Callable
 
 from torch import nn
 
-from scalesearch.errors import UserError, unknown_name
+from scalesearch.backbones import check_backbone
+from scalesearch.errors import UserError
 from scalesearch.spec import BACKBONE_MAX_LEVEL, DetectorSpec
 
 # Registered timm names whose generator takes (variant, channel_multiplier, depth_multiplier).
@@ -37,8 +38,9 @@ def _generator(name: str) -> Callable | None:
 
 
 @functools.lru_cache(maxsize=1)
-def backbone_names() -> tuple[str, ...]:
-    """timm model names this builder can scale (registered names of the supported families)."""
+def timm_backbone_names() -> tuple[str, ...]:
+    """The installed timm's registered names of the supported families (``scalesearch.backbones.BACKBONES``
+    is the same list as data, so that validation needs no timm; a test keeps the two equal)."""
     import timm
 
     return tuple(n for n in timm.list_models() if _generator(n) is not None)
@@ -73,8 +75,7 @@ def build_backbone(spec: DetectorSpec, *, weights: bool = True) -> nn.Module:
     ``tf_compat`` selects TensorFlow "same" padding and BN eps 1e-3, as timm's ``tf_efficientnet_*``.
     ``weights``: load ``spec.weights`` (False builds the random-init architecture, e.g. for counting).
     """
-    if spec.backbone not in backbone_names():
-        raise unknown_name("backbone", spec.backbone, backbone_names())
+    check_backbone(spec.backbone)
     gen = _generator(spec.backbone)
     kwargs = {"bn_eps": 1e-3, "pad_type": "same"} if spec.tf_compat else {}
     # timm feature index i is the map of stride 2**(i+1).

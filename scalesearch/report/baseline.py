@@ -28,9 +28,9 @@ import numpy as np
 from scalesearch.fidelity import CHECKPOINTS, FidelityRecord
 from scalesearch.report import plots
 from scalesearch.report.doc import Document
-from scalesearch.report.format import cell, fmt_count
+from scalesearch.report.format import field_cell, fmt_count, topology_cell
 from scalesearch.report.runs import Run
-from scalesearch.report.stats import ALPHA, _welch, permutation_p, smallest_p
+from scalesearch.report.stats import ALPHA, permutation_p, smallest_p, welch_pvalue
 
 _ARCH = ("topology", "fusion", "activation", "resolution", "fpn_channels", "fpn_repeats", "head_repeats")
 
@@ -59,7 +59,7 @@ class Duel:
     @property
     def welch_p(self) -> float:
         """Welch's two-sided t-test on the seeds' mAPs; NaN below two seeds on a side or with no variance."""
-        return _welch(np.asarray(self.point.maps), np.asarray(self.base.maps))
+        return welch_pvalue(np.asarray(self.point.maps), np.asarray(self.base.maps))
 
     @property
     def permutation(self) -> tuple[float, float]:
@@ -107,7 +107,7 @@ def duels(run: Run, label: str) -> list[Duel]:
 
 
 def _arch(run: Run, row: FidelityRecord) -> list[str]:
-    return [cell(row.spec.get(k)) for k in _ARCH]
+    return [field_cell(k, row.spec.get(k)) for k in _ARCH]
 
 
 def _params(run: Run, row: FidelityRecord) -> str:
@@ -120,7 +120,7 @@ def _latency_cell(row: FidelityRecord) -> str:
     return "-" if q is None else f"{q[1]:.2f} [{q[0]:.2f}, {q[2]:.2f}]"
 
 
-def _maps_cell(row: FidelityRecord) -> str:
+def maps_cell(row: FidelityRecord) -> str:
     maps = np.asarray(row.maps)
     spread = f" ± {maps.std(ddof=1):.4f}" if len(maps) > 1 else ""
     return f"{maps.mean():.4f}{spread} (n = {len(maps)})"
@@ -165,7 +165,7 @@ def _section(doc: Document, run: Run, label: str, found: list[Duel], fig_dir: Pa
         duel = by_point.get(id(row))
         perm = duel.permutation if duel else None
         table.append([row.number, label if row is base else (row.label or ""), *_arch(run, row),
-                      fmt_count(row.flops), _params(run, row), f"{row.proxy_map:.4f}", _maps_cell(row),
+                      fmt_count(row.flops), _params(run, row), f"{row.proxy_map:.4f}", maps_cell(row),
                       "-" if duel is None else f"{duel.diff:+.4f}", "-" if duel is None else _p_cell(duel.welch_p),
                       "-" if perm is None else f"{perm[0]:.3g} (min {perm[1]:.2g})", _latency_cell(row),
                       "baseline" if duel is None else duel.verdict])
@@ -192,7 +192,8 @@ def _section(doc: Document, run: Run, label: str, found: list[Duel], fig_dir: Pa
 def _conclusion(label: str, found: list[Duel]) -> str:
     winners = [d for d in found if d.dominates]
     if winners:
-        parts = [f"trial {d.point.number} ({d.point.spec.get('topology')}, {d.point.spec.get('resolution')} px): "
+        parts = [f"trial {d.point.number} ({topology_cell(d.point.spec.get('topology'))}, "
+                 f"{d.point.spec.get('resolution')} px): "
                  f"mAP {d.diff:+.4f} (Welch p = {d.welch_p:.3g}), latency {_latency_cell(d.point)} vs "
                  f"{_latency_cell(d.base)} ms" for d in winners]
         return f"**{len(winners)} architecture(s) dominate {label}** at the long budget: " + "; ".join(parts) + "."

@@ -7,16 +7,27 @@ storage, so a report is rebuilt with the same numbers from a copy of ``trials.js
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from scalesearch import pareto
 from scalesearch.errors import UserError
-from scalesearch.report import baseline, fidelity, latency, plots, rules, zero_cost
+from scalesearch.registry import Registry
+from scalesearch.report import baseline, fidelity, plots, rules, zero_cost
 from scalesearch.report.compare import comparison
 from scalesearch.report.doc import Document, Para, render_html, render_markdown
 from scalesearch.report.runs import Run, load_run
 from scalesearch.report.study import StudySections
+
+# One run's sections, in report order: name -> ``add(page, run, prefix)``, where ``page`` holds the document, figure
+# folder, topology colours and reference FLOPs every section draws with. A new section is its module and one entry.
+SECTIONS: Registry[Callable[[StudySections, Run, str], None]] = Registry("report section")
+SECTIONS.add("study", lambda page, run, prefix: page.study(run, prefix))
+SECTIONS.add("latency", lambda page, run, prefix: page.latency(run, prefix))  # first when it is the objective
+SECTIONS.add("fidelity", lambda page, run, prefix: fidelity.add_section(page.doc, run, page.fig_dir, prefix))
+SECTIONS.add("baseline", lambda page, run, prefix: baseline.add_section(page.doc, run, page.fig_dir, prefix))
+SECTIONS.add("rules", lambda page, run, prefix: rules.add_section(page.doc, run))
+SECTIONS.add("zero_cost", lambda page, run, prefix: zero_cost.add_section(page.doc, run))
 
 
 def build_report(runs: Sequence[Run], out_dir: Path) -> Document:
@@ -29,14 +40,10 @@ def build_report(runs: Sequence[Run], out_dir: Path) -> Document:
     doc = Document("Report: " + ", ".join(r.name for r in runs))
     if len(runs) > 1:
         comparison(doc, runs, fig_dir, ref_flops)
-    sections = StudySections(doc, fig_dir, colors, ref_flops)
+    page = StudySections(doc, fig_dir, colors, ref_flops)
     for i, run in enumerate(runs):
-        sections.study(run, f"run{i}_" if len(runs) > 1 else "")
-        latency.add_section(doc, run, fig_dir, f"run{i}_" if len(runs) > 1 else "", colors)
-        fidelity.add_section(doc, run, fig_dir, f"run{i}_" if len(runs) > 1 else "")
-        baseline.add_section(doc, run, fig_dir, f"run{i}_" if len(runs) > 1 else "")
-        rules.add_section(doc, run)
-        zero_cost.add_section(doc, run)
+        for name in SECTIONS:
+            SECTIONS.get(name)(page, run, f"run{i}_" if len(runs) > 1 else "")
     return doc
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from scalesearch import pareto
 from scalesearch.report import plots, stats
 from scalesearch.report.doc import Document
-from scalesearch.report.format import fmt_count, fmt_map
+from scalesearch.report.format import fmt_count, fmt_map, topology_cell
 from scalesearch.report.runs import Run
 
 
@@ -28,7 +28,7 @@ def comparison(doc: Document, runs: Sequence[Run], fig_dir: Path, ref_flops: flo
                      len(run.feasible), len(pareto.pareto_front(run.records)), f"{hv:.4f}",
                      *(f"{fmt_map(r.get('map'))} (#{r.number})" if r else "-" for r in best)])
     doc.table(header, rows)
-    verdicts = [[label, f"{t.a} vs {t.b}", f"{t.diff:+.4f}", t.p_text, t.summary, t.agreement]
+    verdicts = [[label, f"{topology_cell(t.a)} vs {topology_cell(t.b)}", f"{t.diff:+.4f}", t.p_text, t.summary, t.agreement]
                 for label, run in zip(labels, runs) if pareto.has_repeats(pareto.aggregate_repeats(run.records))
                 for t in stats.compare_topologies(run.records)]
     if verdicts:

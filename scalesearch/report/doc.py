@@ -96,12 +96,22 @@ def _inline_html(text: str) -> str:
     return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
 
 
+# Wide tables stay inside the page: each sits in a box that scrolls sideways when it must, and a cell longer than
+# LONG_CELL characters (a graph, a point's label) may break anywhere, so it wraps instead of widening its column.
+LONG_CELL = 40
 _STYLE = (
     "body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222}"
-    "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
-    "td,th{border:1px solid #bbb;padding:.25em .5em;text-align:left}th{background:#eee}"
+    ".table{overflow-x:auto;max-width:100%;margin:1em 0}"
+    "table{border-collapse:collapse;font-size:90%}"
+    "td,th{border:1px solid #bbb;padding:.25em .5em;text-align:left;vertical-align:top}th{background:#eee}"
+    "td.long{overflow-wrap:anywhere;min-width:12em}"
     "img{max-width:100%}figcaption{font-style:italic;color:#555}pre{background:#f4f4f4;padding:.5em;overflow-x:auto}"
 )
+
+
+def _td(text: str) -> str:
+    attrs = ' class="long"' if len(text) > LONG_CELL else ""
+    return f"<td{attrs}>{_inline_html(text)}</td>"
 
 
 def _html_block(block: Any) -> str:
@@ -113,9 +123,10 @@ def _html_block(block: Any) -> str:
     if isinstance(block, Code):
         return f"<pre>{html.escape(block.text)}</pre>"
     if isinstance(block, Table):
-        head = "".join(f"<th>{_inline_html(c)}</th>" for c in block.header)
-        body = "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>" for row in block.rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        # A header may break after "_" (fpn_channels): a column is then as wide as its values, not its name.
+        head = "".join(f"<th>{_inline_html(c).replace('_', '_<wbr>')}</th>" for c in block.header)
+        body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in block.rows)
+        return f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
     data = base64.b64encode(block.path.read_bytes()).decode("ascii")
     caption = _inline_html(block.caption)
     image = f'<img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}">'

@@ -1,9 +1,15 @@
-"""How numbers are written in reports: counts with SI suffixes, mAP to four places, plain cells."""
+"""How numbers are written in reports: counts with SI suffixes, mAP to four places, plain cells, generated
+topologies by their short names (``scalesearch.topology_names``), front headings from the metric registry."""
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from typing import Any
+
+from scalesearch.metrics import get_metric
+from scalesearch.topology_names import short_name
 
 
 def fmt_count(value: Any) -> str:
@@ -27,6 +33,27 @@ def cell(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(cell(v) for v in value) + "]"
     return "-" if value is None else str(value)
+
+
+def topology_cell(value: Any) -> str:
+    """A topology as a table cell or legend entry: a generated graph by its short name (``gen-3fa2c1``)."""
+    return short_name(value) if isinstance(value, str) else cell(value)
+
+
+def point_cell(group: str) -> str:
+    """A point's label (``pareto.group_key``) with any generated topology in it by its short name."""
+    return re.sub(r"(?<=topology=)[^\s/]+", lambda m: short_name(m[0]), group)
+
+
+def field_cell(key: str, value: Any) -> str:
+    """A record field as a cell: ``topology`` by its short name, anything else by ``cell``."""
+    return topology_cell(value) if key == "topology" else cell(value)
+
+
+def front_heading(objectives: Sequence[str] = ("map", "flops")) -> str:
+    """``Pareto front (maximise mAP, minimise FLOPs)``, from the metric registry."""
+    words = (f"{get_metric(m).direction.removesuffix('ze')}se {get_metric(m).label}" for m in objectives)
+    return f"Pareto front ({', '.join(words)})"
 
 
 def fmt_std(values) -> str:

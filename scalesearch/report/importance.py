@@ -46,12 +46,14 @@ def importances(records: Sequence[TrialRecord]) -> tuple[dict[str, dict[str, flo
     ({target: {param: importance}}, note); empty with a note saying why when there are too few
     feasible trials or no varying parameter.
     """
-    import optuna
-
     good = [r for r in pareto.feasible(records) if isinstance(r.get("params_sampled"), dict)]
     if len(good) < MIN_IMPORTANCE_TRIALS:
         return {}, (f"Skipped: {len(good)} feasible complete trial(s) with sampled parameters; "
                     f"need {MIN_IMPORTANCE_TRIALS}.")
+    try:
+        import optuna
+    except ImportError:  # a report needs no search engine; only this section does
+        return {}, "Skipped: PED-ANOVA importances need Optuna (pip install optuna)."
     dists = _distributions([r.get("params_sampled") for r in good])
     if not dists:
         return {}, "Skipped: no sampled parameter varies across the feasible trials."

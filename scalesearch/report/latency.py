@@ -1,7 +1,8 @@
 """The "Accuracy vs latency" section: mAP against the measured latency (``latency_ms``, recorded per trial
 when a study's objective or budget names a latency metric), the mAP/latency Pareto front beside the
 mAP/FLOPs front, and which trials leave or join the front when cost is time instead of FLOPs. Reads the
-records only; nothing is timed here."""
+records only; nothing is timed here. When latency is the study's own objective, ``report.study`` puts these
+pieces first instead (``figure``, ``front_table``, ``budget_line``; ``front_change`` beside the FLOPs front)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from typing import Any
 from scalesearch import pareto
 from scalesearch.report import plots
 from scalesearch.report.doc import Document
-from scalesearch.report.format import cell, fmt_count, fmt_map
+from scalesearch.report.format import field_cell, fmt_count, fmt_map, front_heading
 from scalesearch.report.runs import Run
 from scalesearch.report.status import machine_line
-from scalesearch.report.study import front_heading
 
 MAP_LATENCY: pareto.Objectives = ("map", "latency_ms")
 _COLUMNS = ("topology", "fusion", "activation", "phi", "resolution", "fpn_channels", "fpn_repeats", "head_repeats",
@@ -38,29 +38,54 @@ def settings_line(run: Run) -> str:
             "(protocol: `scalesearch.latency`).")
 
 
+def budget(run: Run) -> float | None:
+    """The study's latency budget (ms), if it has one."""
+    return run.config.budgets.latency_ms if run.config else None
+
+
+def timed(run: Run) -> list[Any]:
+    """The feasible trials with a measured latency."""
+    return [r for r in pareto.feasible(run.records) if isinstance(r.get("latency_ms"), (int, float))]
+
+
 def add_section(doc: Document, run: Run, fig_dir: Path, prefix: str, colors: dict[str, Any]) -> None:
     """The section, when the run's records carry a measured latency; nothing otherwise."""
     if not has_latency(run):
         return
     doc.heading(2, "Accuracy vs latency")
     doc.para(settings_line(run))
-    budget = run.config.budgets.latency_ms if run.config else None
-    path = plots.scatter_front(run.records, "latency_ms", fig_dir / f"{prefix}map_latency.png", colors,
-                               [budget] if budget else [], f"{run.name}: mAP vs latency", run.baselines)
-    doc.figure(path, "mAP vs latency (ms) for every trial, coloured by topology; black: Pareto front"
-                     f"{', dotted red: the latency budget' if budget else ''}.")
-    timed = [r for r in pareto.feasible(run.records) if isinstance(r.get("latency_ms"), (int, float))]
-    front = pareto.pareto_front(timed, MAP_LATENCY)
+    figure(doc, run, fig_dir, prefix, colors)
+    front = pareto.pareto_front(timed(run), MAP_LATENCY)
     doc.heading(3, front_heading(MAP_LATENCY))
+    front_table(doc, front)
+    doc.para(front_change(timed(run)))
+    budget_line(doc, run)
+
+
+def figure(doc: Document, run: Run, fig_dir: Path, prefix: str, colors: dict[str, Any]) -> None:
+    """mAP vs latency for every trial (``plots.scatter_front``), with the latency budget when there is one."""
+    limit = budget(run)
+    path = plots.scatter_front(run.records, "latency_ms", fig_dir / f"{prefix}map_latency.png", colors,
+                               [limit] if limit else [], f"{run.name}: mAP vs latency", run.baselines)
+    doc.figure(path, "mAP vs latency (ms) for every trial, one colour and marker per topology; black: Pareto front"
+                     f"{plots.pruned_note(run.records)}{', dotted red: the latency budget' if limit else ''}.")
+
+
+def front_table(doc: Document, front: list[Any]) -> None:
+    """The mAP/latency front, one row per trial: its architecture, latencies (ms), FLOPs and mAP."""
     cols = [c for c in _COLUMNS if any(r.get(c) is not None for r in front)]
     doc.table(["trial", *cols, "latency (ms)", "IQR (ms)", "network (ms)", "post (ms)", "FLOPs", "mAP"],
-              [[r.number, *(cell(r.get(c)) for c in cols), _ms(r.latency_ms), _ms(r.latency_iqr_ms),
+              [[r.number, *(field_cell(c, r.get(c)) for c in cols), _ms(r.latency_ms), _ms(r.latency_iqr_ms),
                 _ms(r.latency_network_ms), _ms(r.latency_post_ms), fmt_count(r.flops), fmt_map(r.get("map"))]
                for r in front])
-    doc.para(front_change(timed))
-    if budget:
-        best = pareto.best_under_budget(timed, budget, cost="latency_ms")
-        doc.para(f"Best under the latency budget {budget:g} ms: " + (
+
+
+def budget_line(doc: Document, run: Run) -> None:
+    """The best trial under the latency budget, when the study has one."""
+    limit = budget(run)
+    if limit:
+        best = pareto.best_under_budget(timed(run), limit, cost="latency_ms")
+        doc.para(f"Best under the latency budget {limit:g} ms: " + (
             f"trial {best.number}, mAP {fmt_map(best.get('map'))}, {_ms(best.latency_ms)} ms" if best else "none fits."))
 
 
@@ -77,7 +102,9 @@ def front_change(records: list[Any]) -> str:
     def describe(numbers: list[int]) -> str:
         if not numbers:
             return "none"
-        return "; ".join(f"trial {n} ({' '.join(str(by_number[n].get(k)) for k in ('topology', 'fusion', 'activation'))}, "
+        what = {n: " ".join(field_cell(k, by_number[n].get(k)) for k in ("topology", "fusion", "activation"))
+                for n in numbers}
+        return "; ".join(f"trial {n} ({what[n]}, "
                          f"{fmt_count(by_number[n].flops)} FLOPs, {_ms(by_number[n].latency_ms)} ms, mAP "
                          f"{fmt_map(by_number[n].get('map'))})" for n in numbers)
 

@@ -1,21 +1,39 @@
 """Report figures (matplotlib, Agg backend). Each function only draws what ``pareto`` computed; axis titles
 come from the metric registry (``scalesearch.metrics``).
 
-Every function writes one PNG to ``path`` and returns it. Colours come from ``topology_colors`` so
-a topology keeps its colour across figures and runs.
+Every function writes one PNG to ``path`` and returns it. Each topology is drawn in its ``Style`` (a colour and a
+marker of its own, ``topology_colors``), the same in every figure; legends name generated topologies by their short
+names (``scalesearch.topology_names``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scalesearch import pareto
 from scalesearch.metrics import get_metric
 from scalesearch.records import TrialRecord
+from scalesearch.report.format import topology_cell
 
 Record = TrialRecord
+
+# Kelly's colours of maximum contrast (1965) without white, black and grey (grey marks pruned and failed trials),
+# strongest first, and seven markers: 19 and 7 are coprime, so the first 133 categories each get a pair of their own.
+PALETTE = ("#0067a5", "#be0032", "#008856", "#f38400", "#875692", "#a1caf1", "#e68fac", "#f99379", "#604e97",
+           "#f6a600", "#b3446c", "#dcd300", "#882d17", "#8db600", "#654522", "#e25822", "#2b3d26", "#f3c300",
+           "#c2b280")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+@dataclass(frozen=True)
+class Style:
+    """How one category (a topology) is drawn in every figure."""
+
+    color: str
+    marker: str
 
 
 def _axis(name: str, log: bool = False) -> str:
@@ -34,10 +52,28 @@ def _plt():
     return plt
 
 
-def topology_colors(names: Iterable[str]) -> dict[str, Any]:
-    plt = _plt()
-    cmap = plt.get_cmap("tab10")
-    return {name: cmap(i % 10) for i, name in enumerate(sorted(set(names)))}
+def topology_colors(names: Iterable[str]) -> dict[str, Style]:
+    """name -> ``Style``, sorted by name. The built-in topologies hold the first styles in ``list_topologies()``
+    order whether or not they appear, so each keeps its style in every report; the others follow, sorted."""
+    from scalesearch.topology import list_topologies
+
+    names, builtins = set(names), list_topologies()
+    order = [*builtins, *sorted(names - set(builtins))]
+    return {name: Style(PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)])
+            for i, name in enumerate(order) if name in names}
+
+
+def _style(colors: dict[str, Style], topology: Any) -> Style:
+    return colors.get(str(topology), Style("grey", "o"))
+
+
+def _legend(ax) -> None:
+    """The legend inside the axes while it is short, else to their right (figures are drawn wide enough)."""
+    handles = ax.get_legend_handles_labels()[0]
+    if len(handles) > 7:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    elif handles:
+        ax.legend(fontsize=8, loc="best")
 
 
 def _short(label: str, width: int = 28) -> str:
@@ -58,39 +94,84 @@ def _step(ax, front: Sequence[Record], cost: str, **style) -> None:
         ax.step([r.get(cost) for r in front], [r.get("map") for r in front], where="post", **style)
 
 
-def scatter_front(records: Sequence[Record], cost: str, path: Path, colors: dict[str, Any],
+def _has(record: Record, key: str) -> bool:
+    value = record.get(key)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def scatter_front(records: Sequence[Record], cost: str, path: Path, colors: dict[str, Style],
                   budgets: Sequence[float] = (), title: str = "", baselines: frozenset[int] = frozenset()) -> Path:
-    """mAP vs ``cost`` ("flops" or "params") for every feasible trial, coloured by topology, with the
+    """mAP vs ``cost`` ("flops", "params", "latency_ms") for every feasible trial in its topology's style, with the
     overall front (black), per-topology fronts (dashed), budget lines and the paper-rule baselines (stars).
-    Infeasible/failed trials with a known cost are drawn as grey crosses at mAP 0."""
+    Pruned trials are hollow, at their last reported mAP, labelled with that step; infeasible and failed trials
+    with a known cost are grey crosses at mAP 0."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    good = pareto.feasible(records)
-    for topo, color in colors.items():
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    good = [r for r in pareto.feasible(records) if _has(r, cost)]
+    labelled: set[str] = set()
+    for topo, style in colors.items():
         pts = [r for r in good if str(r.get("topology")) == topo and r.get("number") not in baselines]
         if pts:
-            ax.scatter([r.get(cost) for r in pts], [r.get("map") for r in pts], color=color, s=22, label=_short(topo), alpha=0.8)
+            ax.scatter([r.get(cost) for r in pts], [r.get("map") for r in pts], color=style.color,
+                       marker=style.marker, s=26, label=topology_cell(topo), alpha=0.85)
+            labelled.add(topo)
     base = [r for r in good if r.get("number") in baselines]
     if base:
         ax.scatter([r.get(cost) for r in base], [r.get("map") for r in base], marker="*", s=140, color="gold",
                    edgecolor="black", zorder=5, label="paper rule")
-    bad = [r for r in records if not pareto.is_feasible(r) and isinstance(r.get(cost), (int, float))]
+    pruned = _pruned(ax, records, cost, colors, labelled)
+    bad = [r for r in records if not pareto.is_feasible(r) and r not in pruned and _has(r, cost)]
     if bad:
         ax.scatter([r.get(cost) for r in bad], [0.0] * len(bad), marker="x", color="grey", s=18,
                    label="not trained / failed")
     objectives = ("map", cost)
     for topo, front in pareto.fronts_by(records, "topology", objectives).items():
-        _step(ax, front, cost, color=colors.get(topo, "grey"), linestyle="--", linewidth=1)
+        _step(ax, front, cost, color=_style(colors, topo).color, linestyle="--", linewidth=1)
     _step(ax, pareto.pareto_front(records, objectives), cost, color="black", linewidth=1.6, label="Pareto front")
     for i, budget in enumerate(budgets):
         ax.axvline(budget, color="red", linestyle=":", linewidth=1, label="budget" if i == 0 else None)
-    if good or bad or budgets:
+    if good or bad or pruned or budgets:
         ax.set_xscale("log")
     ax.set(xlabel=_axis(cost, log=True), ylabel=_axis("map"), title=title)
     ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, loc="best")
+    _legend(ax)
     return _save(fig, path)
+
+
+def pruned_note(records: Sequence[Record]) -> str:
+    """The caption's words for the hollow markers, when some trial was pruned after reporting a mAP."""
+    drawn = any(r.get("state") == "pruned" and pareto.last_report(r) is not None for r in records)
+    return "; hollow: pruned trials at their last reported mAP, labelled with that step" if drawn else ""
+
+
+def _pruned(ax, records: Sequence[Record], cost: str, colors: dict[str, Style], labelled: set[str]) -> list[Record]:
+    """Draw each pruned trial with a known cost hollow at its last reported mAP, labelled with that step (its
+    rung); a topology not yet in the legend (``labelled``, updated) enters it here. Returns those drawn."""
+    drawn = [(r, pareto.last_report(r)) for r in records if r.get("state") == "pruned" and _has(r, cost)]
+    drawn = [(r, last) for r, last in drawn if last is not None]
+    for r, (step, value) in drawn:
+        topo = str(r.get("topology"))
+        style, label = _style(colors, topo), None if topo in labelled else topology_cell(topo)
+        labelled.add(topo)
+        ax.scatter([r.get(cost)], [value], facecolors="none", edgecolors=style.color, marker=style.marker, s=26,
+                   linewidths=0.9, label=label)
+        ax.annotate(str(step), (r.get(cost), value), fontsize=5.5, color="0.35", xytext=(3, -6),
+                    textcoords="offset points")
+    if drawn:
+        ax.scatter([], [], facecolors="none", edgecolors="black", marker="o", s=26,
+                   label="pruned (last reported mAP, at step)")
+    return [r for r, _ in drawn]
+
+
+def topology_drawing(topology: str, name: str, path: Path) -> Path:
+    """The graph of an inline ``topology`` string drawn by ``scalesearch.draw``, titled ``name`` (its short name)."""
+    import dataclasses
+
+    from scalesearch.draw import draw_topology
+    from scalesearch.topology import parse_inline
+
+    draw_topology(dataclasses.replace(parse_inline(topology), name=name), path)
+    return path
 
 
 def fidelity_plot(proxy: Sequence[float], long: Sequence[float], labels: Sequence[str], factor: float,
@@ -110,13 +191,15 @@ def fidelity_plot(proxy: Sequence[float], long: Sequence[float], labels: Sequenc
     return _save(fig, path)
 
 
-def hypervolume_plot(histories: dict[str, list[tuple[int, float]]], path: Path) -> Path:
+def hypervolume_plot(histories: dict[str, list[tuple[int, float]]], path: Path, cost: str = "flops") -> Path:
+    """Hypervolume after each trial, one line per history; ``cost`` names the front's cost axis."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for label, history in histories.items():
         if history:
             ax.step([n for n, _ in history], [v for _, v in history], where="post", label=label)
-    ax.set(xlabel="trial number", ylabel="hypervolume (decades x mAP)", title="Search progress")
+    ax.set(xlabel="trial number", ylabel=f"hypervolume (decades of {get_metric(cost).label} x mAP)",
+           title=f"Search progress (mAP vs {get_metric(cost).label})")
     ax.grid(alpha=0.3)
     if len(histories) > 1:
         ax.legend(fontsize=8)
@@ -138,7 +221,7 @@ def importance_plot(importances: dict[str, dict[str, float]], path: Path) -> Pat
     return _save(fig, path)
 
 
-def slice_plot(records: Sequence[Record], params: Sequence[str], path: Path, colors: dict[str, Any]) -> Path:
+def slice_plot(records: Sequence[Record], params: Sequence[str], path: Path, colors: dict[str, Style]) -> Path:
     """mAP against each sampled parameter (one panel per parameter), coloured by topology."""
     plt = _plt()
     cols = min(3, len(params))
@@ -152,7 +235,8 @@ def slice_plot(records: Sequence[Record], params: Sequence[str], path: Path, col
         xs = [v if numeric else (ticks.index(str(v)) if v is not None else None) for v in values]
         for x, r in zip(xs, good):
             if x is not None:
-                ax.scatter(x, r.get("map"), color=colors.get(str(r.get("topology")), "grey"), s=14)
+                style = _style(colors, r.get("topology"))
+                ax.scatter(x, r.get("map"), color=style.color, marker=style.marker, s=14)
         if not numeric:
             ax.set_xticks(range(len(ticks)), ticks, rotation=30, fontsize=7)
         ax.set(title=name, ylabel="mAP")
@@ -162,20 +246,20 @@ def slice_plot(records: Sequence[Record], params: Sequence[str], path: Path, col
     return _save(fig, path)
 
 
-def repeats_plot(groups: Sequence[Record], path: Path, colors: dict[str, Any]) -> Path:
+def repeats_plot(groups: Sequence[Record], path: Path, colors: dict[str, Style]) -> Path:
     """Mean mAP of each repeated point with its seed spread (error bar: one standard deviation)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for topo, color in colors.items():
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
+    for topo, style in colors.items():
         pts = sorted((g for g in groups if str(g.record.get("topology")) == topo), key=lambda g: g.flops)
         if pts:
             err = [0.0 if g.n < 2 else g.map_std for g in pts]
-            ax.errorbar([g.flops for g in pts], [g.map_mean for g in pts], yerr=err, color=color,
-                        marker="o", capsize=3, label=_short(topo))
+            ax.errorbar([g.flops for g in pts], [g.map_mean for g in pts], yerr=err, color=style.color,
+                        marker=style.marker, capsize=3, label=topology_cell(topo))
     ax.set_xscale("log")
     ax.set(xlabel=_axis("flops", log=True), ylabel="mAP (mean ± 1 std over seeds)", title="Seed repeats")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax)
     return _save(fig, path)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from scalesearch.extrapolate import SEARCHED
 from scalesearch.fidelity import FidelityRecord
-from scalesearch.report.baseline import Duel, _maps_cell
+from scalesearch.report.baseline import Duel, maps_cell
 from scalesearch.report.doc import Document
 from scalesearch.report.format import cell, fmt_count
 from scalesearch.report.runs import Run
@@ -114,7 +114,7 @@ def _table(doc: Document, run: Run, rows: list[tuple[str, Duel]], label: str) ->
     for name, duel in rows:
         p, min_p = duel.permutation
         table.append([name, duel.point.number, duel.base.number, fmt_count(duel.point.flops), fmt_count(duel.base.flops),
-                      _maps_cell(duel.point), _maps_cell(duel.base), f"{duel.diff:+.4f}",
+                      maps_cell(duel.point), maps_cell(duel.base), f"{duel.diff:+.4f}",
                       f"{p:.3g} (min {min_p:.2g})", "-" if duel.welch_p != duel.welch_p else f"{duel.welch_p:.3g}",
                       f"**{verdict(duel, label)}**"])
     doc.table(["rung", "searched trial", f"{label} trial", "searched FLOPs", f"{label} FLOPs", "searched mAP",

@@ -188,7 +188,7 @@ class PairTest:
                 "untestable": "not testable (too few seeds)"}.get(self.verdict, "not confirmed")
 
 
-def _welch(a: np.ndarray, b: np.ndarray) -> float:
+def welch_pvalue(a: np.ndarray, b: np.ndarray) -> float:
     from scipy import stats
 
     if len(a) < 2 or len(b) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):
@@ -249,7 +249,7 @@ def compare_topologies(records: Sequence[Record]) -> list[PairTest]:
             vb = np.array([r.get("map") for r in cells[b, rung]], dtype=float)
             flops_a = float(np.mean([r.get("flops") for r in cells[a, rung]]))
             flops_b = float(np.mean([r.get("flops") for r in cells[b, rung]]))
-            tests.append(RungTest(rung, va, vb, flops_a, flops_b, _welch(va, vb)))
+            tests.append(RungTest(rung, va, vb, flops_a, flops_b, welch_pvalue(va, vb)))
         p, exact = permutation_p([(t.a, t.b) for t in tests])
         diff = float(np.mean([t.a.mean() - t.b.mean() for t in tests]))
         out.append(PairTest(a, b, tuple(tests), diff, p, exact))

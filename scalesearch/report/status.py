@@ -8,7 +8,7 @@ import shlex
 from collections import Counter
 from typing import Any
 
-from scalesearch.records import State, TrialRecord
+from scalesearch.records import CORE_KEYS, State, TrialRecord, machine_cores
 from scalesearch.report.runs import Run
 
 
@@ -69,13 +69,13 @@ def command_line(run: Run) -> str:
 
 
 def machine_line(run: Run) -> str:
-    """``machine`` from meta.json: a string, or a dict (cpu / platform, cpus, host, python)."""
+    """``machine`` from meta.json: a string, or a dict (cpu / platform, cores, host, python)."""
     machine = run.meta.get("machine")
     if not isinstance(machine, dict):
         return str(machine) if machine else "(not recorded in meta.json)"
     cpu = machine.get("cpu") or machine.get("processor") or machine.get("platform") or "unknown CPU"
-    cores = next((machine[k] for k in ("cores", "cpus", "cpu_count") if machine.get(k)), None)
-    shown = {"cpu", "processor", "platform", "cores", "cpus", "cpu_count"}
+    cores = machine_cores(machine)
+    shown = {"cpu", "processor", "platform", *CORE_KEYS}
     extra = "; ".join(f"{k} {v}" for k, v in machine.items() if k not in shown and v is not None)
     return f"{cpu}" + (f", {cores} cores" if cores else "") + (f" ({extra})" if extra else "")
 

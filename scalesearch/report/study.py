@@ -1,30 +1,42 @@
-"""One study's sections of a report: facts, accuracy vs cost, fronts, best per budget, hypervolume,
-importances, seed repeats and topology comparison. Numbers come from ``pareto``, ``stats`` and
-``importance``; figures from ``plots``; the text only arranges them."""
+"""One study's sections of a report: facts; the study's own objectives first (scatter, front and hypervolume of
+its objective pair, e.g. mAP vs latency); a legend of the generated topologies with drawings of those on a
+front; the FLOPs/params views when they are not the objectives; best per budget, importances, seed repeats
+and topology comparison. Numbers come from ``pareto``, ``stats`` and ``importance``; figures from ``plots``;
+the text only arranges them."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
 
 from scalesearch import pareto
 from scalesearch.metrics import get_metric
-from scalesearch.report import plots, stats
+from scalesearch.report import latency, plots, stats
 from scalesearch.report.doc import Document
-from scalesearch.report.format import cell, fmt_count, fmt_map, fmt_std
+from scalesearch.report.format import (cell, field_cell, fmt_count, fmt_map, fmt_std, front_heading, point_cell,
+                                       topology_cell)
 from scalesearch.report.importance import importances
 from scalesearch.report.runs import Run
 from scalesearch.report.status import command_line, machine_line, run_time_line, status_lines
+from scalesearch.topology_names import DIGITS, is_generated
+
+__all__ = ["StudySections", "front_heading", "objective_pair"]
 
 _FRONT_COLUMNS = ("label", "topology", "fusion", "phi", "backbone", "resolution", "fpn_channels", "fpn_repeats",
                   "head_repeats", "seed")
 
 
-def front_heading(objectives: pareto.Objectives = pareto.MAP_FLOPS) -> str:
-    """``Pareto front (maximise mAP, minimise FLOPs)``, from the metric registry."""
-    words = (f"{get_metric(m).direction.removesuffix('ze')}se {get_metric(m).label}" for m in objectives)
-    return f"Pareto front ({', '.join(words)})"
+def objective_pair(run: Run) -> pareto.Objectives:
+    """The study's own (accuracy, cost) pair: mAP and its minimised objective (``objectives`` in study.yaml, e.g.
+    ``latency_ms``); FLOPs when it has none (a mAP-only study) or no study.yaml."""
+    metrics = [o.metric for o in run.config.objectives] if run.config else []
+    return ("map", next((m for m in metrics if not get_metric(m).maximize), "flops"))
+
+
+def _fmt_cost(cost: str, value: float) -> str:
+    return f"{value:.2f} ms" if get_metric(cost).unit == "ms" else fmt_count(value)
 
 
 class StudySections:
@@ -41,13 +53,47 @@ class StudySections:
             doc.para(line)
         if not run.records:
             return
+        pair = objective_pair(run)
+        if pair != pareto.MAP_FLOPS:
+            self.objective_views(run, prefix, pair)
+            self.topologies(run, prefix, pair)
         if any(isinstance(r.get("flops"), (int, float)) for r in run.records):
             self.scatter(run, prefix)
-        self.front_tables(run)
+        self.front_tables(run, pair)
         self.budget_table(run)
         self.hypervolume(run, prefix)
+        if pair == pareto.MAP_FLOPS:
+            self.topologies(run, prefix, pair)
         self.importance(run, prefix)
         self.repeats(run, prefix)
+
+    def latency(self, run: Run, prefix: str) -> None:
+        """The "Accuracy vs latency" section, unless latency is the study's objective (then it came first)."""
+        if objective_pair(run)[1] != "latency_ms":
+            latency.add_section(self.doc, run, self.fig_dir, prefix, self.colors)
+
+    def objective_views(self, run: Run, prefix: str, pair: pareto.Objectives) -> None:
+        """The study's own objectives first: scatter, front (and per topology) and hypervolume of ``pair``."""
+        doc, cost = self.doc, pair[1]
+        doc.heading(2, f"Accuracy vs {get_metric(cost).label} (the study's objectives)")
+        front = pareto.pareto_front(run.records, pair)
+        if cost == "latency_ms":
+            doc.para(latency.settings_line(run))
+            latency.figure(doc, run, self.fig_dir, prefix, self.colors)
+            doc.heading(3, front_heading(pair))
+            latency.front_table(doc, front)
+        else:
+            budgets = [b for b in [getattr(run.config.budgets, cost, None) if run.config else None] if b]
+            path = plots.scatter_front(run.records, cost, self.fig_dir / f"{prefix}map_{cost}.png", self.colors,
+                                       budgets, f"{run.name}: mAP vs {get_metric(cost).label}", run.baselines)
+            doc.figure(path, f"mAP vs {get_metric(cost).label} for every trial, one colour and marker per topology; "
+                             f"black: Pareto front{plots.pruned_note(run.records)}.")
+            doc.heading(3, front_heading(pair))
+            self.front_table(front, cost)
+        self.topology_fronts(run, pair)
+        if cost == "latency_ms":
+            latency.budget_line(doc, run)
+        self.hypervolume(run, prefix, pair)
 
     def about(self, run: Run) -> None:
         dataset = run.dataset or "built-in synthetic data"
@@ -64,31 +110,73 @@ class StudySections:
         doc, n_base = self.doc, len(run.baselines)
         doc.heading(2, "Accuracy vs cost")
         note = f" Gold stars: the paper's scaling rule ({n_base} trials)." if n_base else ""
+        pruned = plots.pruned_note(run.records)
         for cost in ("flops", "params"):
             budgets = run.budgets if cost == "flops" else [b for b in [run.params_budget] if b]
             path = plots.scatter_front(run.records, cost, self.fig_dir / f"{prefix}map_{cost}.png",
                                        self.colors, budgets, f"{run.name}: mAP vs {cost}", run.baselines)
-            doc.figure(path, f"mAP vs {cost} for every trial, coloured by topology; black: Pareto front, "
-                             f"dashed: per-topology fronts{', dotted red: budgets' if budgets else ''}.{note}")
+            doc.figure(path, f"mAP vs {cost} for every trial, one colour and marker per topology; black: Pareto "
+                             f"front, dashed: per-topology fronts{pruned}{', dotted red: budgets' if budgets else ''}."
+                             f"{note}")
 
-    def front_tables(self, run: Run) -> None:
+    def front_tables(self, run: Run, pair: pareto.Objectives = pareto.MAP_FLOPS) -> None:
+        """The mAP/FLOPs front (after the study's own front when that is another pair, with what changes)."""
         doc = self.doc
         front = pareto.pareto_front(run.records)
         doc.heading(2, front_heading())
         doc.para(f"{len(front)} non-dominated feasible trial(s) out of {len(run.feasible)} feasible; "
                  "trials with exactly equal mAP and FLOPs are all listed.")
+        self.front_table(front, "flops")
+        if pair == latency.MAP_LATENCY:
+            doc.para(latency.front_change(latency.timed(run)))
+        self.topology_fronts(run, pareto.MAP_FLOPS)
+
+    def front_table(self, front: list, cost: str) -> None:
         if front:
             cols = [c for c in _FRONT_COLUMNS if any(r.get(c) is not None for r in front)]
-            doc.table(["trial", *cols, "FLOPs", "params", "mAP", "mAP50"],
-                      [[r.number, *(cell(r.get(c)) for c in cols), fmt_count(r.flops),
-                        fmt_count(r.params), fmt_map(r.get("map")), fmt_map(r.get("map50"))] for r in front])
-        fronts = pareto.fronts_by(run.records)
+            extra = [] if cost in ("flops", "params") else [cost]
+            self.doc.table(["trial", *cols, *(get_metric(c).label for c in extra), "FLOPs", "params", "mAP", "mAP50"],
+                           [[r.number, *(field_cell(c, r.get(c)) for c in cols),
+                             *(_fmt_cost(c, r.get(c)) for c in extra), fmt_count(r.flops),
+                             fmt_count(r.params), fmt_map(r.get("map")), fmt_map(r.get("map50"))] for r in front])
+
+    def topology_fronts(self, run: Run, pair: pareto.Objectives) -> None:
+        cost = pair[1]
+        fronts = pareto.fronts_by(run.records, "topology", pair)
         if len(fronts) > 1:
-            doc.heading(3, "Front per topology")
-            doc.table(["topology", "front trials", "FLOPs range", "best mAP"],
-                      [[t, ", ".join(str(r.number) for r in f),
-                        f"{fmt_count(f[0].flops)} - {fmt_count(f[-1].flops)}",
-                        fmt_map(max(r.get("map") for r in f))] for t, f in fronts.items()])
+            label = get_metric(cost).label
+            self.doc.heading(3, "Front per topology" + ("" if cost == "flops" else f" (mAP vs {label})"))
+            self.doc.table(["topology", "front trials", f"{label} range", "best mAP"],
+                           [[topology_cell(t), ", ".join(str(r.number) for r in f),
+                             f"{_fmt_cost(cost, f[0].get(cost))} - {_fmt_cost(cost, f[-1].get(cost))}",
+                             fmt_map(max(r.get("map") for r in f))]
+                            for t, f in sorted(fronts.items(), key=lambda item: topology_cell(item[0]))])
+
+    def topologies(self, run: Run, prefix: str, pair: pareto.Objectives) -> None:
+        """One legend of the generated topologies (short name -> graph) and a drawing of each on a front."""
+        trials: dict[str, list[int]] = {}
+        for r in run.records:
+            if is_generated(str(r.get("topology"))):
+                trials.setdefault(str(r.get("topology")), []).append(r.number)
+        if not trials:
+            return
+        doc = self.doc
+        names = sorted(trials, key=topology_cell)
+        fronts = {str(r.get("topology")) for p in dict.fromkeys((pair, pareto.MAP_FLOPS))
+                  for r in pareto.pareto_front(run.records, p)}
+        doc.heading(2, "Generated topologies")
+        doc.para(f"A topology generated by a family is named `gen-` and the first {DIGITS} hex digits of the SHA-256 "
+                 "of its graph (`scalesearch.topology_names`), the same in every report. The graph reads "
+                 "`NAME@P<min>-P<max>:` then each node as `P<level>=<input ids>`: with L levels, ids 0 to L - 1 "
+                 "are the input feature maps from P<min> up and node i has id L + i (`scalesearch.topology`).")
+        doc.table(["name", "graph", "trials", "on a front"],
+                  [[topology_cell(t), f"`{t}`", ", ".join(map(str, trials[t])), "yes" if t in fronts else "no"]
+                   for t in names])
+        for t in (t for t in names if t in fronts):
+            name = topology_cell(t)
+            path = plots.topology_drawing(t, name, self.fig_dir / f"{prefix}topology_{name}.png")
+            doc.figure(path, f"`{name}`: one row per level; column 0 the input feature maps, then one column per "
+                             "node; orange: each level's output node.")
 
     def budget_table(self, run: Run) -> None:
         doc = self.doc
@@ -105,12 +193,12 @@ class StudySections:
                 ["mAP", *(fmt_map(r.get("map")) if r else "-" for r in best)],
                 ["FLOPs", *(fmt_count(r.flops) if r else "-" for r in best)],
                 ["params", *(fmt_count(r.params) if r else "-" for r in best)]]
-        groups = {g.group: g for g in pareto.aggregate_repeats(run.records)}
-        if pareto.has_repeats(groups.values()):
-            spread = (groups[pareto.group_key(r)] if r else None for r in best)
+        groups = {g.group: g for g in pareto.seed_repeats(run.records)}
+        if groups:
+            spread = (groups.get(pareto.group_key(r)) if r else None for r in best)
             rows.append(["mAP over seeds (mean ± std, n)",
                          *(f"{g.map_mean:.4f} ± {fmt_map(g.map_std)}, n={g.n}" if g else "-" for g in spread)])
-        rows += [[k, *(cell(r.get(k)) if r else "-" for r in best)] for k in fields]
+        rows += [[k, *(field_cell(k, r.get(k)) if r else "-" for r in best)] for k in fields]
         base = [r for r in run.records if r.number in run.baselines]
         if base:
             paper = [pareto.best_under_budget(base, b) for b in budgets]
@@ -118,17 +206,30 @@ class StudySections:
             rows.append(["paper rule: best (trial, mAP)", *cells])
         doc.table(header, rows)
 
-    def hypervolume(self, run: Run, prefix: str) -> None:
-        doc = self.doc
-        doc.heading(2, "Search progress (hypervolume)")
-        if self.ref_flops is None:
+    def hypervolume(self, run: Run, prefix: str, pair: pareto.Objectives = pareto.MAP_FLOPS) -> None:
+        """Hypervolume after each trial over ``pair``; the FLOPs reference is shared by every run of the report."""
+        doc, cost = self.doc, pair[1]
+        label = get_metric(cost).label
+        own = pair != pareto.MAP_FLOPS or objective_pair(run) == pareto.MAP_FLOPS
+        doc.heading(2 if pair == pareto.MAP_FLOPS else 3, "Search progress (hypervolume)" if own
+                    else "Search progress (hypervolume of the mAP/FLOPs front)")
+        ref = self.ref_flops if cost == "flops" else pareto.reference_cost(run.records, cost, self._budgets(run, cost))
+        if ref is None:
             doc.para("No feasible trial and no budget: hypervolume is undefined.")
             return
-        history = pareto.hypervolume_history(run.records, self.ref_flops)
-        path = plots.hypervolume_plot({run.name: history}, self.fig_dir / f"{prefix}hypervolume.png")
-        doc.para(f"Final hypervolume {history[-1][1]:.4f} (area in the log10 FLOPs x mAP plane, reference point "
-                 f"FLOPs = {fmt_count(self.ref_flops)}, mAP = 0).")
-        doc.figure(path, "Hypervolume of the mAP/FLOPs front after each trial.")
+        history = pareto.hypervolume_history(run.records, ref, pair)
+        name = "hypervolume" if cost == "flops" else f"hypervolume_{cost}"
+        path = plots.hypervolume_plot({run.name: history}, self.fig_dir / f"{prefix}{name}.png", cost)
+        doc.para(f"Final hypervolume {history[-1][1]:.4f} (area in the log10 {label} x mAP plane, reference point "
+                 f"{label} = {_fmt_cost(cost, ref)}, mAP = 0).")
+        doc.figure(path, f"Hypervolume of the mAP/{label} front after each trial.")
+
+    @staticmethod
+    def _budgets(run: Run, cost: str) -> list[float]:
+        if cost == "flops":
+            return run.budgets
+        value = getattr(run.config.budgets, cost, None) if run.config else None
+        return [value] if value else []
 
     def importance(self, run: Run, prefix: str) -> None:
         doc = self.doc
@@ -142,24 +243,33 @@ class StudySections:
         doc.figure(plots.importance_plot(values, self.fig_dir / f"{prefix}importance.png"),
                    "PED-ANOVA importance of each sampled parameter for reaching the Pareto front and a high mAP.")
         doc.figure(plots.slice_plot(run.records, params, self.fig_dir / f"{prefix}slice.png", self.colors),
-                   "Slice view: mAP against each sampled parameter, coloured by topology.")
+                   "Slice view: mAP against each sampled parameter, one colour and marker per topology.")
 
     def repeats(self, run: Run, prefix: str) -> None:
+        """Points run with two or more distinct seeds; a point trained again with a seed it had is named, not counted."""
         groups = pareto.aggregate_repeats(run.records)
         if not pareto.has_repeats(groups):
             return
-        doc = self.doc
+        doc, real = self.doc, pareto.seed_repeats(run.records)
         doc.heading(2, "Seed repeats")
-        doc.table(["point", "n", "seeds", "FLOPs", "mAP mean", "std", "min", "max"],
-                  [[g.group, g.n, cell(g.seeds), fmt_count(g.flops), fmt_map(g.map_mean),
-                    fmt_map(g.map_std), fmt_map(g.map_min), fmt_map(g.map_max)] for g in groups])
-        doc.figure(plots.repeats_plot(groups, self.fig_dir / f"{prefix}repeats.png", self.colors),
-                   "Mean mAP per repeated point, error bars one standard deviation over seeds.")
+        again = [g for g in groups if len(set(g.seeds)) < g.n]
+        if again:
+            doc.para("Trained again with a seed the point already had (the same measurement, not a repeat): " +
+                     "; ".join(f"trials {', '.join(map(str, g.numbers))} (seeds {cell(g.seeds)})" for g in again) + ".")
+        if not real:
+            doc.para("No point was run with two distinct seeds.")
+        else:
+            doc.table(["point", "n", "seeds", "trials", "FLOPs", "mAP mean", "std", "min", "max"],
+                      [[point_cell(g.group), g.n, cell(g.seeds), cell(g.numbers), fmt_count(g.flops),
+                        fmt_map(g.map_mean), fmt_map(g.map_std), fmt_map(g.map_min), fmt_map(g.map_max)] for g in real])
+            doc.figure(plots.repeats_plot(real, self.fig_dir / f"{prefix}repeats.png", self.colors),
+                       "Mean mAP per repeated point, error bars one standard deviation over seeds.")
         self.significance(run)
 
     def significance(self, run: Run) -> None:
         doc = self.doc
-        tests = stats.compare_topologies(run.records)
+        tests = [dataclasses.replace(t, a=topology_cell(t.a), b=topology_cell(t.b))
+                 for t in stats.compare_topologies(run.records)]
         doc.heading(2, "Topology comparison beyond seed noise")
         doc.para(stats.METHOD)
         if not tests:

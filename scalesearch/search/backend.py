@@ -3,24 +3,23 @@
 A backend schedules ``Evaluator.evaluate`` (``scalesearch.search.objective``) until the study has
 ``n_trials`` finished trials, resumes an interrupted run in the same folder, shows progress, and keeps
 ``trials.json`` current through ``scalesearch.records.write_records``. It owns its storage (an Optuna
-database, a Ray Tune experiment folder); nothing else reads that storage. A new engine is one entry in
-``BACKENDS`` (loaded lazily, so the command line never imports an engine it does not use).
+database, a Ray Tune experiment folder); nothing else reads that storage. A new engine is one module and one
+``BACKENDS.declare`` line: declared by import path, so ``search.backend`` and ``scalesearch run --backend``
+accept its name without importing it (the command line never imports an engine it does not use).
 """
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-from scalesearch.errors import unknown_name
 from scalesearch.records import TrialRecord
+from scalesearch.registry import Registry
 
-BACKENDS: dict[str, str] = {
-    "optuna": "scalesearch.search.optuna_backend:OptunaBackend",
-    "ray": "scalesearch.search.ray_backend:RayBackend",
-}
+BACKENDS: Registry[type[SearchBackend]] = Registry("search backend")
+BACKENDS.declare("optuna", "scalesearch.search.optuna_backend:OptunaBackend")
+BACKENDS.declare("ray", "scalesearch.search.ray_backend:RayBackend")
 
 
 class SearchBackend(ABC):
@@ -53,7 +52,4 @@ class SearchBackend(ABC):
 
 def get_backend(name: str) -> type[SearchBackend]:
     """The backend class registered as ``name`` (imported on first use)."""
-    if name not in BACKENDS:
-        raise unknown_name("search backend", name, BACKENDS)
-    module, cls = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return BACKENDS.get(name)

@@ -1,6 +1,8 @@
 """Spending training where it matters: a rung-based successive halving for several objectives, and a
 zero-cost prefilter. Both decide from the trials seen so far (asynchronous, no waiting for a full rung),
-so any number of workers can share them through the study's storage.
+so any number of workers can share them. The decisions are backend-neutral (``TrialGates``): a backend feeds
+them the peers it knows through a ``PeerBoard`` (Optuna: trial user attributes in the study's storage; Ray: a
+board actor of the run, ``BoardStore``).
 
 Multi-objective successive halving (``search.pruning: successive_halving`` with two objectives)
     Asynchronous successive halving (ASHA, Li et al. 2020) with the "top 1/eta" of a rung taken over a
@@ -23,9 +25,14 @@ Zero-cost prefilter (``search.prefilter``)
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import statistics
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -125,3 +132,162 @@ class ParetoHalving:
 def rung_key(step: int) -> str:
     """The storage attribute holding a trial's objective vector at the rung of ``step`` steps."""
     return f"rung_{step}"
+
+
+# ---- backend-neutral decisions ----------------------------------------------------------------------
+
+class Pruned(Exception):
+    """Raised at an intermediate evaluation by a pruning rule: the trial ends ``pruned`` with this reason."""
+
+
+class PeerBoard(ABC):
+    """What a backend tells one trial of the study's others: JSON values each trial posted under a key."""
+
+    @abstractmethod
+    def post(self, key: str, value: Any) -> None:
+        """Post this trial's ``value`` under ``key`` (replacing an earlier one of its own)."""
+
+    @abstractmethod
+    def peers(self, key: str) -> list[Any]:
+        """The values the other trials posted under ``key`` so far."""
+
+
+class BoardStore:
+    """Every trial's posts in one process (Ray's board actor, tests); ``view(owner)`` is one trial's board. With a
+    ``path``, a JSON file kept current, so a resumed run decides over the peers of its earlier runs."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path
+        self.posts: dict[str, dict[str, Any]] = {}
+        if path and os.path.exists(path):
+            self.posts = json.loads(Path(path).read_text())
+
+    def post(self, owner: int, key: str, value: Any) -> None:
+        self.posts.setdefault(key, {})[str(owner)] = value
+        if self.path:
+            tmp = f"{self.path}.{os.getpid()}.tmp"
+            Path(tmp).write_text(json.dumps(self.posts))
+            os.replace(tmp, self.path)
+
+    def peers(self, owner: int, key: str) -> list[Any]:
+        return [value for who, value in self.posts.get(key, {}).items() if who != str(owner)]
+
+    def view(self, owner: int) -> PeerBoard:
+        return BoardView(lambda *a: self.post(owner, *a), lambda key: self.peers(owner, key))
+
+
+class BoardView(PeerBoard):
+    """A ``PeerBoard`` over two callables: one trial's view of a local ``BoardStore``, or of a remote one."""
+
+    def __init__(self, post: Callable[[str, Any], None], peers: Callable[[str], list[Any]]) -> None:
+        self._post, self._peers = post, peers
+
+    def post(self, key: str, value: Any) -> None:
+        self._post(key, value)
+
+    def peers(self, key: str) -> list[Any]:
+        return self._peers(key)
+
+
+def known_vector(config: Any, record: Any) -> list[float | None]:
+    """The study's objectives as known before the estimate (cost and measured metrics; None for trained ones)."""
+    from scalesearch.metrics import METRICS
+
+    return [None if METRICS[o.metric].source == "training" else record.get(o.metric) for o in config.objectives]
+
+
+class TrialGates:
+    """The study's prefilter and pruning for one trial (``info``: a ``TrialInfo``), decided over ``board``; hand
+    ``costed``, ``gate`` and ``on_eval`` to ``Evaluator.evaluate``. ``report``: a backend's own single-objective
+    pruner (``(step, map) -> reason or None``, e.g. Optuna's ``trial.report``/``should_prune``); without one,
+    ``successive_halving`` is ``RungHalving`` and ``median`` a median rule over the board."""
+
+    def __init__(self, config: Any, board: PeerBoard | None, info: Any,
+                 report: Callable[[int, float], str | None] | None = None) -> None:
+        self.config, self.board, self.info, self.record = config, board, info, None
+        pruning = config.search.pruning
+        if pruning == "none":
+            self.rule = None
+        elif report is not None and len(config.objectives) == 1:
+            self.rule = report
+        elif pruning == "median":
+            self.rule = self._median
+        else:  # successive_halving: one objective, or several over non-dominated sorting
+            cfg = config.train_config
+            self.rule = RungHalving(ParetoHalving(min_resource=cfg.eval_every, max_resource=cfg.steps),
+                                    config.directions, board, self._vector)
+
+    def costed(self, record: Any) -> None:
+        self.record = record
+
+    @property
+    def prunes(self) -> bool:
+        return self.rule is not None
+
+    def on_eval(self, step: int, value: float) -> None:
+        """Stop the trial (``Pruned``) when the rule says so."""
+        reason = self.rule(step, value) if self.rule is not None else None
+        if reason:
+            raise Pruned(reason)
+
+    def _vector(self, value: float) -> list[float | None]:
+        return [value if v is None else v for v in known_vector(self.config, self.record)]
+
+    def _median(self, step: int, value: float) -> str | None:
+        """Stop below the median of the other trials' mAP at this step, once 2 have reached it (Optuna's median
+        pruner counts complete trials only; this one every trial that posted at the step)."""
+        key = f"step_{step}"
+        self.board.post(key, value)
+        peers = [v for v in self.board.peers(key) if v is not None]
+        if len(peers) < 2:
+            return None
+        median = statistics.median(peers)
+        if (value < median) if self.config.directions[0] == "maximize" else (value > median):
+            return f"pruned at step {step} with map {value:.4f}: below the median {median:.4f} of {len(peers)} trials"
+        return None
+
+    def gate(self, record: Any) -> str | None:
+        """The zero-cost prefilter: train only candidates whose score (with the cost objectives) ranks in the
+        best ``keep`` fraction of those scored so far in the study. A seed repeat follows its point's first
+        decision (same spec, same score)."""
+        settings = self.config.search.prefilter
+        if settings is None:
+            return None
+        point_key = f"prefilter_point_{self.info.point}"
+        if self.info.seed_index > 0:
+            origin = self.board.peers(point_key)
+            return origin[0] or None if origin else None
+        score = (record.zero_cost or {}).get(settings.score)
+        costs = [(v, o.direction) for v, o in zip(known_vector(self.config, record), self.config.objectives)
+                 if v is not None]
+        vector = [score, *(v for v, _ in costs)]
+        peers = self.board.peers("prefilter")
+        self.board.post("prefilter", vector)
+        reason = None
+        if not in_best_fraction(vector, peers, [settings.direction, *(d for _, d in costs)], fraction=settings.keep):
+            shown = "missing" if score is None else f"{score:.4g}"
+            reason = (f"prefilter: {settings.score} {shown} not in the best {settings.keep:g} of "
+                      f"{len(peers) + 1} candidates scored")
+        self.board.post(point_key, reason or "")
+        return reason
+
+
+class RungHalving:
+    """``ParetoHalving`` at its rungs: a trial posts its vector (``vector(map)``: the intermediate mAP with its
+    cost objectives) under ``rung_key(step)`` and goes on only among the best ``1/eta`` of the trials posted there."""
+
+    def __init__(self, halving: ParetoHalving, directions: Sequence[str], board: PeerBoard,
+                 vector: Callable[[float], list[float | None]]) -> None:
+        self.halving, self.directions, self.board, self.vector = halving, directions, board, vector
+        self.rungs = set(halving.rungs)
+
+    def __call__(self, step: int, value: float) -> str | None:
+        if step not in self.rungs:
+            return None
+        mine, key = self.vector(value), rung_key(step)
+        self.board.post(key, mine)
+        peers = self.board.peers(key)
+        if self.halving.keep(mine, peers, self.directions):
+            return None
+        return (f"pruned at step {step} with map {value:.4f}: not in the best 1/{self.halving.eta} of "
+                f"{len(peers) + 1} trials at this rung")

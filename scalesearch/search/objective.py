@@ -1,10 +1,11 @@
-"""The trial lifecycle, written once: parameters -> spec -> cost -> budget -> (train + eval) -> ``TrialRecord``.
+"""The trial lifecycle, written once: parameters -> spec -> cost -> budget -> estimate -> ``TrialRecord``.
 
 Backends only schedule ``Evaluator.evaluate``: they pass a ``TrialInfo`` (which point, which seed) and two
 optional hooks (``on_costed`` before training, e.g. to give a sampler the constraints; ``on_eval`` at each
 intermediate evaluation, which may raise one of ``prune_signals`` to stop the trial). A spec over budget is
 never trained (``infeasible``, with the reason); a training failure or NaN metrics give ``failed`` with the
-reason, and the study goes on.
+reason, and the study goes on. How the accuracy is estimated is the study's ``Estimator``
+(``scalesearch.search.estimators``, ``search.estimator``), built once per ``Evaluator``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any, Callable
 from scalesearch.errors import UserError
 from scalesearch.metrics import COCO_METRICS, METRICS, get_metric, objective_value
 from scalesearch.records import State, TrialRecord, group_label
+from scalesearch.search.estimators import EstimateFailed, StudyContext, StudyData, make_estimator
+from scalesearch.search.multi_fidelity import Pruned
 from scalesearch.search.space import BUDGET_PARAM
 
 
@@ -37,16 +40,18 @@ class TrialInfo:
 class Evaluator:
     """Everything a trial needs that does not change between trials (space, data, settings).
 
-    ``prune_signals``: exception types ``on_eval`` raises to stop a trial (it ends ``pruned``).
+    ``prune_signals``: exception types ``on_eval`` raises to stop a trial (it ends ``pruned``), besides
+    ``multi_fidelity.Pruned``.
     ``contain_errors``: any other error in one trial (out of memory, a numerical failure) is recorded
     as ``failed`` with its reason; off, it propagates (Ray retries crashed trials itself).
     """
 
     def __init__(self, config: Any, progress: bool = False, cost_cache: Path | None = None, *,
                  prune_signals: tuple[type[BaseException], ...] = (), contain_errors: bool = True,
-                 zero_cost: bool = True) -> None:
+                 zero_cost: bool = True, estimator_cache: Path | None = None) -> None:
         """``cost_cache``: folder for counted costs, shared by workers and resumed runs
-        (``$SCALESEARCH_COST_CACHE`` wins when set). ``zero_cost``: record every trial's zero-cost scores
+        (``$SCALESEARCH_COST_CACHE`` wins when set). ``estimator_cache``: the estimator's folder under the run
+        folder (``StudyContext.cache_dir``). ``zero_cost``: record every trial's zero-cost scores
         (``scalesearch.zero_cost``, about one training step's CPU); ``search.zero_cost: false`` in the study or
         ``$SCALESEARCH_ZERO_COST=0`` turns it off."""
         import os
@@ -55,9 +60,11 @@ class Evaluator:
 
         self.config, self.space, self.progress = config, config.search_space, progress
         self.cost_cache = os.environ.get(CACHE_ENV) or cost_cache
-        self.prune_signals, self.contain_errors = prune_signals, contain_errors
+        self.prune_signals, self.contain_errors = (*prune_signals, Pruned), contain_errors
         self.train_data, self.val_data = dataset_pairs(config.dataset)
         self.num_classes = num_classes(self.train_data[1])
+        data = StudyData(self.train_data, self.val_data, self.num_classes)
+        self.estimator = make_estimator(StudyContext(config, data, estimator_cache, progress))
         self.zero_cost = (zero_cost and config.search.zero_cost
                           and os.environ.get("SCALESEARCH_ZERO_COST", "1") != "0") or config.search.prefilter is not None
         self.zero_cost_batches: dict = {}  # the study's fixed scoring batch per (resolution, normalisation)
@@ -79,7 +86,7 @@ class Evaluator:
         if reason:
             record = record.replace(state=State.PRUNED, reason=reason, steps=0)
         if record.state is State.RUNNING:
-            record = self.train(record, spec, on_eval, threads)
+            record = self.estimate(record, spec, on_eval, threads)
         return record.replace(values=self.values(record), seconds=round(time.perf_counter() - started, 3))
 
     # ---- the steps --------------------------------------------------------------------------------
@@ -100,7 +107,7 @@ class Evaluator:
             number=self.number(info), state=State.RUNNING, seed=self.config.seed + info.seed_index,
             group=group_label(info.params, budget), params_sampled=dict(info.params), spec=spec_fields,
             space=space, budget_flops=budget, flops=int(cost.flops), params=int(cost.params),
-            label=info.label, retry_of=info.retry_of)
+            label=info.label, retry_of=info.retry_of, estimator=self.config.search.estimator)
         excess = {k: v for k, v in self.constraints(record).items() if v > 0}
         if self.config.measures_latency and all(v <= 1.0 for v in excess.values()):
             record = self.latency(record, spec)  # not when a count is far over budget: minutes to learn nothing
@@ -143,16 +150,10 @@ class Evaluator:
                               latency_post_ms=result.median_ms["post"], latency_iqr_ms=result.iqr_ms["total"],
                               latency_exclusive=result.exclusive)
 
-    def train(self, record: TrialRecord, spec: Any, on_eval: Callable[[int, float], None] | None = None,
-              threads: int | None = None) -> TrialRecord:
-        """Proxy-train and evaluate ``spec``: the record with metrics, timings and its final state."""
-        import dataclasses
-
-        from scalesearch.train import TrainingFailed, train_and_evaluate
-
-        cfg = self.config.trial_train_config(record.seed)
-        if threads:
-            cfg = dataclasses.replace(cfg, threads=threads)
+    def estimate(self, record: TrialRecord, spec: Any, on_eval: Callable[[int, float], None] | None = None,
+                 threads: int | None = None) -> TrialRecord:
+        """Estimate ``spec``'s accuracy with the study's estimator: the record with metrics, timings, the
+        estimate's wall and CPU seconds (its preparation, once per worker, not included) and its final state."""
         intermediate: dict[str, float | None] = {}
 
         def report(step: int, metrics: dict[str, float]) -> None:
@@ -160,23 +161,25 @@ class Evaluator:
             if on_eval is not None:
                 on_eval(step, metrics.get("map", 0.0))
 
-        record = record.replace(intermediate=intermediate, threads=cfg.threads)
+        record = record.replace(intermediate=intermediate, threads=threads or self.config.train_config.threads)
+        self.estimator.ensure_prepared()
+        clock = _Clock()
         try:
-            result = train_and_evaluate(spec, self.train_data, self.val_data, cfg, on_eval=report,
-                                        progress=self.progress)
-        except TrainingFailed as exc:
-            return record.replace(state=State.FAILED, reason=f"training failed: {exc.reason}")
+            result = self.estimator.estimate(spec, record.seed, threads=threads, on_eval=report)
+        except EstimateFailed as exc:
+            return record.replace(state=State.FAILED, reason=exc.reason, **clock.read())
         except self.prune_signals as exc:
-            return record.replace(state=State.PRUNED, reason=str(exc) or "pruned")
+            return record.replace(state=State.PRUNED, reason=str(exc) or "pruned", **clock.read())
         except UserError:
             raise
         except Exception as exc:
             if not self.contain_errors:
                 raise
-            return record.replace(state=State.FAILED, reason=f"error: {_error_line(exc)}")
+            return record.replace(state=State.FAILED, reason=f"error: {_error_line(exc)}", **clock.read())
         metrics = {key: _float(result.metrics.get(key)) for key in COCO_METRICS}
         record = record.replace(metrics=metrics, steps=result.steps, train_seconds=result.train_seconds,
-                                eval_seconds=result.eval_seconds, images_per_second=result.images_per_second)
+                                eval_seconds=result.eval_seconds, images_per_second=result.images_per_second,
+                                **clock.read())
         bad = [key for key in COCO_METRICS if metrics[key] is None or not math.isfinite(metrics[key])]
         if bad:
             return record.replace(state=State.FAILED, reason=f"evaluation gave non-finite {', '.join(bad)}")
@@ -221,6 +224,17 @@ class Evaluator:
             known = record.state is State.COMPLETE or metric.source in ("cost", "measurement")
             out.append(objective_value(metric.name, record.get(metric.name) if known else None))
         return tuple(out)
+
+
+class _Clock:
+    """Wall and CPU seconds since it was made (CPU: this process, every thread: what the estimate took)."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def read(self) -> dict[str, float]:
+        return {"estimate_seconds": round(time.perf_counter() - self.wall, 3),
+                "estimate_cpu_seconds": round(time.process_time() - self.cpu, 3)}
 
 
 def _over_budget(record: TrialRecord, key: str, limit: float) -> str:

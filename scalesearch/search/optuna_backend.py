@@ -1,4 +1,5 @@
-"""Optuna backend (the default): storage, samplers, pruning, worker processes and crash-safe resume.
+"""Optuna backend (the default): storage, samplers, worker processes and crash-safe resume; pruning and the
+prefilter are ``multi_fidelity.TrialGates`` over the trials' user attributes (``OptunaBoard``).
 
 Exactly ``n_trials`` finished trials, none lost or duplicated, with any number of workers:
 - "finished" is counted in the storage (trials COMPLETE/PRUNED, or FAIL with a recorded reason);
@@ -23,8 +24,9 @@ from typing import Any
 
 from scalesearch.records import State, TrialRecord
 from scalesearch.search.backend import SearchBackend
+from scalesearch.search.multi_fidelity import PeerBoard, TrialGates
 from scalesearch.search.optuna_study import (
-    _EndTrial, enqueue_points, export_records, make_storage, open_study, process_token, quiet_optuna, recover,
+    RecordsExport, _EndTrial, enqueue_points, make_storage, open_study, process_token, quiet_optuna, recover,
     study_records, summary, tally,
 )
 
@@ -45,9 +47,10 @@ class Worker:
         self.threads = threads
         # Pruning ends a trial as PRUNED, not failed.
         self.evaluator = Evaluator(config, progress=progress, cost_cache=run_dir / "cost_cache",
-                                   prune_signals=(optuna.TrialPruned,))
+                                   prune_signals=(optuna.TrialPruned,), estimator_cache=run_dir / "estimator")
         self.study = open_study(config, make_storage(storage_url))
         self.stop = False
+        self.export = RecordsExport(run_dir, config.seeds)  # trials.json after every trial
         self.on_trial_end = None
         self.share = None  # set by the backend of a one-worker run: re-divide cores between trials
 
@@ -61,7 +64,7 @@ class Worker:
                     raise
                 print(f"scalesearch run: a trial of this worker was marked failed by another process "
                       f"(missed heartbeats) and will be retried: {exc}", file=sys.stderr)
-            export_records(self.study, self.run_dir, self.config.seeds)
+            self.export(self.study)
             if self.on_trial_end is not None:
                 self.on_trial_end()
 
@@ -96,103 +99,16 @@ class Worker:
         info = TrialInfo(params, point, seed_index, label=attrs.get("label"),
                          retry_of=point * self.config.seeds + seed_index if "retry_of" in attrs else None)
 
-        costed: dict[str, TrialRecord] = {}
+        gates = TrialGates(self.config, OptunaBoard(self.study, trial), info, report=_optuna_report(trial))
 
         def constrain(record: TrialRecord) -> None:
-            costed["record"] = record
+            gates.costed(record)
             for key, value in self.evaluator.constraints(record).items():
                 trial.set_constraint(key, value)
 
-        record = self.evaluator.evaluate(info, on_costed=constrain, on_eval=self._pruner(trial, costed),
-                                         threads=self.threads, gate=self._prefilter(trial, info))
+        record = self.evaluator.evaluate(info, on_costed=constrain, on_eval=gates.on_eval if gates.prunes else None,
+                                         threads=self.threads, gate=gates.gate)
         return self._end(trial, record)
-
-    # ---- multi-fidelity (scalesearch.search.multi_fidelity) -----------------------------------------
-
-    def _known_vector(self, record: TrialRecord) -> list[float | None]:
-        """The study's objectives as known before training (cost and measured metrics; None for mAP)."""
-        from scalesearch.metrics import METRICS
-
-        return [None if METRICS[o.metric].source == "training" else record.get(o.metric)
-                for o in self.config.objectives]
-
-    def _peer_vectors(self, trial: Any, key: str) -> list[list[float]]:
-        return [t.user_attrs[key] for t in self.study.get_trials(deepcopy=False)
-                if t.number != trial.number and key in t.user_attrs]
-
-    def _prefilter(self, trial: Any, info: Any) -> Any:
-        """``gate``: train only candidates whose zero-cost score (with the cost objectives) ranks in the
-        best ``keep`` fraction of the feasible candidates scored so far in the whole study. A seed repeat
-        follows its point's first decision (same spec, same score)."""
-        settings = self.config.search.prefilter
-        if settings is None:
-            return None
-        from scalesearch.search.multi_fidelity import in_best_fraction
-
-        def gate(record: TrialRecord) -> str | None:
-            if info.seed_index > 0:
-                origin = [t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("point") == info.point
-                          and t.user_attrs.get("seed_index") == 0 and "prefilter_reason" in t.user_attrs]
-                return origin[0].user_attrs["prefilter_reason"] or None if origin else None
-            reason = decide(record)
-            trial.set_user_attr("prefilter_reason", reason or "")
-            return reason
-
-        def decide(record: TrialRecord) -> str | None:
-            score = (record.zero_cost or {}).get(settings.score)
-            costs = [(v, o.direction) for v, o in zip(self._known_vector(record), self.config.objectives)
-                     if v is not None]
-            vector = [score, *(v for v, _ in costs)]
-            trial.set_user_attr("prefilter", vector)
-            directions = [settings.direction, *(d for _, d in costs)]
-            peers = self._peer_vectors(trial, "prefilter")
-            if in_best_fraction(vector, peers, directions, fraction=settings.keep):
-                return None
-            shown = "missing" if score is None else f"{score:.4g}"
-            return (f"prefilter: {settings.score} {shown} not in the best {settings.keep:g} of "
-                    f"{len(peers) + 1} candidates scored")
-
-        return gate
-
-    def _pruner(self, trial: Any, costed: dict[str, TrialRecord]) -> Any:
-        """``on_eval``: report the intermediate mAP and stop the trial when the pruner says so: Optuna's
-        pruners for one objective, successive halving over non-dominated sorting for two."""
-        import optuna
-
-        pruning = self.config.search.pruning
-        if pruning == "none":
-            return None
-        if len(self.config.objectives) == 1:
-            def on_eval(step: int, value: float) -> None:
-                trial.report(value, step)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at step {step} with map {value:.4f}")
-
-            return on_eval
-        return self._pareto_halving(trial, costed)
-
-    def _pareto_halving(self, trial: Any, costed: dict[str, TrialRecord]) -> Any:
-        from scalesearch.search.multi_fidelity import ParetoHalving, rung_key
-
-        cfg = self.config.train_config
-        halving = ParetoHalving(min_resource=cfg.eval_every, max_resource=cfg.steps)
-        rungs = set(halving.rungs)
-
-        def on_eval(step: int, value: float) -> None:
-            import optuna
-
-            if step not in rungs:
-                return
-            known = self._known_vector(costed["record"])  # costed before training started
-            vector = [value if v is None else v for v in known]
-            key = rung_key(step)
-            trial.set_user_attr(key, vector)
-            peers = self._peer_vectors(trial, key)
-            if not halving.keep(vector, peers, self.config.directions):
-                raise optuna.TrialPruned(f"pruned at step {step} with map {value:.4f}: not in the best "
-                                         f"1/{halving.eta} of {len(peers) + 1} trials at this rung")
-
-        return on_eval
 
     def _claim(self, trial: Any) -> None:
         pid = os.getpid()
@@ -236,6 +152,30 @@ class Worker:
         return values[0] if len(values) == 1 else values
 
 
+class OptunaBoard(PeerBoard):
+    """The peers of a trial for ``TrialGates``: user attributes of the study's trials in its storage (every
+    worker, on any machine, sees them; a resumed run sees those of its earlier runs)."""
+
+    def __init__(self, study: Any, trial: Any) -> None:
+        self.study, self.trial = study, trial
+
+    def post(self, key: str, value: Any) -> None:
+        self.trial.set_user_attr(key, value)
+
+    def peers(self, key: str) -> list[Any]:
+        return [t.user_attrs[key] for t in self.study.get_trials(deepcopy=False)
+                if t.number != self.trial.number and key in t.user_attrs]
+
+
+def _optuna_report(trial: Any) -> Any:
+    """Optuna's own pruner (``search.pruning`` with one objective): report the mAP, ask whether to stop."""
+    def report(step: int, value: float) -> str | None:
+        trial.report(value, step)
+        return f"pruned at step {step} with map {value:.4f}" if trial.should_prune() else None
+
+    return report
+
+
 def run_worker(config: Any, run_dir: str, storage_url: str, n_trials: int, worker_id: int,
                threads: int) -> None:
     """Entry point of a worker process (spawned): its own torch threads, its own storage connection."""
@@ -273,6 +213,7 @@ class OptunaBackend(SearchBackend):
         self.threads = share.threads
         worker = Worker(config, self.run_dir, url, self.target_trials(), progress=self.progress and workers == 1,
                         threads=share.threads)
+        worker.evaluator.estimator.prepare_run()  # before any worker process starts
         enqueue_points(worker.study, config)
         # A URL storage may be shared with runs elsewhere: only the folder's own database is ours alone.
         retried = recover(worker.study, exclusive=exclusive and not config.search.storage)
@@ -288,7 +229,7 @@ class OptunaBackend(SearchBackend):
                     self._run_processes(url, worker.n_trials, bar)
         finally:
             cpu_share.release()
-        return export_records(worker.study, self.run_dir, config.seeds)
+        return worker.export(worker.study)
 
     def _run_processes(self, url: str, n_trials: int, bar: "_Progress") -> None:
         """``search.workers`` spawned processes share the storage; the parent only shows progress."""
@@ -328,7 +269,8 @@ class _Progress:
             return
         counted, running, _ = tally(self.worker.study.get_trials(deepcopy=False))
         self.bar.n = counted
-        self.bar.set_postfix_str(f"{running} running, {summary(study_records(self.worker.study, self.worker.config.seeds))}")
+        records = study_records(self.worker.study, self.worker.config.seeds, self.worker.export.cache)
+        self.bar.set_postfix_str(f"{running} running, {summary(records)}")
 
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:

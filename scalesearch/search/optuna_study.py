@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from scalesearch.errors import UserError
-from scalesearch.records import State, TrialRecord, best_record, write_records
+from scalesearch.records import RecordsFile, State, TrialRecord, best_record
 
 COUNTED = tuple(s.value for s in State if s.counted)
 
@@ -97,39 +97,17 @@ def _journal_storage(path: str) -> Any:
 
 
 def make_sampler(config: Any) -> Any:
-    """The study's sampler, seeded; constraints come from ``trial.set_constraint`` (Optuna 5)."""
-    import optuna.samplers as s
+    """The study's sampler (``scalesearch.search.samplers.SAMPLERS``), seeded."""
+    from scalesearch.search.samplers import SAMPLERS
 
-    seed, name = config.sampler_seed, config.search.sampler
-    if name == "grid":
-        from scalesearch.search.grid import RepeatTolerantGridSampler
-
-        return RepeatTolerantGridSampler(config.search_space.grid(), seed=seed)
-    factories = {
-        "tpe": lambda: s.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=4),
-        "nsga2": lambda: s.NSGAIISampler(seed=seed, population_size=8),
-        "nsga3": lambda: s.NSGAIIISampler(seed=seed, population_size=8),
-        "random": lambda: s.RandomSampler(seed=seed),
-        "gp": lambda: s.GPSampler(seed=seed, n_startup_trials=4),
-        "qmc": lambda: s.QMCSampler(seed=seed, warn_independent_sampling=False),
-        "cmaes": lambda: s.CmaEsSampler(seed=seed, warn_independent_sampling=False),
-        "brute_force": lambda: s.BruteForceSampler(seed=seed),
-    }
-    return factories[name]()
+    return SAMPLERS.get(config.search.sampler).build(config)
 
 
 def make_pruner(config: Any) -> Any:
-    import optuna.pruners as p
+    """The study's pruner (``scalesearch.search.samplers.PRUNERS``)."""
+    from scalesearch.search.samplers import PRUNERS
 
-    """Multi-fidelity for single-objective studies: a trial reports its mAP at every ``train.eval_every``
-    steps; successive halving / Hyperband keep the best 1/3 at each rung (Li et al. 2018), median stops a
-    trial below the median of earlier ones at the same step."""
-    steps = config.train_config.steps or 100
-    rung = config.train_config.eval_every or 1
-    return {"none": p.NopPruner, "median": lambda: p.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
-            "successive_halving": lambda: p.SuccessiveHalvingPruner(min_resource=rung, reduction_factor=3),
-            "hyperband": lambda: p.HyperbandPruner(min_resource=rung, max_resource=steps, reduction_factor=3),
-            }[config.search.pruning]()
+    return PRUNERS.get(config.search.pruning).build(config)
 
 
 def open_study(config: Any, storage: Any) -> Any:
@@ -251,24 +229,47 @@ def trial_record(trial: Any, number: int) -> TrialRecord | None:
     return TrialRecord.from_json(data)
 
 
-def study_records(study: Any, seeds: int) -> list[TrialRecord]:
+def study_records(study: Any, seeds: int, cache: dict | None = None) -> list[TrialRecord]:
     """Every recorded trial, numbered ``point * seeds + seed_index`` as on Ray. Points are ranked by the
     storage number of the trial that first sampled them: a stable, race-free order (workers that sample at
-    the same moment cannot both claim one point index, as counting trials at sampling time could)."""
+    the same moment cannot both claim one point index, as counting trials at sampling time could).
+    ``cache``: records of finished trials kept between calls by (storage number, record number), so a finished
+    trial (which never changes in the storage) is decoded once per study, not once per export."""
     from optuna.trial import TrialState
 
     trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING
               and status(t) not in ("interrupted", "surplus")]
     rank = {origin: i for i, origin in enumerate(sorted({_origin(t) for t in trials}))}
-    records = [trial_record(t, rank[_origin(t)] * seeds + int(t.user_attrs.get("seed_index", 0))) for t in trials]
-    return sorted((r for r in records if r is not None), key=lambda r: r.number)
+    records = []
+    for t in trials:
+        number = rank[_origin(t)] * seeds + int(t.user_attrs.get("seed_index", 0))
+        key = (t.number, number)
+        record = cache.get(key) if cache is not None else None
+        if record is None:
+            record = trial_record(t, number)
+            if cache is not None and record is not None and t.state.is_finished():
+                cache[key] = record
+        if record is not None:
+            records.append(record)
+    return sorted(records, key=lambda r: r.number)
+
+
+class RecordsExport:
+    """``trials.json`` from the storage after every trial, at a cost that does not grow with the study:
+    finished trials are decoded once (``study_records``'s cache) and encoded once (``RecordsFile``)."""
+
+    def __init__(self, run_dir: Path, seeds: int) -> None:
+        self.file, self.seeds, self.cache = RecordsFile(run_dir), seeds, {}
+
+    def __call__(self, study: Any) -> list[TrialRecord]:
+        records = study_records(study, self.seeds, self.cache)
+        self.file.write(records)
+        return records
 
 
 def export_records(study: Any, run_dir: Path, seeds: int) -> list[TrialRecord]:
     """Rewrite ``trials.json`` (atomically) from the storage; returns the records."""
-    records = study_records(study, seeds)
-    write_records(run_dir, records)
-    return records
+    return RecordsExport(run_dir, seeds)(study)
 
 
 def summary(records: list[TrialRecord]) -> str:

@@ -6,6 +6,9 @@ Optuna trial per seed in the default backend); ``search.ray.asha`` adds the ASHA
 intermediate mAP. ``search.ray.address`` joins a running cluster (``auto``: the one started on this machine);
 without it the study starts a private Ray of its own that listens on loopback only (``start_local_ray``);
 ``max_failures`` retries crashed trials; rerunning on the same folder resumes with ``Tuner.restore``.
+``search.pruning`` and ``search.prefilter`` decide as on the Optuna backend (``multi_fidelity.TrialGates``), over
+the peers the trials post to one board actor of the run (``board_actor``; single-objective pruning uses the
+neutral rules there, not Optuna's pruners, which need an Optuna study of reported values).
 Records land in ``trials.json`` in the same schema as the Optuna backend's.
 """
 
@@ -35,34 +38,89 @@ def _import_ray() -> tuple[Any, Any]:
     return ray, tune
 
 
-def ray_trial(params: dict[str, Any], study: Any) -> None:
-    """One Tune trial (runs in a Ray worker): evaluate the point for one seed, report the record."""
+def ray_trial(params: dict[str, Any], study: Any, board: Any = None, run_dir: str | None = None) -> None:
+    """One Tune trial (runs in a Ray worker): evaluate the point for one seed, report the record. ``board``: the
+    run's ``BoardStore`` actor (pruning and the prefilter decide over the peers posted there), or None;
+    ``run_dir``: the run folder's absolute path on the driver's machine."""
     import torch
     from ray import tune
 
-    from scalesearch.search.objective import Evaluator, TrialInfo
+    from scalesearch.search.multi_fidelity import TrialGates
+    from scalesearch.search.objective import TrialInfo
 
     threads = max(1, int(study.search.ray.resources_per_trial.get("cpu", 1)))
     torch.set_num_threads(threads)
     params = dict(params)
     seed_index = int(params.pop("__trial_index__", 0))
-    point = int(params.pop(POINT_KEY))
-    # Errors propagate: Ray retries a crashed trial itself (search.ray.max_failures).
-    evaluator = Evaluator(study, contain_errors=False)
+    info = TrialInfo(params, int(params.pop(POINT_KEY)), seed_index)
+    evaluator = worker_evaluator(study, run_dir)
+    gates = TrialGates(study, None if board is None else remote_board(board, evaluator.number(info)), info)
     started: dict[str, TrialRecord] = {}
+
+    def on_costed(record: TrialRecord) -> None:
+        started["record"] = record
+        gates.costed(record)
 
     def on_eval(step: int, value: float) -> None:
         partial = started["record"].replace(metrics={"map": value})
         tune.report({**_metrics(study, partial), "step": step, "final": False,
                      "record": json.dumps(partial.to_json(), default=str)})
+        gates.on_eval(step, value)  # after the report: ASHA sees every evaluation
 
-    record = evaluator.evaluate(TrialInfo(params, point, seed_index), on_costed=lambda r: started.update(record=r),
-                                on_eval=on_eval, threads=threads)
+    record = evaluator.evaluate(info, on_costed=on_costed, on_eval=on_eval, threads=threads, gate=gates.gate)
     record = record.replace(node=node_name())
     # Budget excess (<= 0 feasible) for the sampler: ConstrainedOptunaSearch hands it to Optuna's trial.
     constraints = {f"{CONSTRAINT_PREFIX}{k}": v for k, v in evaluator.constraints(record).items()}
-    tune.report({**_metrics(study, record), **constraints, "final": True,
+    tune.report({**_metrics(study, record), **constraints, "final": True, PRUNED_KEY: record.state is State.PRUNED,
                  "record": json.dumps(record.to_json(), default=str)})
+
+
+def _prepare_run(config: Any, run_dir: Path) -> None:
+    """The estimator's once-per-run state, built here on the driver before any trial (``Estimator.prepare_run``)."""
+    from scalesearch.search.objective import Evaluator
+
+    Evaluator(config, estimator_cache=run_dir.resolve() / "estimator", zero_cost=False).estimator.prepare_run()
+
+
+_EVALUATORS: dict[str, Any] = {}
+
+
+def worker_evaluator(study: Any, run_dir: str | None = None) -> Any:
+    """The study's ``Evaluator`` in this Ray worker process, built once: its estimator prepares once per worker,
+    not once per trial (Tune reuses a worker for the next trial when it can)."""
+    from scalesearch.search.objective import Evaluator
+
+    key = study.to_yaml()
+    if key not in _EVALUATORS:
+        # Errors propagate: Ray retries a crashed trial itself (search.ray.max_failures).
+        # The estimator's folder in the run folder when this node sees it (one machine, a shared file system).
+        cache = Path(run_dir) / "estimator" if run_dir and Path(run_dir).is_dir() else None
+        _EVALUATORS[key] = Evaluator(study, contain_errors=False, estimator_cache=cache)
+    return _EVALUATORS[key]
+
+
+def board_actor(ray: Any, config: Any, run_dir: Path) -> Any:
+    """The run's ``BoardStore`` when the study prunes or prefilters (else None): an actor on this node (the
+    driver's) that keeps ``run_dir/ray_peers.json`` current, so a resumed run decides over its earlier trials."""
+    if config.search.pruning == "none" and config.search.prefilter is None:
+        return None
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from scalesearch.search.multi_fidelity import BoardStore
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    actor = ray.remote(BoardStore).options(num_cpus=0, scheduling_strategy=here)
+    return actor.remote(str((run_dir / "ray_peers.json").resolve()))
+
+
+def remote_board(actor: Any, owner: int) -> Any:
+    """Trial ``owner``'s ``PeerBoard`` over the run's board actor."""
+    import ray
+
+    from scalesearch.search.multi_fidelity import BoardView
+
+    return BoardView(lambda key, value: ray.get(actor.post.remote(owner, key, value)),
+                     lambda key: ray.get(actor.peers.remote(owner, key)))
 
 
 def node_name() -> str:
@@ -158,7 +216,10 @@ def run_ray(config: Any, run_dir: Path, progress: bool = True) -> list[TrialReco
                      configure_logging=False)
         else:
             start_local_ray(num_cpus=ray_opts.num_cpus, log_to_driver=progress)
-    trainable = tune.with_resources(tune.with_parameters(ray_trial, study=config),
+    _prepare_run(config, run_dir)
+    board = board_actor(ray, config, run_dir)
+    trainable = tune.with_resources(tune.with_parameters(ray_trial, study=config, board=board,
+                                                         run_dir=str(run_dir.resolve())),
                                     dict(ray_opts.resources_per_trial))
     path = str((run_dir / EXPERIMENT).resolve())
     if tune.Tuner.can_restore(path):
@@ -187,12 +248,14 @@ class _DefineByRun:
 
 
 CONSTRAINT_PREFIX = "constraint_"
+PRUNED_KEY = "pruned"  # in a final result: the trial was pruned (the searcher tells Optuna so, not a value)
 
 
 def constrained_search(**kwargs: Any) -> Any:
     """Ray's ``OptunaSearch`` that also passes each trial's budget constraints (``constraint_<metric>`` in its
     final result) to the Optuna trial before telling it, so a constrained sampler learns which points are
-    infeasible, as on the Optuna backend."""
+    infeasible, as on the Optuna backend; a pruned trial (``pruned`` in its final result) is told PRUNED, not
+    its worst values."""
     from ray.tune.search.optuna import OptunaSearch
 
     class ConstrainedOptunaSearch(OptunaSearch):
@@ -202,6 +265,9 @@ def constrained_search(**kwargs: Any) -> Any:
                 for key, value in result.items():
                     if key.startswith(CONSTRAINT_PREFIX) and value is not None:
                         ot_trial.set_constraint(key[len(CONSTRAINT_PREFIX):], float(value))
+                if result.get(PRUNED_KEY):  # no objective values: OptunaSearch tells a PRUNED trial
+                    objectives = set(self.metric if isinstance(self.metric, list) else [self.metric])
+                    result = {k: v for k, v in result.items() if k not in objectives}
             super().on_trial_complete(trial_id, result, error)
 
     return ConstrainedOptunaSearch(**kwargs)

@@ -17,8 +17,9 @@ from typing import Any, Iterator
 import yaml
 
 from scalesearch.errors import UserError
+from scalesearch.files import write_json_atomic
 from scalesearch.machine import machine_info, portable_command, portable_path
-from scalesearch.records import TrialRecord, read_json, write_json_atomic
+from scalesearch.records import TrialRecord, read_json
 from scalesearch.search.backend import get_backend
 
 _SAME_STUDY_KEYS = ("name", "space", "objectives", "budgets", "seeds")

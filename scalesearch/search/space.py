@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from scalesearch.backbones import check_backbone, check_package_weights
 from scalesearch.errors import UserError, close_names_hint
 from scalesearch.spec import DetectorSpec
 
@@ -66,10 +67,7 @@ class SearchSpace:
         elif name == "topology":
             _as_user_error("space.topology", lambda: _load_topology_choice(str(value), *self._levels()))
         elif name == "backbone":
-            import timm
-
-            if not timm.is_model(str(value)):
-                raise UserError(f"space.backbone: must be a timm EfficientNet name, but got {value!r}")
+            _as_user_error("space.backbone", lambda: check_backbone(str(value)))
         elif name == "activation":
             from scalesearch.spec import ACTIVATIONS
 
@@ -82,16 +80,12 @@ class SearchSpace:
 
     def _check_weights(self) -> None:
         """Package weights must exist for every backbone choice that a pretrained trial can draw."""
-        from scalesearch.model.weights import PACKAGE_WEIGHTS
-
         if PRETRAINED in self.params and "weights" in self.params:
             raise UserError("space.pretrained: give either pretrained or weights, not both")
         packaged = True in _values(self.params.get(PRETRAINED, False)) or "package" in _values(
             self.params.get("weights", "none"))
-        for backbone in _values(self.params.get("backbone", DetectorSpec.backbone)) if packaged else []:
-            if backbone not in PACKAGE_WEIGHTS:
-                raise UserError(f"space.backbone: pretrained trials need package weights, which exist for "
-                                f"{', '.join(PACKAGE_WEIGHTS)}, but got {backbone!r}")
+        if packaged:
+            check_package_weights(_values(self.params.get("backbone", DetectorSpec.backbone)))
 
     def _check_point(self, where: str, params: dict[str, Any]) -> None:
         """An enqueued point names free parameters only, with values inside their ranges/choices."""

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import scalesearch.extrapolate
-import scalesearch.fidelity
+import scalesearch.retrain.extrapolate
+import scalesearch.retrain.fidelity
 from scalesearch.cli import main
 
 RUNS = Path(__file__).resolve().parents[2] / "reports" / "runs"
@@ -132,10 +132,10 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the damaged file was not detected before training")
 
-    monkeypatch.setattr(scalesearch.fidelity, "study_trainer", refuse)
-    monkeypatch.setattr(scalesearch.fidelity, "measure_latencies", refuse)
-    monkeypatch.setattr(scalesearch.extrapolate, "study_trainer", refuse)
-    monkeypatch.setattr(scalesearch.extrapolate, "fit_phi", refuse)
+    monkeypatch.setattr(scalesearch.retrain.fidelity, "study_trainer", refuse)
+    monkeypatch.setattr(scalesearch.retrain.fidelity, "measure_latencies", refuse)
+    monkeypatch.setattr(scalesearch.retrain.extrapolate, "study_trainer", refuse)
+    monkeypatch.setattr(scalesearch.retrain.extrapolate, "fit_phi", refuse)
 
 
 @pytest.mark.parametrize("command, source, file, kind", CASES)

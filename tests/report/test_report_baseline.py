@@ -11,7 +11,7 @@ from report_fakes import make_run, record
 from scipy import stats
 
 from scalesearch.fidelity import FILE, FidelityRecord
-from scalesearch.records import write_json_atomic
+from scalesearch.files import write_json_atomic
 from scalesearch.report import write_report
 from scalesearch.report.baseline import Duel, quartiles
 

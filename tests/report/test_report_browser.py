@@ -9,7 +9,10 @@ What each check reads:
   ``naturalWidth > 0`` and its ``decode()`` resolves; their count equals the ``<img`` tags in the file;
 - fetches: every ``Network.requestWillBeSent`` event; only the report's own URL and data:/about:/blob: pass;
 - console: ``Runtime.consoleAPICalled`` of type error/assert, ``Runtime.exceptionThrown`` (uncaught errors),
-  and ``Log.entryAdded`` at level error (the browser's own, e.g. "Failed to load resource").
+  and ``Log.entryAdded`` at level error (the browser's own, e.g. "Failed to load resource");
+- width, in a 1280 x 900 window: the page must not run off its right edge (``scrollWidth`` of the document
+  within its ``clientWidth``: a wide table scrolls inside its own box), and a Pareto front's table must fit
+  without scrolling (the text of each table's heading is read from the ``h2``-``h5`` before it).
 The negative cases (a broken image, an external image, another file's image, ``console.error``, a thrown error)
 are pages built here: each must be caught by its check."""
 
@@ -47,6 +50,19 @@ CHECK_IMAGES = """(async () => {
     if (!decoded || !img.complete || img.naturalWidth === 0) bad.push(img.alt || img.src.slice(0, 80));
   }
   return {count: images.length, bad};
+})()"""
+WINDOW = {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+CHECK_WIDTH = """(() => {
+  const page = document.documentElement;
+  const scrolling = [];
+  for (const table of document.querySelectorAll('table')) {
+    const box = table.parentElement.classList.contains('table') ? table.parentElement : table;
+    let heading = box.previousElementSibling;
+    while (heading && !/^H[2-5]$/.test(heading.tagName)) heading = heading.previousElementSibling;
+    if (heading && heading.textContent.startsWith('Pareto front') && table.scrollWidth > box.clientWidth + 1)
+      scrolling.push(heading.textContent);
+  }
+  return {page_overflow: page.scrollWidth > page.clientWidth + 1, front_tables_scrolling: scrolling};
 })()"""
 
 
@@ -121,10 +137,13 @@ class Browser:
         try:
             for domain in ("Network", "Runtime", "Log", "Page"):
                 self.send(f"{domain}.enable", session=session)
+            self.send("Emulation.setDeviceMetricsOverride", WINDOW, session=session)
             self.send("Page.navigate", {"url": url}, session=session)
             self.wait_for("Page.loadEventFired", session)
             images = self.send("Runtime.evaluate", {"expression": CHECK_IMAGES, "awaitPromise": True,
                                                     "returnByValue": True}, session=session)["result"]["value"]
+            width = self.send("Runtime.evaluate", {"expression": CHECK_WIDTH, "returnByValue": True},
+                              session=session)["result"]["value"]
             self.send("Runtime.evaluate", {"expression": "0"}, session=session)  # events before this have arrived
         finally:
             self.send("Target.closeTarget", {"targetId": target})
@@ -144,7 +163,7 @@ class Browser:
             elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
                 errors.append(f"{params['entry']['text']} {params['entry'].get('url', '')}".strip())
         return {"images": images["count"], "broken_images": images["bad"], "requests": requests,
-                "console_errors": errors}
+                "console_errors": errors, **width}
 
     def close(self) -> None:
         try:
@@ -185,6 +204,7 @@ def test_committed_report_renders_in_chromium(browser, report):
     assert result["broken_images"] == [], result
     assert result["requests"] == [], result
     assert result["console_errors"] == [], result
+    assert not result["page_overflow"] and result["front_tables_scrolling"] == [], result
 
 
 PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -218,4 +238,13 @@ def test_each_check_catches_its_fault(browser, tmp_path, case):
 
 
 def test_a_clean_page_passes_every_check(browser, tmp_path):
-    assert browser.open(_page(tmp_path, "")) == {"images": 1, "broken_images": [], "requests": [], "console_errors": []}
+    assert browser.open(_page(tmp_path, "")) == {"images": 1, "broken_images": [], "requests": [], "console_errors": [],
+                                                 "page_overflow": False, "front_tables_scrolling": []}
+
+
+def test_the_width_check_catches_a_page_past_its_edge_and_a_scrolling_front(browser, tmp_path):
+    wide = "<table><tr><td>" + "x" * 400 + "</td></tr></table>"
+    boxed = f'<h4>Pareto front (a)</h4><div class="table" style="overflow-x:auto">{wide}</div>'
+    assert browser.open(_page(tmp_path, wide))["page_overflow"]
+    result = browser.open(_page(tmp_path, boxed))
+    assert not result["page_overflow"] and result["front_tables_scrolling"] == ["Pareto front (a)"], result

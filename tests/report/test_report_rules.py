@@ -8,7 +8,7 @@ from report_fakes import make_run, record
 
 from scalesearch.extrapolate import FILE as EXTRA, SEARCHED
 from scalesearch.fidelity import FILE, FidelityRecord
-from scalesearch.records import write_json_atomic
+from scalesearch.files import write_json_atomic
 from scalesearch.report import write_report
 from scalesearch.report.baseline import Duel
 from scalesearch.report.rules import rung_duels, verdict

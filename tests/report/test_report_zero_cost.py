@@ -6,7 +6,7 @@ from __future__ import annotations
 from report_fakes import make_run, record, report_text
 
 from scalesearch.fidelity import FILE, FidelityRecord
-from scalesearch.records import write_json_atomic
+from scalesearch.files import write_json_atomic
 from scalesearch.report import write_report
 
 

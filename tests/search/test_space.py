@@ -75,6 +75,7 @@ def test_pretrained_fixes_backbone_multipliers_while_the_rule_scales_the_rest(tm
     ({"pretrained": "yes"}, "space.pretrained: must be true or false, but got 'yes'"),
     ({"activation": ["swish", "gelu"]}, "space.activation: must be one of swish, relu6, relu, but got 'gelu'"),
     ({"pretrained": True, "weights": "package"}, "space.pretrained: give either pretrained or weights, not both"),
+    ({"backbone": ["efficientnet_b0", "resnet50"]}, "space.backbone: unknown backbone 'resnet50' ("),
 ])
 def test_bad_weight_settings_in_a_space(tmp_path, space, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):

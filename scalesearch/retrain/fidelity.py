@@ -1,0 +1,284 @@
+"""Proxy fidelity, the retrainer: does the short proxy training rank architectures as a longer training does?
+
+``retrain`` trains the K best distinct specs of a finished run again at F times the study's training budget,
+with the study's own dataset and recipe, and writes one ``FidelityRecord`` (``scalesearch.fidelity``) per spec
+to ``RUN/fidelity.json`` after each one (a rerun resumes and never retrains a spec that is there). Reports
+only read that file, through ``scalesearch.fidelity``; training, checkpoints and latency are imported here,
+inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from scalesearch import pareto
+from scalesearch.errors import UserError
+from scalesearch.fidelity import CHECKPOINTS, FILE, FidelityRecord, load_fidelity
+from scalesearch.files import write_json_atomic
+from scalesearch.records import TrialRecord, load_records
+
+Trainer = Callable[[dict[str, Any], int, int], float]  # (spec fields, seed, trial number) -> long-budget val mAP
+
+
+def pick(records: Sequence[TrialRecord], k: int, include: Sequence[str] = (), against: str | None = None,
+         objectives: pareto.Objectives = pareto.MAP_FLOPS, per_rung: bool = False) -> list[TrialRecord]:
+    """The k best distinct points: front points (of ``objectives``) by mAP first, then the other feasible trials
+    by mAP; then every point labelled one of ``include`` (e.g. an enqueued baseline), if not picked already.
+    ``against``: a label; the k are chosen among the points cheaper than that trial on every cost objective (the
+    only ones that could dominate it), and it is included. ``per_rung``: the k best of each FLOPs budget rung
+    (``budget_flops``), labelled trials left out of the k. Seed repeats of one point count once (its best
+    record), so the picks are distinct architectures."""
+    finished = sorted(pareto.feasible(records), key=lambda r: -r.get("map"))
+    labels = [*include, *([against] if against else [])]
+    labelled = {label: _labelled(records, finished, label) for label in labels}
+    pool = list(records)
+    if against:
+        costs = [m for m in objectives if m != "map"]
+        base = labelled[against][0]
+        pool = [r for r in pool if all(_below(r.get(m), base.get(m)) for m in costs)]
+    if per_rung:
+        pool = [r for r in pool if r.label not in labels]
+        rungs = sorted({r.budget_flops for r in pool if r.budget_flops is not None})
+        picked = [p for rung in rungs for p in _best(
+            [r for r in pool if r.budget_flops == rung], [r for r in finished if r.budget_flops == rung], k,
+            objectives)]
+    else:
+        picked = _best(pool, [r for r in finished if r in pool], k, objectives)
+    for record in (r for found in labelled.values() for r in found):
+        if all(pareto.group_key(p) != pareto.group_key(record) for p in picked):
+            picked.append(record)
+    return picked
+
+
+def _best(pool: Sequence[TrialRecord], finished: Sequence[TrialRecord], k: int,
+          objectives: pareto.Objectives) -> list[TrialRecord]:
+    front = sorted(pareto.pareto_front(pool, objectives), key=lambda r: -r.get("map"))
+    chosen: dict[str, TrialRecord] = {}
+    for record in [*front, *finished]:
+        chosen.setdefault(pareto.group_key(record), record)
+    return list(chosen.values())[:k]
+
+
+def _labelled(records: Sequence[TrialRecord], finished: Sequence[TrialRecord], label: str) -> list[TrialRecord]:
+    """The finished trials labelled ``label``, one per distinct point (best first)."""
+    found: dict[str, TrialRecord] = {}
+    for record in finished:
+        if record.label == label:
+            found.setdefault(pareto.group_key(record), record)
+    if not found:
+        known = sorted({str(r.label) for r in records if r.label})
+        raise UserError(f"--include/--against: no finished trial is labelled {label!r} (labels in this run: "
+                        f"{', '.join(known) or 'none'})")
+    return list(found.values())
+
+
+def _below(value: Any, limit: Any) -> bool:
+    return isinstance(value, (int, float)) and isinstance(limit, (int, float)) and value < limit
+
+
+def study_objectives(config: Any) -> pareto.Objectives:
+    """The study's (mAP, cost) pair for fronts; mAP vs FLOPs when it has one objective."""
+    metrics = tuple(o.metric for o in config.objectives)
+    return metrics if len(metrics) == 2 and "map" in metrics else pareto.MAP_FLOPS
+
+
+def long_budget(train_config: Any, factor: float) -> tuple[int | None, float | None]:
+    """The study's budget (``steps`` and/or ``seconds`` of its ``TrainConfig``) times ``factor``."""
+    steps = None if train_config.steps is None else max(1, round(train_config.steps * factor))
+    seconds = None if train_config.seconds is None else train_config.seconds * factor
+    return steps, seconds
+
+
+def study_trainer(config: Any, factor: float, save_dir: Path | None = None) -> Trainer:
+    """Train with the study's dataset and recipe at ``factor`` times its budget; with ``save_dir``, each
+    trained model is saved there as ``trial<number>_seed<seed>.pt`` (``number``: the picked trial's)."""
+    from scalesearch.checkpoint import save_checkpoint
+    from scalesearch.search.objective import dataset_pairs
+    from scalesearch.spec import DetectorSpec
+    from scalesearch.train import train_and_evaluate
+
+    train_data, val_data = dataset_pairs(config.dataset)
+    steps, seconds = long_budget(config.train_config, factor)
+
+    def train(spec: dict[str, Any], seed: int, number: int) -> float:
+        cfg = dataclasses.replace(config.trial_train_config(seed), steps=steps, seconds=seconds)
+        result = train_and_evaluate(DetectorSpec.from_dict(spec), train_data, val_data, cfg, progress=False,
+                                    keep_model=save_dir is not None)
+        if save_dir is not None and result.model is not None:
+            info: dict[str, Any] = {"metrics": result.metrics, "steps": result.steps, "seed": seed,
+                                    "data": str(config.dataset.path)}
+            if result.info is not None:
+                info |= {"category_names": result.info.category_names,
+                         "label_to_category": result.info.label_to_category}
+            save_checkpoint(save_dir / f"trial{number}_seed{seed}.pt", result.model, result.spec, info)
+        return float(result.metrics["map"])
+
+    return train
+
+
+def _check(top_k: int, factor: float, seeds: int, paired: bool = False) -> None:
+    """``paired``: the picks are compared with labelled trials (or per rung), so one point is enough."""
+    if top_k < (1 if paired else 2):
+        raise UserError(f"--top-k: must be >= {1 if paired else 2} "
+                        f"{'' if paired else 'for a rank correlation (or 1 with --against, --include or --per-rung)'}"
+                        f", but got {top_k}")
+    if not factor > 0:
+        raise UserError(f"--factor: must be > 0, but got {factor}")
+    if seeds < 1:
+        raise UserError(f"--seeds: must be >= 1, but got {seeds}")
+
+
+def check_resumable(done: list[FidelityRecord], factor: float, seeds: int, path: Path) -> None:
+    """A rerun must ask for the budget ``fidelity.json`` holds, or it would mix budgets in one ranking; it may
+    ask for more seeds (only the missing ones are trained), never fewer."""
+    for record in done:
+        if record.factor != factor or len(record.seeds) > seeds:
+            raise UserError(f"{path}: holds records at --factor {record.factor:g} --seeds {len(record.seeds)}, "
+                            f"but got --factor {factor:g} --seeds {seeds}; use those (or more seeds) or move the "
+                            f"file away")
+
+
+def _train_point(job: tuple) -> tuple[str, tuple[float, ...]]:
+    """One point in a worker process: (config, factor, group, spec, seeds, threads, save_dir, number) ->
+    (group, maps)."""
+    import torch
+
+    config, factor, group, spec, seeds, threads, save_dir, number = job
+    torch.set_num_threads(threads)
+    trainer = study_trainer(config, factor, save_dir)
+    return group, tuple(trainer(spec, seed, number) for seed in seeds)
+
+
+def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int = 1,
+            trainer: Trainer | None = None, log: Callable[[str], None] = lambda line: None,
+            workers: int = 1, include: Sequence[str] = (), against: str | None = None, save: bool = False,
+            latency: bool | None = None, per_rung: bool = False,
+            remeasure: bool = False) -> list[FidelityRecord]:
+    """Retrain the ``pick(top_k, include, against, per_rung)`` points (fronts of the study's objectives) of a finished
+    run at ``factor`` times its budget over ``seeds`` seeds (the picked trial's seed, then the next ones);
+    ``fidelity.json`` is rewritten after each point and points already in it are skipped. ``trainer`` replaces real
+    training (tests). ``workers`` > 1 trains points in that many processes (cores divided between them). ``save``:
+    keep every trained model as ``RUN/fidelity_checkpoints/trial<N>_seed<S>.pt`` (for ``scalesearch export``).
+    ``latency`` (default: when the study measures latency): after all training, measure each retrained point's
+    latency again by the study's settings, interleaved over rounds under the latency lock (``measure_latencies``;
+    ``remeasure``: even when every point has one). Returns every record in the file."""
+    from scalesearch.config import load_study
+
+    _check(top_k, factor, seeds, paired=bool(include or against or per_rung))
+    run_dir = Path(run_dir)
+    path = run_dir / FILE
+    records = load_records(run_dir)  # the run's own files first: a damaged one stops here, before anything else
+    done = load_fidelity(run_dir)
+    check_resumable(done, factor, seeds, path)
+    config = load_study(run_dir / "study.yaml")
+    steps, seconds = long_budget(config.train_config, factor)
+    save_dir = run_dir / CHECKPOINTS if save else None
+    todo = []
+    for record in pick(records, top_k, include, against, study_objectives(config), per_rung):
+        group = pareto.group_key(record)
+        had = next((d for d in done if d.group == group), None)
+        wanted = tuple(record.seed + i for i in range(seeds))
+        missing = tuple(seed for seed in wanted if had is None or seed not in had.seeds)
+        if missing:
+            todo.append((group, record, missing))
+        else:
+            log(f"{group}: already in {path}, skipped")
+
+    def finish(group: str, seed_list: tuple[int, ...], maps: tuple[float, ...]) -> None:
+        """Record seeds of a point as soon as they are trained (a crash loses at most the running ones)."""
+        record = next(r for g, r, _ in todo if g == group)
+        had = next((d for d in done if d.group == group), None)
+        if had is not None:  # more seeds for a point already (partly) retrained
+            done.remove(had)
+            pairs = sorted(zip(had.seeds + seed_list, had.maps + maps))
+            seed_list, maps = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+        proxy = [r.get("map") for r in pareto.feasible(records) if pareto.group_key(r) == group]
+        done.append(FidelityRecord(group, record.number, dict(record.spec), float(record.flops),
+                                   statistics.fmean(proxy), factor, steps, seconds, seed_list, maps,
+                                   label=record.label))
+        write_json_atomic(path, [d.to_json() for d in done])
+        log(f"{group}: proxy mAP {done[-1].proxy_map:.4f}, long-budget mAP {done[-1].long_map:.4f} "
+            f"(seeds {', '.join(map(str, seed_list))})")
+
+    if workers > 1 and trainer is None and len(todo) > 1:
+        _in_processes(config, factor, todo, workers, finish, save_dir)
+    else:
+        for group, record, seed_list in todo:
+            trainer = trainer or study_trainer(config, factor, save_dir)
+            for seed in seed_list:
+                finish(group, (seed,), (trainer(record.spec, seed, record.number),))
+    if config.measures_latency if latency is None else latency:
+        measure_latencies(run_dir, config, log, again=remeasure)
+        done = load_fidelity(run_dir)
+    return done
+
+
+LATENCY_ROUNDS = 3
+
+
+def measure_latencies(run_dir: str | Path, config: Any, log: Callable[[str], None] = lambda line: None,
+                      measure: Callable[[Any, Any], Any] | None = None, rounds: int = LATENCY_ROUNDS,
+                      again: bool = False) -> None:
+    """Measure the latency of the retrained points by the study's ``latency`` settings and store it in their
+    records: when any point has none (or ``again``), all of them, interleaved: ``rounds`` rounds, each measuring
+    every point once (``scalesearch.latency.measure_latency``, the lock held), and each point's samples pooled
+    over the rounds. A shared machine's speed drifts by more than a point's own spread over minutes (measured
+    here: the same spec 43 ms, then 56 ms a minute later), so points are compared only on measurements taken
+    side by side. Done after all training, never while this run trains. ``measure`` replaces the measurement
+    (tests)."""
+    from scalesearch import latency
+    from scalesearch.spec import DetectorSpec
+
+    run_dir = Path(run_dir)
+    s = config.latency
+    settings = latency.LatencySettings(s.runtime, s.threads, s.batch, s.warmup, s.runs)
+    measure = measure or (lambda spec, settings_: latency.measure_latency(spec, settings_))
+    rows = load_fidelity(run_dir)
+    if not rows or (not again and all(row.latency is not None for row in rows)):
+        return
+    results: list[list[Any]] = [[] for _ in rows]
+    for _ in range(rounds):
+        for i, row in enumerate(rows):
+            results[i].append(measure(DetectorSpec.from_dict(row.spec), settings))
+    for i, row in enumerate(rows):
+        pooled = _pooled(results[i], rounds)
+        rows[i] = dataclasses.replace(row, latency=pooled)
+        total = pooled["samples_ms"]["total"]
+        median, iqr = latency.summarise(total)
+        log(f"{row.group}: latency {median:.2f} ms (IQR {iqr:.2f}, {len(total)} calls over {rounds} rounds)")
+    write_json_atomic(run_dir / FILE, [r.to_json() for r in rows])
+
+
+def _pooled(results: list[Any], rounds: int) -> dict[str, Any]:
+    """One point's measurements over the rounds as one ``LatencyResult`` JSON: samples concatenated, median and
+    IQR of the pool, ``runs`` summed, ``rounds`` added."""
+    from scalesearch import latency
+
+    out = results[-1].to_json()
+    samples = {k: [x for r in results for x in r.to_json()["samples_ms"].get(k, [])] for k in out["samples_ms"]}
+    stats = {k: latency.summarise(v) for k, v in samples.items() if v}
+    out.update(samples_ms=samples, median_ms={k: round(v[0], 4) for k, v in stats.items()},
+               iqr_ms={k: round(v[1], 4) for k, v in stats.items()}, runs=sum(r.to_json()["runs"] for r in results),
+               rounds=rounds)
+    return out
+
+
+def _in_processes(config: Any, factor: float, todo: list, workers: int, finish: Callable,
+                  save_dir: Path | None = None) -> None:
+    """Train in ``workers`` spawned processes, one job per (point, seed) so that the workers stay busy to the
+    end; each seed is recorded as soon as it is in."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    jobs = [(config, factor, group, dict(record.spec), (seed,), threads, save_dir, record.number)
+            for group, record, seed_list in todo for seed in seed_list]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_train_point, job): job[4] for job in jobs}
+        for future in as_completed(futures):
+            finish(future.result()[0], futures[future], future.result()[1])
