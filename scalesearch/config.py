@@ -18,6 +18,7 @@ from typing import Any, Union
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from scalesearch import schema
 from scalesearch.errors import UserError, close_names_hint
 from scalesearch.metrics import METRICS
 
@@ -33,6 +34,7 @@ __all__ = ["SAMPLERS", "DatasetConfig", "StudyConfig", "load_study", "parse_coun
 class StudyConfig(_Model):
     """The resolved study; ``space`` holds parameter name -> fixed value / choices / range."""
 
+    schema_version: int = schema.CURRENT["study"]  # older study files: schema.upgrade
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     seed: int = 0
     seeds: int = Field(default=1, ge=1)
@@ -170,7 +172,10 @@ def read_yaml(path: Path, what: str) -> Any:
 
 def validate_study(raw: dict[str, Any], base: Path = Path(".")) -> StudyConfig:
     """Validate a raw mapping (a ``space:`` file name is read first, from the CWD or ``base``)."""
-    raw = dict(raw)
+    try:
+        raw = schema.upgrade("study", dict(raw))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     if isinstance(raw.get("space"), str):
         raw["space"] = _read_space_file(raw["space"], base)
     try:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scalesearch import schema
 from scalesearch.records import RecordError, check_keys, check_spec, decode_rows, read_json
 
 FILE = "fidelity.json"
@@ -48,11 +49,14 @@ class FidelityRecord:
         return statistics.fmean(self.maps)
 
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "seeds": list(self.seeds), "maps": list(self.maps)}
+        return {schema.KEY: schema.CURRENT["fidelity"], **dataclasses.asdict(self), "seeds": list(self.seeds),
+                "maps": list(self.maps)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "FidelityRecord":
-        """Inverse of ``to_json``; ``RecordError`` (naming the key) when ``data`` breaks the format."""
+        """Inverse of ``to_json`` for a record of any schema version (``schema.upgrade``); ``RecordError``
+        (naming the key) when ``data`` breaks the format."""
+        data = schema.upgrade("fidelity", data)
         known = {f.name for f in dataclasses.fields(cls)}
         required = tuple(f.name for f in dataclasses.fields(cls)
                          if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)

@@ -18,6 +18,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from scalesearch import schema
 from scalesearch.errors import UserError
 from scalesearch.metrics import COCO_METRICS
 
@@ -40,7 +41,7 @@ class State(str, Enum):
 def _spec_fields() -> tuple[str, ...]:
     from scalesearch.spec import DetectorSpec  # torch-free
 
-    return tuple(f.name for f in dataclasses.fields(DetectorSpec) if f.name != "name") + ("pretrained",)
+    return tuple(f.name for f in dataclasses.fields(DetectorSpec) if f.name != "name")
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class TrialRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The flat, JSON-ready form (one encoder for every backend and file)."""
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = {schema.KEY: schema.CURRENT["trial"]}
         for f in dataclasses.fields(self):
             if f.name not in ("spec", "space", "metrics"):
                 out[f.name] = getattr(self, f.name)
@@ -117,7 +118,9 @@ class TrialRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "TrialRecord":
-        """Inverse of ``to_json``; unknown keys are resolved space values (``phi``, rule coefficients)."""
+        """Inverse of ``to_json`` for a record of any schema version (``schema.upgrade``); unknown keys are
+        resolved space values (``phi``, rule coefficients)."""
+        data = schema.upgrade("trial", data)
         own = {f.name for f in dataclasses.fields(cls)} - {"spec", "space", "metrics"}
         spec_keys = set(_spec_fields())
         kwargs = {k: v for k, v in data.items() if k in own}
@@ -128,7 +131,7 @@ class TrialRecord:
         kwargs["zero_cost"] = {str(k): float(v) for k, v in (data.get("zero_cost") or {}).items()}
         kwargs["metrics"] = {k: data[k] for k in COCO_METRICS if data.get(k) is not None}
         kwargs["spec"] = {k: v for k, v in data.items() if k in spec_keys}
-        kwargs["space"] = {k: v for k, v in data.items() if k not in own | spec_keys | set(COCO_METRICS)}
+        kwargs["space"] = {k: v for k, v in data.items() if k not in own | spec_keys | set(COCO_METRICS) | {schema.KEY}}
         return cls(**kwargs)
 
 
@@ -163,13 +166,13 @@ TRIAL_KINDS: dict[str, str] = {
 
 @functools.cache
 def spec_kinds() -> dict[str, str]:
-    """Kinds of the ``DetectorSpec`` fields as records store them (``pretrained``: records before ``weights``)."""
+    """Kinds of the ``DetectorSpec`` fields as records store them (older forms: ``schema.upgrade``)."""
     from scalesearch.spec import DetectorSpec
 
     table = {"str": "str", "float": "number", "int": "int", "bool": "bool", "str | None": "str?"}
     kinds = {f.name: "list" if str(f.type).startswith("tuple") else table.get(str(f.type), "")
              for f in dataclasses.fields(DetectorSpec)}
-    return {k: v for k, v in kinds.items() if v} | {"pretrained": "bool"}
+    return {k: v for k, v in kinds.items() if v}
 
 
 def show(value: Any) -> str:
@@ -279,6 +282,7 @@ def _trial_name(row: dict[str, Any]) -> str:
 
 
 def _decode_trial(row: dict[str, Any]) -> TrialRecord:
+    row = schema.upgrade("trial", row)
     check_trial(row)
     return TrialRecord.from_json(row)
 

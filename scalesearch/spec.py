@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scalesearch.errors import UserError
+from scalesearch.schema import upgrade_spec
 
 BACKBONE_MAX_LEVEL = 5  # EfficientNet's last map has stride 32 (P5); higher levels are pooled from it
 ACTIVATIONS = ("swish", "relu6", "relu")
@@ -123,10 +124,7 @@ class DetectorSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DetectorSpec":
         known = {f.name for f in dataclasses.fields(cls)}
-        data = dict(data)
-        if "pretrained" in data:  # records written before ``weights``: a bool that was always False
-            legacy = data.pop("pretrained")
-            data.setdefault("weights", "package" if legacy else "none")
+        data = upgrade_spec(dict(data))  # older records and checkpoints (scalesearch.schema)
         unknown = sorted(set(data) - known)
         if unknown:
             raise UserError(f"spec: unknown key {unknown[0]!r} (valid keys: {', '.join(sorted(known))})")
