@@ -23,7 +23,7 @@ from scalesearch.errors import UserError, close_names_hint
 from scalesearch.metrics import METRICS
 
 from scalesearch.config_parts import (
-    SAMPLERS, SINGLE_OBJECTIVE_SAMPLERS, BudgetsConfig, DatasetConfig, Objective, Param, SearchConfig, _Model,
+    MULTI_OBJECTIVE_PRUNERS, SAMPLERS, SINGLE_OBJECTIVE_SAMPLERS, BudgetsConfig, DatasetConfig, Objective, Param, SearchConfig, _Model,
     parse_count,
 )
 from scalesearch.config_parts import LatencyConfig
@@ -58,8 +58,9 @@ class StudyConfig(_Model):
         if multi and self.search.sampler in SINGLE_OBJECTIVE_SAMPLERS:
             raise ValueError(f"search.sampler: {self.search.sampler!r} handles one objective only, "
                              f"but the study has {len(self.objectives)}")
-        if multi and self.search.pruning not in ("none", "successive_halving"):
-            raise ValueError(f"search.pruning: with {len(self.objectives)} objectives only 'successive_halving' "
+        if multi and self.search.pruning not in MULTI_OBJECTIVE_PRUNERS:
+            usable = " or ".join(repr(p) for p in MULTI_OBJECTIVE_PRUNERS if p != "none")
+            raise ValueError(f"search.pruning: with {len(self.objectives)} objectives only {usable} "
                              f"(over non-dominated sorting) is available, but got {self.search.pruning!r}")
         if self.search.pruning != "none":
             self._check_multi_fidelity(multi)

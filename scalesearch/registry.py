@@ -12,6 +12,7 @@ so a study key or a CLI option that takes a member needs no list of its own: ``c
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
@@ -56,6 +57,16 @@ class Registry(Generic[T]):
         self._members[name] = member
         del self._declared[name]
         return member
+
+    @contextlib.contextmanager
+    def temporarily(self, name: str, member: T) -> Iterator[T]:
+        """``member`` registered as ``name`` inside a ``with`` block only (a test's fake, an experiment), then
+        removed: the process's registry is left as it was."""
+        self.add(name, member)
+        try:
+            yield member
+        finally:
+            self._members.pop(name, None)
 
     def choices(self) -> tuple[str, ...]:
         """Every name, registered or declared, in registration order (CLI choices, config validation)."""

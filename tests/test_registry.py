@@ -141,3 +141,11 @@ def test_validating_every_member_name_imports_no_engine(tmp_path):
             "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('optuna', 'ray'))))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert loaded == []
+
+
+def test_a_member_registered_temporarily_is_gone_after_the_block():
+    family = Registry("widget")
+    family.add("square", 1)
+    with family.temporarily("fake", 2) as member:
+        assert member == 2 and family.get("fake") == 2 and family.choices() == ("square", "fake")
+    assert "fake" not in family and family.choices() == ("square",)

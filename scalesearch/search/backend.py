@@ -40,11 +40,13 @@ class SearchBackend(ABC):
         """Run or resume until ``target_trials()`` trials are finished; returns every record."""
 
     def target_trials(self) -> int:
-        """``n_trials``, capped by grid size x seeds for the grid sampler (which repeats itself after)."""
+        """``n_trials``, capped by grid size x seeds for an exhaustive sampler (grid: it repeats itself after)."""
         import math
 
+        from scalesearch.search.samplers import SAMPLERS
+
         config = self.config
-        if config.search.sampler != "grid":
+        if not SAMPLERS.get(config.search.sampler).exhaustive:
             return config.search.n_trials
         size = math.prod(len(v) for v in config.search_space.grid().values())
         return min(config.search.n_trials, size * config.seeds)

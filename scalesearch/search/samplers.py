@@ -2,7 +2,8 @@
 
 A member is a small entry: ``build(config)`` makes the Optuna object for a validated ``StudyConfig``, importing
 Optuna inside, so config validation and ``scalesearch --help`` know every name without importing Optuna;
-the entry's other fields are the facts validation checks (``single_objective``, ``multi_objective``).
+the entry's other fields are the facts validation checks (``single_objective``, ``exhaustive``,
+``multi_objective``).
 A new sampler is one decorated function here; ``search.sampler`` accepts it, and both backends (Optuna, and
 Ray through its Optuna searcher) build it.
 """
@@ -17,10 +18,13 @@ from scalesearch.registry import Registry
 
 @dataclass(frozen=True)
 class Sampler:
-    """``build(config)`` -> a seeded Optuna sampler; ``single_objective``: cannot search two objectives."""
+    """``build(config)`` -> a seeded Optuna sampler; ``single_objective``: cannot search two objectives;
+    ``exhaustive``: enumerates the space's grid once and repeats itself after (a study ends at grid size x
+    seeds trials)."""
 
     build: Callable[[Any], Any]
     single_objective: bool = False
+    exhaustive: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,10 +40,11 @@ SAMPLERS: Registry[Sampler] = Registry("sampler")
 PRUNERS: Registry[Pruner] = Registry("pruner")
 
 
-def sampler(name: str, *, single_objective: bool = False) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
+def sampler(name: str, *, single_objective: bool = False,
+            exhaustive: bool = False) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
     """Decorator: register ``build`` as the sampler ``name``."""
     def add(build: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        SAMPLERS.add(name, Sampler(build, single_objective))
+        SAMPLERS.add(name, Sampler(build, single_objective, exhaustive))
         return build
     return add
 
@@ -82,7 +87,7 @@ def _random(config: Any) -> Any:
     return RandomSampler(seed=config.sampler_seed)
 
 
-@sampler("grid")
+@sampler("grid", exhaustive=True)
 def _grid(config: Any) -> Any:
     from scalesearch.search.grid import RepeatTolerantGridSampler
 

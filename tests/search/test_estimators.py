@@ -38,10 +38,10 @@ class LookupEstimator(Estimator):
 @pytest.fixture
 def lookup(monkeypatch):
     """``lookup`` registered for one test (the registry is the process's own)."""
-    monkeypatch.setitem(ESTIMATORS._members, "lookup", LookupEstimator)
     monkeypatch.setattr(LookupEstimator, "prepared_count", 0)
     monkeypatch.setattr(LookupEstimator, "run_count", 0)
-    return LookupEstimator
+    with ESTIMATORS.temporarily("lookup", LookupEstimator):
+        yield LookupEstimator
 
 
 def test_unknown_estimator_is_one_line_naming_the_setting(tmp_path, capsys):
