@@ -1,7 +1,7 @@
 """Params and FLOPs of every topology x fusion at released variants, and their Markdown report.
 
 Compute first (``measure``; effdet's counts beside ours come from ``scalesearch.peers``), then render
-(``render_markdown``). The graphs' drawings are ``scalesearch.draw``.
+(``render_markdown``). The graphs' drawings are ``scalesearch.topology_drawing``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``scalesearch topologies``: params and FLOPs of every topology x fusion at D0..D3, and drawings.
 
 The counts and report are ``scalesearch.topology_counts``, effdet's counts beside ours
-``scalesearch.peers``, the drawings ``scalesearch.draw``; this module parses arguments and writes.
+``scalesearch.peers``, the drawings ``scalesearch.topology_drawing``; this module parses arguments and writes.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _split(text: str, kind: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from scalesearch.commands._files import check_folder, check_output, write_output
-    from scalesearch.draw import draw_topologies
+    from scalesearch.topology_drawing import draw_topologies
     from scalesearch.machine import describe
     from scalesearch.peers import effdet_params
     from scalesearch.scaling import preset

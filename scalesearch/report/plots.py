@@ -164,10 +164,10 @@ def _pruned(ax, records: Sequence[Record], cost: str, colors: dict[str, Style], 
 
 
 def topology_drawing(topology: str, name: str, path: Path) -> Path:
-    """The graph of an inline ``topology`` string drawn by ``scalesearch.draw``, titled ``name`` (its short name)."""
+    """The graph of an inline ``topology`` string drawn by ``scalesearch.topology_drawing``, titled ``name`` (its short name)."""
     import dataclasses
 
-    from scalesearch.draw import draw_topology
+    from scalesearch.topology_drawing import draw_topology
     from scalesearch.topology import parse_inline
 
     draw_topology(dataclasses.replace(parse_inline(topology), name=name), path)
