@@ -43,10 +43,10 @@ def study(out: Path, trials: int):
 
 def install_fakes(starts: list[float]) -> None:
     """Instant cost and training: made-up numbers that grow with the spec; each training start is timed."""
-    import scalesearch.cost
-    import scalesearch.train
-    from scalesearch.cost import Cost
-    from scalesearch.train import TrainResult
+    import scalesearch.measure.cost
+    import scalesearch.training.train
+    from scalesearch.measure.cost import Cost
+    from scalesearch.training.train import TrainResult
 
     def count_cost(spec, cache_dir=None):
         flops = int(spec.fpn_channels * spec.fpn_repeats * spec.resolution ** 2 * 10 * spec.width_multiplier)
@@ -60,8 +60,8 @@ def install_fakes(starts: list[float]) -> None:
                    "map_large": base}
         return TrainResult(metrics=metrics, steps=1, train_seconds=0.0, eval_seconds=0.0, images_per_second=1.0)
 
-    scalesearch.cost.count_cost = count_cost
-    scalesearch.train.train_and_evaluate = train_and_evaluate
+    scalesearch.measure.cost.count_cost = count_cost
+    scalesearch.training.train.train_and_evaluate = train_and_evaluate
 
 
 def measure(trials: int, out: Path) -> dict:

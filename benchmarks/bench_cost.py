@@ -1,4 +1,4 @@
-"""Time and peak memory of ``scalesearch.cost.count_cost`` vs a plain fvcore trace of effdet.
+"""Time and peak memory of ``scalesearch.measure.cost.count_cost`` vs a plain fvcore trace of effdet.
 
 Each measurement runs in a fresh process (cold caches; peak RSS is that process's own). The plain
 trace is what one would write by hand: ``FlopCountAnalysis(effdet_model, images).total()`` at the
@@ -38,7 +38,7 @@ def _effdet_plain(variant: str) -> tuple[int, int]:
 
 
 def _ours(variant: str) -> tuple[int, int]:
-    from scalesearch.cost import count_cost
+    from scalesearch.measure.cost import count_cost
     from scalesearch.scaling import preset
 
     cost = count_cost(preset(variant))
@@ -47,7 +47,7 @@ def _ours(variant: str) -> tuple[int, int]:
 
 def _ours_table(_: str) -> tuple[int, int]:
     """Count every preset of the D0..D7x table; returns the sums."""
-    from scalesearch.cost import count_cost
+    from scalesearch.measure.cost import count_cost
     from scalesearch.scaling import preset
 
     costs = [count_cost(preset(name)) for name in TABLE]

@@ -1,4 +1,4 @@
-"""Latency repeatability: is ``scalesearch.latency``'s protocol stable enough to rank architectures, how well
+"""Latency repeatability: is ``scalesearch.measure.latency``'s protocol stable enough to rank architectures, how well
 do FLOPs rank them by time, and how much faster is ONNX Runtime than torch eager?
 
 20 specs are drawn (seeded) from the search spaces' axes: every built-in topology and members of the BiFPN
@@ -77,8 +77,8 @@ def _kendall(xs: list[float], ys: list[float]) -> dict:
 
 
 def measure_specs(specs, settings, passes: int = 2) -> list[dict]:
-    from scalesearch.cost import count_cost
-    from scalesearch.latency import measure_latency
+    from scalesearch.measure.cost import count_cost
+    from scalesearch.measure.latency import measure_latency
 
     rows = [{"label": label, "spec": spec.to_dict(), "flops": count_cost(spec).flops, "passes": []}
             for label, spec in specs]
@@ -108,7 +108,7 @@ def runtime_ratios(presets: list[str], settings) -> dict:
     """Per preset: torch eager and ONNX Runtime figures (same protocol), ratio ORT / torch."""
     import dataclasses
 
-    from scalesearch.latency import measure_latency
+    from scalesearch.measure.latency import measure_latency
     from scalesearch.scaling import preset
 
     out = {}
@@ -136,7 +136,7 @@ def main() -> None:
     if args.check:
         args.specs, args.warmup, args.runs = 3, 1, 3
 
-    from scalesearch.latency import LatencySettings
+    from scalesearch.measure.latency import LatencySettings
     from scalesearch.machine import identity
 
     settings = LatencySettings(threads=args.threads, warmup=args.warmup, runs=args.runs)

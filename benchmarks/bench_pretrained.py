@@ -10,7 +10,7 @@ Phase 2: pretrained lite0 vs lite1 with the chosen recipe, 3 seeds each, on BCCD
 the chosen backbone settings at the three lrs. ``--speed`` adds CPU throughput of ours vs effdet (same
 weights, same loop, sequential, 2 threads) measured in this process.
 
-Each job is one ``train_loop`` run through ``scalesearch.train`` (ours) or effdet's bench (theirs) on the
+Each job is one ``train_loop`` run through ``scalesearch.training.train`` (ours) or effdet's bench (theirs) on the
 same ``CocoDetection`` batches (mean = std = 0.5 inputs, the Lite weights' convention). Results stream to
 ``--out`` as JSON lines; the final record goes to ``reports/benchmarks/pretrained.json`` and
 ``python benchmarks/render.py`` writes the Markdown beside it. Long runs: under the CPU lock, or
@@ -90,7 +90,7 @@ def run_job(job: dict, paths: dict[str, str], device: str, threads: int, progres
     import torch
 
     from scalesearch.scaling import preset
-    from scalesearch.train import TrainConfig, make_dataset
+    from scalesearch.training.train import TrainConfig, make_dataset
 
     torch.set_num_threads(threads)
     spec = preset(job["preset"]).replace(weights=job["weights"])
@@ -110,7 +110,7 @@ def run_job(job: dict, paths: dict[str, str], device: str, threads: int, progres
 
 
 def run_ours(spec, train_set, val_set, cfg, progress: bool) -> dict:
-    from scalesearch.train import train_and_evaluate
+    from scalesearch.training.train import train_and_evaluate
 
     r = train_and_evaluate(spec, train_set, val_set, cfg, progress=progress)
     return {"map": r.metrics["map"], "map50": r.metrics["map50"], "steps": r.steps,
@@ -123,9 +123,9 @@ def run_effdet(spec, train_set, val_set, cfg, progress: bool) -> dict:
     from effdet import create_model
 
     from bench_train_bccd import effdet_predictor, effdet_step_loss
-    from scalesearch.evaluate import coco_evaluate
+    from scalesearch.training.evaluate import coco_evaluate
     from scalesearch.model.weights import load_backbone_weights
-    from scalesearch.train import predict_coco, train_loader, train_loop
+    from scalesearch.training.train import predict_coco, train_loader, train_loop
 
     torch.manual_seed(cfg.seed)
     size = (spec.resolution, spec.resolution)

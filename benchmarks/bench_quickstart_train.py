@@ -14,7 +14,7 @@ import sys
 from render import begin_record, save_record
 
 from scalesearch.scaling import compound_spec
-from scalesearch.train import TrainConfig, train_and_evaluate
+from scalesearch.training.train import TrainConfig, train_and_evaluate
 
 PHI = -2.0
 TARGET_MAP50 = 0.5

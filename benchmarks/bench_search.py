@@ -45,11 +45,11 @@ def study(name: str, out: Path, sampler: str, seed: int, trials: int, steps: int
 def timed_run(config) -> tuple[list[dict], float, float]:
     """Run a study in-process (``run_study``, one worker); returns (records from its ``trials.json``, wall seconds
     of the whole run: opening the study, every trial, the records and ``meta.json``, seconds in count_cost)."""
-    import scalesearch.cost
+    import scalesearch.measure.cost
     from scalesearch.search.runner import run_study
 
     counted = [0.0]
-    original = scalesearch.cost.count_cost
+    original = scalesearch.measure.cost.count_cost
 
     def count_cost(spec, cache_dir=None):
         start = time.perf_counter()
@@ -58,14 +58,14 @@ def timed_run(config) -> tuple[list[dict], float, float]:
         finally:
             counted[0] += time.perf_counter() - start
 
-    scalesearch.cost.count_cost = count_cost
+    scalesearch.measure.cost.count_cost = count_cost
     try:
         run_dir = config.output_dir()
         start = time.perf_counter()
         run_study(config, run_dir, command="bench_search", progress=False)  # one worker: in this process
         wall = time.perf_counter() - start
     finally:
-        scalesearch.cost.count_cost = original
+        scalesearch.measure.cost.count_cost = original
     records = json.loads((run_dir / "trials.json").read_text())  # the run folder's records, as a report reads them
     return records, wall, counted[0]
 

@@ -1,7 +1,7 @@
 """BCCD from scratch: scalesearch's D0-size detector vs effdet 0.4.1 ``efficientdet_d0``, same budget.
 
 Both models see the same batches (one ``CocoDetection`` + seeded loader), the same loop
-(``scalesearch.train.train_loop``: AdamW, warm-up + cosine, gradient clipping), the same resolution
+(``scalesearch.training.train.train_loop``: AdamW, warm-up + cosine, gradient clipping), the same resolution
 and batch size, and are scored by the same COCO evaluation. Only the model, its target assignment,
 loss and post-processing differ. Writes ``reports/benchmarks/train_bccd.json`` (rendered by
 ``benchmarks/render.py``). Run under the CPU lock:
@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 
 from scalesearch.data import CocoDetection, resolve_dataset
-from scalesearch.evaluate import coco_evaluate
+from scalesearch.training.evaluate import coco_evaluate
 from scalesearch.spec import DetectorSpec
-from scalesearch.train import TrainConfig, predict_coco, train_and_evaluate, train_loop, train_loader
+from scalesearch.training.train import TrainConfig, predict_coco, train_and_evaluate, train_loop, train_loader
 
 BCCD = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "bccd"
 DEFAULT_MINUTES = 10.0

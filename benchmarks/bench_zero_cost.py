@@ -3,7 +3,7 @@ architectures, against the proxy mAP and against the long-budget mAP of ``scales
 
 No public benchmark of these scores on object detection exists; this one reports what it finds. For every
 distinct point of a finished run (seed repeats count once) it computes the scores with
-``scalesearch.zero_cost.trial_scores`` on the study's own first training batch (what a search now records
+``scalesearch.measure.zero_cost.trial_scores`` on the study's own first training batch (what a search now records
 per trial), then Kendall's tau (``scipy.stats.kendalltau``) of each score with the proxy mAP and, for the
 points in ``RUN/fidelity.json``, with the long-budget mAP. Writes ``reports/benchmarks/zero_cost.json``;
 ``python benchmarks/render.py`` renders it.
@@ -36,7 +36,7 @@ def main() -> None:
     from scalesearch.records import load_records
     from scalesearch.search.objective import dataset_pairs
     from scalesearch.spec import DetectorSpec
-    from scalesearch.zero_cost import trial_scores
+    from scalesearch.measure.zero_cost import trial_scores
 
     record = begin_record("zero_cost", run=str(args.run_dir))
     config = load_study(Path(args.run_dir) / "study.yaml")

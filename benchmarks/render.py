@@ -355,7 +355,7 @@ def _cell(r: dict | None) -> str:
 
 def render_cost(rec: dict) -> str:
     body = ["Each count runs in a fresh process (cold caches, no disk cache; peak RSS is that process's own). "
-            "Ours: `scalesearch.cost.count_cost(preset(name))` (traces at 1x and 2x 2**max_level px, per-operator "
+            "Ours: `scalesearch.measure.cost.count_cost(preset(name))` (traces at 1x and 2x 2**max_level px, per-operator "
             "fit). Plain: `FlopCountAnalysis(effdet tf_efficientdet_<name>, zeros(1, 3, R, R)).total()` at the "
             "full resolution.", "",
             "| preset | ours: time, peak RSS | plain fvcore trace of effdet: time, peak RSS | params ours / effdet | "

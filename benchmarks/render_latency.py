@@ -26,7 +26,7 @@ def render_latency(rec: dict) -> str:
     t, f = rec["passes_kendall"], rec["flops_kendall"]
     body = [f"{rec['n_specs']} specs drawn with seed {rec['seed']} from the search spaces' axes (every topology "
             "and BiFPN-family members in turn, fusion, phi in [-3, 0], 128-512 px, 3 classes), each measured in two "
-            f"full passes by `scalesearch.latency.measure_latency`: {_settings(rec)}. Latency = median of the timed "
+            f"full passes by `scalesearch.measure.latency.measure_latency`: {_settings(rec)}. Latency = median of the timed "
             "totals (network + decode + NMS); CV = std / mean of one pass's timed totals.", "",
             f"- passes agree: Kendall tau {t['tau']:.3f} (p {t['p']:.2g}, n {t['n']}; target >= {TAU_TARGET}: "
             f"{_met(t['tau'] >= TAU_TARGET)})",

@@ -279,7 +279,7 @@ def make_train_config(train: dict[str, Any], seed: int) -> Any:
     """``train`` settings + a seed -> ``TrainConfig`` (``UserError`` naming ``train.KEY``)."""
     from pydantic import TypeAdapter
 
-    from scalesearch.train_config import TrainConfig
+    from scalesearch.training.train_config import TrainConfig
 
     names = [f.name for f in dataclasses.fields(TrainConfig)]
     for key in train:

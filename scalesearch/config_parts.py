@@ -129,7 +129,7 @@ class BudgetsConfig(_Model):
 
     flops: list[float] | None = None
     params: float | None = None
-    latency_ms: float | None = None  # measured total latency (``scalesearch.latency``, the study's ``latency``)
+    latency_ms: float | None = None  # measured total latency (``scalesearch.measure.latency``, the study's ``latency``)
     assign: Literal["fit", "round_robin", "sampled"] = "fit"
 
     @field_validator("latency_ms", mode="before")
@@ -262,7 +262,7 @@ class Objective(_Model):
 
 
 class LatencyConfig(_Model):
-    """How the ``latency_*`` metrics are measured (``scalesearch.latency``): ``runtime`` (``torch`` or
+    """How the ``latency_*`` metrics are measured (``scalesearch.measure.latency``): ``runtime`` (``torch`` or
     ``onnxruntime``), intra-op ``threads``, ``batch`` images, ``warmup`` untimed and ``runs`` timed rounds.
     Used only when an objective or a budget names a latency metric."""
 
@@ -275,7 +275,7 @@ class LatencyConfig(_Model):
     @field_validator("runtime")
     @classmethod
     def _runtime(cls, value: str) -> str:
-        from scalesearch.latency import RUNTIMES
+        from scalesearch.measure.latency import RUNTIMES
 
         return _choice("runtime", value, RUNTIMES.choices())
 

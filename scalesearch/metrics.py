@@ -69,7 +69,7 @@ _add(
     Metric("params", "minimize", "parameters", "params", "cost", budget=True),
     Metric("train_seconds", "minimize", "s", "training time", "training"),
     Metric("images_per_second", "maximize", "img/s", "training throughput", "training", worst=0.0),
-    # Measured before training by scalesearch.latency (one protocol: batch 1, 10 warm-up + 40 timed runs by
+    # Measured before training by scalesearch.measure.latency (one protocol: batch 1, 10 warm-up + 40 timed runs by
     # default), so an infeasible trial has them too, as it has its counted costs.
     Metric("latency_ms", "minimize", "ms", "latency", "measurement", budget=True),
     Metric("latency_network_ms", "minimize", "ms", "network latency", "measurement"),

@@ -50,10 +50,10 @@ class TrialRecord:
     the trial it replaces); ``spec`` holds the ``DetectorSpec`` fields; ``space`` the other resolved space
     values (``phi``, rule coefficients); ``metrics`` the COCO metrics; ``values`` the objective values in
     the study's order (None unless complete or infeasible); ``intermediate`` maps step -> mAP;
-    ``zero_cost`` the zero-cost scores of the untrained spec (``scalesearch.zero_cost``; {} when not scored);
+    ``zero_cost`` the zero-cost scores of the untrained spec (``scalesearch.measure.zero_cost``; {} when not scored);
     ``latency_*`` the measured medians (ms) of the study's ``latency`` settings, ``latency_iqr_ms`` the total's
     interquartile range, ``latency_exclusive`` whether no other measurement ran meanwhile (None: not measured,
-    ``scalesearch.latency``); ``node`` where it ran (the host name; on Ray, host and node id); ``estimator`` the
+    ``scalesearch.measure.latency``); ``node`` where it ran (the host name; on Ray, host and node id); ``estimator`` the
     study's ``search.estimator`` (None in records written before it existed: proxy training), and
     ``estimate_seconds`` / ``estimate_cpu_seconds`` the wall and process CPU seconds of the estimate (None when
     nothing was estimated: infeasible, prefiltered)."""

@@ -2,7 +2,7 @@
 
 A spec is plain data (JSON-friendly, hashable). ``scalesearch.scaling`` makes specs from a
 compound coefficient; ``scalesearch.model.build_detector`` turns a spec into a module;
-``scalesearch.cost`` counts its parameters and FLOPs.
+``scalesearch.measure.cost`` counts its parameters and FLOPs.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ def build_rows(topology: str | None = None, fusion: str | None = None, progress:
     """One dict per preset: config, counts, paper figures, relative differences, rule values."""
     from tqdm import tqdm
 
-    from scalesearch.cost import count_cost
+    from scalesearch.measure.cost import count_cost
     from scalesearch.scaling import PAPER_RULE, PRESET_PHI, PRESETS
 
     overrides = {k: v for k, v in (("topology", topology), ("fusion", fusion)) if v is not None}
@@ -62,7 +62,7 @@ def build_lite_rows(progress: bool = True) -> list[dict[str, Any]]:
     """One dict per EfficientDet-Lite preset: config, exact params and FLOPs, effdet's params, published AP."""
     from tqdm import tqdm
 
-    from scalesearch.cost import count_cost
+    from scalesearch.measure.cost import count_cost
     from scalesearch.scaling import LITE_PRESETS
 
     rows = []
@@ -137,7 +137,7 @@ def d_report(rows: list[dict[str, Any]], command: str, seconds: float) -> str:
         f"run time {seconds:.0f} s, peak RSS {peak_gb:.2f} GB.\n\n"
         "params: 90 classes, equal to effdet 0.4.1's `tf_efficientdet_*`. FLOPs: fvcore multiply-adds per "
         "image at the preset's resolution, counted exactly from traces at 1x and 2x 2**max_level px "
-        "(`scalesearch.cost`). Paper: arXiv 1911.09070 v7 Table 2. The rule: W = 64·1.35^φ (multiple of 8), "
+        "(`scalesearch.measure.cost`). Paper: arXiv 1911.09070 v7 Table 2. The rule: W = 64·1.35^φ (multiple of 8), "
         "D_fpn = 3 + φ, D_head = 3 + ⌊φ/3⌋, R = 512 + 128φ, backbone multipliers 1.1^φ / 1.2^φ "
         "(EfficientNet's β, α; the released presets use the B_φ table instead). `--topology` / `--fusion`, "
         "when given, replace every preset's.\n\n" + render_markdown(rows)

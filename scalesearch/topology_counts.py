@@ -27,7 +27,7 @@ class Row:
 
 def measure(variants: list[str], topologies: list[str], fusions: list[str], progress: bool = True) -> list[Row]:
     """Count every variant x topology x fusion with the variant's preset spec otherwise unchanged."""
-    from scalesearch.cost import count_cost
+    from scalesearch.measure.cost import count_cost
     from scalesearch.scaling import preset
 
     rows = []

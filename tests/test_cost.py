@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from scalesearch.cost import Cost, _fit, count_cost, count_flops, count_params, trace_flops
+from scalesearch.measure.cost import Cost, _fit, count_cost, count_flops, count_params, trace_flops
 from scalesearch.model import build_detector
 from scalesearch.scaling import compound_spec, preset
 

@@ -7,7 +7,7 @@ import torch
 
 from servers import TEST_EXTRAS, need_module
 
-from scalesearch import detection as det
+from scalesearch.training import detection as det
 from scalesearch.spec import DetectorSpec
 
 # Levels 2-3 of a 16 px image: a 4x4 grid of stride 4 and a 2x2 grid of stride 8.

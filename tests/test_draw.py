@@ -4,7 +4,7 @@ PNG files."""
 import pytest
 import torch
 
-from scalesearch.draw import NO_DETECTIONS, draw_detections, draw_predictions, note_on_image, save_png, tile_grid, top_k
+from scalesearch.training.draw import NO_DETECTIONS, draw_detections, draw_predictions, note_on_image, save_png, tile_grid, top_k
 from scalesearch.topology import get_topology
 from scalesearch.topology_drawing import draw_topology
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from scalesearch.data import CocoDetection, resolve_dataset
-from scalesearch.evaluate import coco_evaluate
+from scalesearch.training.evaluate import coco_evaluate
 
 BCCD = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "bccd"  # ../shared beside the checkout
 KEYS = ["map", "map50", "map75", "map_small", "map_medium", "map_large"]

@@ -13,7 +13,7 @@ import torch
 from servers import TEST_EXTRAS, need_module
 
 from scalesearch.errors import UserError
-from scalesearch.export import (NMS_OUTPUTS, RAW_OUTPUTS, export_input, export_onnx, graph_signature, onnx_session,
+from scalesearch.measure.export import (NMS_OUTPUTS, RAW_OUTPUTS, export_input, export_onnx, graph_signature, onnx_session,
                                 postprocess_defaults)
 from scalesearch.model import build_detector, input_normalization
 from scalesearch.scaling import compound_spec, native_multipliers
@@ -64,7 +64,7 @@ def test_the_specs_cover_every_topology_fusion_and_activation():
 
 
 def _torch_raw(model, spec, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    from scalesearch.detection import flatten_outputs
+    from scalesearch.training.detection import flatten_outputs
 
     with torch.no_grad():
         cls, box = flatten_outputs(*model(_normalized(spec, images)), spec.num_classes)
@@ -178,7 +178,7 @@ def _normalized(spec: DetectorSpec, pixels: torch.Tensor) -> torch.Tensor:
 
 
 def _bccd_images(split: str, count: int | None = None) -> list[torch.Tensor]:
-    from scalesearch.inference import read_image
+    from scalesearch.training.inference import read_image
 
     annotations = BCCD / "annotations" / f"instances_{split}.json"
     if not annotations.is_file():
@@ -188,10 +188,10 @@ def _bccd_images(split: str, count: int | None = None) -> list[torch.Tensor]:
 
 
 def _torch_detections(model, spec, images: list[torch.Tensor], limit: int) -> list[dict[str, torch.Tensor]]:
-    """``scalesearch.inference.detect_image``'s path in input pixels (resize, normalise, pad, predict), batched:
+    """``scalesearch.training.inference.detect_image``'s path in input pixels (resize, normalise, pad, predict), batched:
     ``postprocess`` treats each image of a batch on its own."""
     from scalesearch.data import transforms as T
-    from scalesearch.train import detector_predictor
+    from scalesearch.training.train import detector_predictor
 
     batch = []
     for image in images:

@@ -139,7 +139,7 @@ def test_against_picks_only_points_cheaper_than_the_labelled_one(tmp_path):
 
 def test_study_trainer_saves_a_checkpoint_that_loads(tmp_path):
     """Real (tiny) training: ``--save`` keeps the model as trial<N>_seed<S>.pt with the data's categories."""
-    from scalesearch.checkpoint import load_checkpoint
+    from scalesearch.training.checkpoint import load_checkpoint
     from scalesearch.config import validate_study
     from scalesearch.retrain.fidelity import study_trainer
     from scalesearch.scaling import PAPER_RULE

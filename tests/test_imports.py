@@ -168,7 +168,7 @@ def test_the_graph_sees_imports_inside_functions():
 
 
 def test_the_load_graph_runs_module_bodies_only():
-    assert "scalesearch.draw" not in LOADS["scalesearch.commands.topologies"]  # imported inside ``run``
+    assert "scalesearch.training.draw" not in LOADS["scalesearch.commands.topologies"]  # imported inside ``run``
     assert "scalesearch.records" not in LOADS["scalesearch.commands.trials"]  # under TYPE_CHECKING, in ``run``
     assert "torch" in LOADS["scalesearch.model.fpn"]
     assert "scalesearch.report" in LOADS["scalesearch.report.runs"]  # the package's ``__init__`` runs first
@@ -183,7 +183,7 @@ def test_forbidden_paths_follow_imports_transitively():
 # The model and the pure functions that build it: specs, scaling, topologies, costs, detection.
 BUILDERS = sorted(m for m in GRAPH if m.startswith("scalesearch.model") or m in (
     "scalesearch.spec", "scalesearch.scaling", "scalesearch.backbones", "scalesearch.topology",
-    "scalesearch.topology_graph", "scalesearch.cost", "scalesearch.detection"))
+    "scalesearch.topology_graph", "scalesearch.measure.cost", "scalesearch.training.detection"))
 
 
 @pytest.mark.parametrize("module", BUILDERS)
@@ -200,7 +200,7 @@ REPORT_MODULES = sorted(m for m in GRAPH if m.startswith("scalesearch.report") o
 
 @pytest.mark.parametrize("module", REPORT_MODULES)
 def test_reports_import_no_backend_training_or_model(module):
-    forbidden = ("scalesearch.search.optuna_backend", "scalesearch.search.ray_backend", "scalesearch.train",
+    forbidden = ("scalesearch.search.optuna_backend", "scalesearch.search.ray_backend", "scalesearch.training.train",
                  "scalesearch.model")
     assert _reaches(module, forbidden) == []
 
@@ -208,8 +208,8 @@ def test_reports_import_no_backend_training_or_model(module):
 # What trains, builds models or samples: the engines by their top-level names, and the package modules that
 # drive them (imported inside their own functions, so they load nothing heavy themselves).
 ENGINES = ("torch", "timm", "optuna", "ray", "torchvision", "fvcore")
-TRAINING = ("scalesearch.train", "scalesearch.model", "scalesearch.retrain", "scalesearch.cost",
-            "scalesearch.detection", "scalesearch.data", "scalesearch.checkpoint", "scalesearch.search.objective",
+TRAINING = ("scalesearch.training.train", "scalesearch.model", "scalesearch.retrain", "scalesearch.measure.cost",
+            "scalesearch.training.detection", "scalesearch.data", "scalesearch.training.checkpoint", "scalesearch.search.objective",
             "scalesearch.search.optuna_backend", "scalesearch.search.ray_backend", "scalesearch.search.estimators")
 # The records and statistics reports read, below the retrainer that writes them.
 RECORD_MODULES = ("scalesearch.records", "scalesearch.fidelity", "scalesearch.extrapolate", "scalesearch.backbones")
@@ -231,7 +231,7 @@ def test_records_reach_nothing_that_trains_even_inside_functions(module):
     assert _forbidden_paths(GRAPH, module, ENGINES + TRAINING) == []
 
 
-RETRAINING = ("scalesearch.retrain", "scalesearch.train", "scalesearch.search.objective",
+RETRAINING = ("scalesearch.retrain", "scalesearch.training.train", "scalesearch.search.objective",
               "scalesearch.search.optuna_backend", "scalesearch.search.ray_backend")
 
 

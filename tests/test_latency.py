@@ -1,4 +1,4 @@
-"""Latency protocol (``scalesearch.latency``): counts, statistics, parts, threads, lock, cache, JSON."""
+"""Latency protocol (``scalesearch.measure.latency``): counts, statistics, parts, threads, lock, cache, JSON."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from servers import TEST_EXTRAS, need_module
 
-from scalesearch import latency
+from scalesearch.measure import latency
 from scalesearch.machine import identity
 from scalesearch.errors import UserError
 from scalesearch.scaling import compound_spec
@@ -103,7 +103,7 @@ def _sleepy_runtime(monkeypatch, clock: FakeClock, network_s: float, post_s: flo
     runtimes = Registry("runtime")
     runtimes.add("torch", network_factory)
     monkeypatch.setattr(latency, "RUNTIMES", runtimes)
-    monkeypatch.setattr("scalesearch.detection.postprocess", post)
+    monkeypatch.setattr("scalesearch.training.detection.postprocess", post)
 
 
 def test_parts_counts_threads_and_total_is_network_then_post(monkeypatch, clock):
@@ -140,7 +140,7 @@ def test_real_torch_measurement_of_a_tiny_spec():
 
 def test_onnxruntime_measurement_of_a_tiny_spec():
     need_module("onnxruntime", TEST_EXTRAS)
-    need_module("scalesearch.export", TEST_EXTRAS)
+    need_module("scalesearch.measure.export", TEST_EXTRAS)
     result = latency.measure_latency(TINY, latency.LatencySettings(runtime="onnxruntime", warmup=1, runs=2))
     assert result.runtime == "onnxruntime" and result.onnxruntime
     assert all(result.median_ms[p] > 0 for p in latency.PARTS) and result.candidates == 1000

@@ -46,7 +46,7 @@ def test_items_and_indexing_read_like_the_member_table():
 
 def _families() -> dict[str, Registry]:
     from scalesearch.cli import COMMANDS
-    from scalesearch.latency import RUNTIMES
+    from scalesearch.measure.latency import RUNTIMES
     from scalesearch.metrics import METRICS
     from scalesearch.report.build import SECTIONS
     from scalesearch.search.backend import BACKENDS

@@ -120,7 +120,7 @@ EFFDET_LITE_PARAMS = {"lite0": 3_243_470, "lite1": 4_248_318, "lite2": 5_252_334
 
 @pytest.mark.parametrize("name", sorted(EFFDET_LITE_PARAMS))
 def test_lite_preset_params_equal_effdet(name):
-    from scalesearch.cost import count_params
+    from scalesearch.measure.cost import count_params
 
     spec = preset(name)
     assert (spec.activation, spec.fusion, spec.tf_compat) == ("relu6", "sum", True)

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from scalesearch.checkpoint import load_checkpoint, save_checkpoint
+from scalesearch.training.checkpoint import load_checkpoint, save_checkpoint
 from scalesearch.errors import UserError
 from scalesearch.model import build_detector
 from scalesearch.spec import DetectorSpec
-from scalesearch.train import TrainConfig, TrainingFailed, lr_factor, train_and_evaluate, train_loop
+from scalesearch.training.train import TrainConfig, TrainingFailed, lr_factor, train_and_evaluate, train_loop
 
 TINY = DetectorSpec(resolution=128, width_multiplier=0.25, depth_multiplier=0.25, fpn_channels=16, fpn_repeats=1,
                     head_repeats=1, num_classes=4)
@@ -163,7 +163,7 @@ def test_quickstart_model_reaches_ap50_in_three_minutes():
 
 
 def test_backbone_lr_multiplier_and_frozen_batch_norm():
-    from scalesearch.train import freeze_batch_norm, make_optimizer
+    from scalesearch.training.train import freeze_batch_norm, make_optimizer
 
     model = build_detector(TINY)
     opt = make_optimizer(model, TrainConfig(backbone_lr_mult=0.1))

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from scalesearch import zero_cost
+from scalesearch.measure import zero_cost
 from scalesearch.records import State, TrialRecord
 from scalesearch.scaling import compound_spec
 
@@ -101,7 +101,7 @@ def one_thread():
 
 @pytest.mark.parametrize("activation", ["swish", "relu6", "relu"])
 def test_detector_scores_equal_independent_computations(activation, one_thread):
-    from scalesearch.train import detector_loss
+    from scalesearch.training.train import detector_loss
 
     spec, images, targets = _tiny(activation)
     scores = zero_cost.zero_cost_scores(spec, images, targets)

@@ -23,7 +23,7 @@ def render(spec: DetectorSpec, cost) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from scalesearch.commands._files import check_output, write_output
-    from scalesearch.cost import count_cost
+    from scalesearch.measure.cost import count_cost
 
     out = check_output("--json", args.json)
     spec = spec_from_args(args)

@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from scalesearch.commands._files import check_output
     from scalesearch.errors import UserError
-    from scalesearch.export import check_opset, export_checkpoint, graph_signature
+    from scalesearch.measure.export import check_opset, export_checkpoint, graph_signature
 
     out = check_output("--out", args.out)
     check_opset(args.opset, "--opset")

@@ -12,7 +12,7 @@ def run(args: argparse.Namespace) -> int:
     from scalesearch.commands._files import check_output, write_output
     from scalesearch.commands._spec import given_spec_options
     from scalesearch.errors import UserError
-    from scalesearch.latency import LatencySettings, check_settings, measure_latency, render
+    from scalesearch.measure.latency import LatencySettings, check_settings, measure_latency, render
 
     out = check_output("--json", args.json)
     check_settings(args.runtime, args.threads, args.batch, args.warmup, args.runs, prefix="--")
@@ -35,7 +35,7 @@ def _model_and_spec(args: argparse.Namespace):
     from scalesearch.commands._spec import spec_from_args
 
     if args.checkpoint:
-        from scalesearch.checkpoint import load_checkpoint
+        from scalesearch.training.checkpoint import load_checkpoint
 
         model, spec, _ = load_checkpoint(args.checkpoint, "cpu")
         return model, spec
@@ -43,11 +43,11 @@ def _model_and_spec(args: argparse.Namespace):
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from scalesearch.latency import RUNTIMES  # names only: torch and onnxruntime are imported to measure
+    from scalesearch.measure.latency import RUNTIMES  # names only: torch and onnxruntime are imported to measure
 
     p = subparsers.add_parser(
         "latency", help="measured latency of one spec or checkpoint (network, post-processing, total)",
-        description="Time a detector on this machine by the protocol of scalesearch.latency: a fixed seeded image, "
+        description="Time a detector on this machine by the protocol of scalesearch.measure.latency: a fixed seeded image, "
                     "W warm-up then R timed runs, median and interquartile range of network (backbone + feature "
                     "network + heads), post-processing (decode + NMS) and both together.")
     p.add_argument("checkpoint", nargs="?", metavar="CKPT", help="a checkpoint from `scalesearch train --save`")

@@ -27,11 +27,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scalesearch.checkpoint import load_checkpoint
+    from scalesearch.training.checkpoint import load_checkpoint
     from scalesearch.commands._files import check_folder
-    from scalesearch.draw import NO_DETECTIONS, draw_detections, note_on_image, save_png
+    from scalesearch.training.draw import NO_DETECTIONS, draw_detections, note_on_image, save_png
     from scalesearch.errors import UserError
-    from scalesearch.inference import detect_image, detection_records, read_image
+    from scalesearch.training.inference import detect_image, detection_records, read_image
     from scalesearch.machine import resolve_device
 
     out = check_folder("--out", args.out)

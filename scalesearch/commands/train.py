@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scalesearch.train_config import TrainConfig
+from scalesearch.training.train_config import TrainConfig
 
 TRAIN_DEFAULTS = TrainConfig()
 # TrainConfig field -> the option that sets it, for error messages.
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, spec, data: str | None, cfg: TrainConfig, out: Path) -> None:
     """Train, write metrics.json / results.json / predictions.png into ``out``, and the checkpoint."""
     from scalesearch.commands._files import write_output
-    from scalesearch.train import train_and_evaluate
+    from scalesearch.training.train import train_and_evaluate
 
     result = train_and_evaluate(spec, data, data, cfg, progress=not args.quiet, results_json=out / "results.json",
                                 keep_model=True)
@@ -141,7 +141,7 @@ def _train(args: argparse.Namespace, spec, data: str | None, cfg: TrainConfig, o
     _print(summary)
     _predictions_png(result.detections, data, result.spec, out / "predictions.png")
     if args.save:
-        from scalesearch.checkpoint import save_checkpoint
+        from scalesearch.training.checkpoint import save_checkpoint
 
         save_checkpoint(args.save, result.model, result.spec, _checkpoint_info(result, summary))
         print(f"checkpoint: {args.save}")
@@ -154,8 +154,8 @@ def _predictions_png(detections: list[dict], data: str | None, spec, path: Path,
     import torch
 
     from scalesearch.data import CocoDetection, resolve_dataset
-    from scalesearch.draw import draw_predictions
-    from scalesearch.inference import read_image
+    from scalesearch.training.draw import draw_predictions
+    from scalesearch.training.inference import read_image
 
     images_dir, ann_file = resolve_dataset(data, "val")
     coco = CocoDetection(images_dir, ann_file, spec.resolution, cache=False)

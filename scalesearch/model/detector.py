@@ -17,7 +17,7 @@ class EfficientDet(nn.Module):
 
     ``forward(images: Tensor[B, 3, R, R])`` returns ``(cls_outputs, box_outputs)``: lists over levels
     min..max of ``Tensor[B, A * num_classes, R / 2**l, R / 2**l]`` and ``Tensor[B, A * 4, ...]``
-    (A = ``spec.num_anchors``). Anchors, loss and NMS live in ``scalesearch.detection``.
+    (A = ``spec.num_anchors``). Anchors, loss and NMS live in ``scalesearch.training.detection``.
 
     On CPU, ``model.to(memory_format=torch.channels_last)`` trains ~1.5x faster (D0 at 256 px, batch 8,
     2 threads: 18.5 vs 12.3 img/s); ``forward`` then converts the images itself.

@@ -35,7 +35,7 @@ def settings_line(run: Run) -> str:
     how = (f"{s.runtime}, {s.threads} thread(s), batch {s.batch}, {s.warmup} warm-up + {s.runs} timed runs"
            if s else "settings not recorded")
     return (f"Latency: median total time (network + decode + NMS) per call, {how}, on {machine_line(run)} "
-            "(protocol: `scalesearch.latency`).")
+            "(protocol: `scalesearch.measure.latency`).")
 
 
 def budget(run: Run) -> float | None:

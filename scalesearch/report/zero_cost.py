@@ -80,7 +80,7 @@ def add_section(doc: Document, run: Run) -> None:
     doc.heading(2, "Zero-cost scores")
     doc.para("Each score is computed once per trial, before training, on the untrained spec (fixed seed, the "
              "backbone's pretrained weights when the spec has them) and the study's first training batch "
-             f"(`scalesearch.zero_cost`; {CITATIONS}). The table gives Kendall's tau-b (`scipy.stats.kendalltau`) "
+             f"(`scalesearch.measure.zero_cost`; {CITATIONS}). The table gives Kendall's tau-b (`scipy.stats.kendalltau`) "
              "between each score and the proxy mAP over the study's complete points (seed repeats averaged), and, "
              "where `scalesearch fidelity` retrained points, the long-budget mAP. A positive tau means the higher "
              "score went with the higher mAP. No public benchmark of these scores on object detection exists; "

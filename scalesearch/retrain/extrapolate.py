@@ -101,7 +101,7 @@ def extrapolate(run_dir: str | Path, flops: float, seeds: int = 4, factor: float
     if rung is not None and flops <= rung:
         raise UserError(f"--flops: must be above the study's top rung ({rung:.3g}) to extrapolate, but got {flops:.3g}")
     if count is None:
-        from scalesearch.cost import count_cost  # imports torch: only once the inputs are known to be sound
+        from scalesearch.measure.cost import count_cost  # imports torch: only once the inputs are known to be sound
 
         count = lambda spec: float(count_cost(spec).flops)  # noqa: E731
     space = SearchSpace(config)

@@ -96,10 +96,10 @@ def long_budget(train_config: Any, factor: float) -> tuple[int | None, float | N
 def study_trainer(config: Any, factor: float, save_dir: Path | None = None) -> Trainer:
     """Train with the study's dataset and recipe at ``factor`` times its budget; with ``save_dir``, each
     trained model is saved there as ``trial<number>_seed<seed>.pt`` (``number``: the picked trial's)."""
-    from scalesearch.checkpoint import save_checkpoint
+    from scalesearch.training.checkpoint import save_checkpoint
     from scalesearch.search.objective import dataset_pairs
     from scalesearch.spec import DetectorSpec
-    from scalesearch.train import train_and_evaluate
+    from scalesearch.training.train import train_and_evaluate
 
     train_data, val_data = dataset_pairs(config.dataset)
     steps, seconds = long_budget(config.train_config, factor)
@@ -225,12 +225,12 @@ def measure_latencies(run_dir: str | Path, config: Any, log: Callable[[str], Non
                       again: bool = False) -> None:
     """Measure the latency of the retrained points by the study's ``latency`` settings and store it in their
     records: when any point has none (or ``again``), all of them, interleaved: ``rounds`` rounds, each measuring
-    every point once (``scalesearch.latency.measure_latency``, the lock held), and each point's samples pooled
+    every point once (``scalesearch.measure.latency.measure_latency``, the lock held), and each point's samples pooled
     over the rounds. A shared machine's speed drifts by more than a point's own spread over minutes (measured
     here: the same spec 43 ms, then 56 ms a minute later), so points are compared only on measurements taken
     side by side. Done after all training, never while this run trains. ``measure`` replaces the measurement
     (tests)."""
-    from scalesearch import latency
+    from scalesearch.measure import latency
     from scalesearch.spec import DetectorSpec
 
     run_dir = Path(run_dir)
@@ -256,8 +256,7 @@ def measure_latencies(run_dir: str | Path, config: Any, log: Callable[[str], Non
 def _pooled(results: list[Any], rounds: int) -> dict[str, Any]:
     """One point's measurements over the rounds as one ``LatencyResult`` JSON: samples concatenated, median and
     IQR of the pool, ``runs`` summed, ``rounds`` added."""
-    from scalesearch import latency
-
+    from scalesearch.measure import latency
     out = results[-1].to_json()
     samples = {k: [x for r in results for x in r.to_json()["samples_ms"].get(k, [])] for k in out["samples_ms"]}
     stats = {k: latency.summarise(v) for k, v in samples.items() if v}

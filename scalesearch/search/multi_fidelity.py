@@ -16,7 +16,7 @@ Multi-objective successive halving (``search.pruning: successive_halving`` with 
     multi-objective studies), hence this.
 
 Zero-cost prefilter (``search.prefilter``)
-    Each candidate's zero-cost score (``scalesearch.zero_cost``, one batch) is recorded before training;
+    Each candidate's zero-cost score (``scalesearch.measure.zero_cost``, one batch) is recorded before training;
     a candidate is trained only when it ranks in the best ``keep`` fraction of the candidates scored so
     far (the score with the study's cost objectives, by the same non-dominated ordering, so a prefilter
     in a mAP-vs-FLOPs study does not just keep the largest detectors). The others end ``pruned`` with the

@@ -52,11 +52,11 @@ class Evaluator:
         """``cost_cache``: folder for counted costs, shared by workers and resumed runs
         (``$SCALESEARCH_COST_CACHE`` wins when set). ``estimator_cache``: the estimator's folder under the run
         folder (``StudyContext.cache_dir``). ``zero_cost``: record every trial's zero-cost scores
-        (``scalesearch.zero_cost``, about one training step's CPU); ``search.zero_cost: false`` in the study or
+        (``scalesearch.measure.zero_cost``, about one training step's CPU); ``search.zero_cost: false`` in the study or
         ``$SCALESEARCH_ZERO_COST=0`` turns it off."""
         import os
 
-        from scalesearch.cost import CACHE_ENV
+        from scalesearch.measure.cost import CACHE_ENV
 
         self.config, self.space, self.progress = config, config.search_space, progress
         self.cost_cache = os.environ.get(CACHE_ENV) or cost_cache
@@ -95,7 +95,7 @@ class Evaluator:
         """Resolve and cost the spec, pick its budget, measure its latency when the study uses it (``latency``);
         ``infeasible`` (and why) when over budget. Feasible or not, the spec's zero-cost scores on the study's
         first training batch (unless turned off)."""
-        from scalesearch.cost import count_cost
+        from scalesearch.measure.cost import count_cost
 
         spec = self.space.resolve(info.params, self.num_classes)
         cost = count_cost(spec, cache_dir=self.cost_cache)
@@ -116,8 +116,7 @@ class Evaluator:
                 return record, spec
         # Infeasible specs are scored too (a cheap ranking signal), unless far over budget (memory).
         if self.zero_cost and all(v <= 1.0 for v in excess.values()):
-            from scalesearch import zero_cost
-
+            from scalesearch.measure import zero_cost
             cfg = self.config.trial_train_config(self.config.seed)  # one batch for the whole study
             record = record.replace(zero_cost=zero_cost.trial_scores(spec, self.train_data, cfg,
                                                                      self.zero_cost_batches))
@@ -127,15 +126,14 @@ class Evaluator:
         return record, spec
 
     def latency(self, record: TrialRecord, spec: Any) -> TrialRecord:
-        """The spec's measured latency (the study's ``latency`` settings, ``scalesearch.latency``), once per
+        """The spec's measured latency (the study's ``latency`` settings, ``scalesearch.measure.latency``), once per
         architecture: cached in memory and in the cost-cache folder, keyed by spec, settings and machine.
 
         Measurements hold a machine-wide lock, so two workers never time at once; the other workers'
         training is not paused, though, and can slow a measurement (``search.workers: 1`` times on an
         otherwise idle study). ``latency_exclusive`` records whether the lock was held. A failure to measure
         (an export error) ends the trial ``failed``."""
-        from scalesearch import latency
-
+        from scalesearch.measure import latency
         s = self.config.latency
         settings = latency.LatencySettings(s.runtime, s.threads, s.batch, s.warmup, s.runs)
         try:

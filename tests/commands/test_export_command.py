@@ -27,9 +27,9 @@ def checkpoint(tmp_path_factory):
 
 
 def test_export_raw_graph_equals_the_checkpoint(checkpoint, tmp_path, capsys):
-    from scalesearch.checkpoint import load_checkpoint
-    from scalesearch.detection import flatten_outputs
-    from scalesearch.export import onnx_session
+    from scalesearch.training.checkpoint import load_checkpoint
+    from scalesearch.training.detection import flatten_outputs
+    from scalesearch.measure.export import onnx_session
     from scalesearch.model import input_normalization
 
     capsys.readouterr()
@@ -48,7 +48,7 @@ def test_export_raw_graph_equals_the_checkpoint(checkpoint, tmp_path, capsys):
 
 
 def test_export_with_nms(checkpoint, tmp_path, capsys):
-    from scalesearch.export import onnx_session
+    from scalesearch.measure.export import onnx_session
 
     out = tmp_path / "nms.onnx"
     assert main(["export", str(checkpoint), "--out", str(out), "--nms", "--max-detections", "7"]) == 0

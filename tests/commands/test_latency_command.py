@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from scalesearch import cli, latency
+from scalesearch import cli
+from scalesearch.measure import latency
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +26,7 @@ def test_latency_of_a_preset(capsys, tmp_path):
 
 
 def test_latency_of_a_checkpoint(capsys, tmp_path):
-    from scalesearch.checkpoint import save_checkpoint
+    from scalesearch.training.checkpoint import save_checkpoint
     from scalesearch.model import build_detector
     from scalesearch.scaling import compound_spec
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from scalesearch.checkpoint import save_checkpoint
+from scalesearch.training.checkpoint import save_checkpoint
 from scalesearch.cli import main
 from scalesearch.model import build_detector
 from scalesearch.spec import DetectorSpec

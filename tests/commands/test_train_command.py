@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from scalesearch.checkpoint import load_checkpoint
+from scalesearch.training.checkpoint import load_checkpoint
 from scalesearch.cli import main
 
 
@@ -18,11 +18,11 @@ def tiny_data(tmp_path_factory):
 
 
 def test_train_command_writes_metrics_grid_and_checkpoint(tiny_data, tmp_path, capsys, monkeypatch):
-    import scalesearch.draw
+    import scalesearch.training.draw
 
     grids = []
-    draw = scalesearch.draw.draw_predictions
-    monkeypatch.setattr(scalesearch.draw, "draw_predictions", lambda *a, **k: grids.append(draw(*a, **k)) or grids[-1])
+    draw = scalesearch.training.draw.draw_predictions
+    monkeypatch.setattr(scalesearch.training.draw, "draw_predictions", lambda *a, **k: grids.append(draw(*a, **k)) or grids[-1])
     out, ckpt = tmp_path / "out", tmp_path / "m.pt"
     code = main(["train", str(tiny_data), "--phi", "-3", "--steps", "2", "--batch-size", "4", "--out", str(out),
                  "--save", str(ckpt), "--json", str(tmp_path / "m.json"), "--quiet"])
@@ -43,7 +43,7 @@ def _check_predictions_grid(grids, out, data):
 
     from matplotlib.image import imread
 
-    from scalesearch.draw import top_k
+    from scalesearch.training.draw import top_k
 
     val = json.loads((data / "annotations" / "instances_val.json").read_text())
     truth = Counter(a["image_id"] for a in val["annotations"])
@@ -84,15 +84,15 @@ def test_train_command_one_line_errors_leave_no_folder(tmp_path, monkeypatch, us
 
 
 def test_failed_training_removes_the_folders_it_made(tmp_path, monkeypatch):
-    import scalesearch.train
+    import scalesearch.training.train
 
     def fail(*args, **kwargs):
-        raise scalesearch.train.TrainingFailed("loss became nan at step 1")
+        raise scalesearch.training.train.TrainingFailed("loss became nan at step 1")
 
-    monkeypatch.setattr(scalesearch.train, "train_and_evaluate", fail)
+    monkeypatch.setattr(scalesearch.training.train, "train_and_evaluate", fail)
     (tmp_path / "kept").mkdir()
-    with pytest.raises(scalesearch.train.TrainingFailed):
+    with pytest.raises(scalesearch.training.train.TrainingFailed):
         main(["train", "synthetic", "--steps", "1", "--out", str(tmp_path / "runs" / "train-x")])
-    with pytest.raises(scalesearch.train.TrainingFailed):
+    with pytest.raises(scalesearch.training.train.TrainingFailed):
         main(["train", "synthetic", "--steps", "1", "--out", str(tmp_path / "kept")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]  # a folder the user had is kept

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-import scalesearch.cost
-import scalesearch.train
+import scalesearch.measure.cost
+import scalesearch.training.train
 import search_fakes
 
 # 16 train / 8 val images of 128 px: generated once per machine, then cached.
@@ -47,8 +47,8 @@ def fake(monkeypatch):
     """Patch cost counting and training with ``search_fakes``; yields the list of trained specs."""
     search_fakes.CALLS.clear()
     monkeypatch.setenv("SCALESEARCH_ZERO_COST", "0")  # real scores cost a forward/backward per trial
-    monkeypatch.setattr(scalesearch.cost, "count_cost", search_fakes.fake_cost)
-    monkeypatch.setattr(scalesearch.train, "train_and_evaluate", search_fakes.fake_train)
+    monkeypatch.setattr(scalesearch.measure.cost, "count_cost", search_fakes.fake_cost)
+    monkeypatch.setattr(scalesearch.training.train, "train_and_evaluate", search_fakes.fake_train)
     yield search_fakes.CALLS
 
 

@@ -1,6 +1,6 @@
 """Fast stand-ins for cost counting and proxy training, so search tests take seconds.
 
-``install()`` patches ``scalesearch.cost.count_cost`` and ``scalesearch.train.train_and_evaluate``.
+``install()`` patches ``scalesearch.measure.cost.count_cost`` and ``scalesearch.training.train.train_and_evaluate``.
 Run as a script (``python tests/search/search_fakes.py run STUDY ...``) it installs them at import, so the
 worker processes that ``multiprocessing`` spawns (which re-import this main module) get them too.
 ``$FAKE_TRAIN_SECONDS`` makes each fake training sleep; ``$FAKE_TRAIN_LOG`` appends
@@ -16,10 +16,10 @@ import os
 import sys
 import time
 
-import scalesearch.cost
-import scalesearch.train
-from scalesearch.cost import Cost
-from scalesearch.train import TrainResult
+import scalesearch.measure.cost
+import scalesearch.training.train
+from scalesearch.measure.cost import Cost
+from scalesearch.training.train import TrainResult
 
 CALLS: list[object] = []
 
@@ -84,8 +84,8 @@ def _wait_for_workers(log: str, count: int, timeout: float = 120.0) -> None:
 
 
 def install() -> None:
-    scalesearch.cost.count_cost = fake_cost
-    scalesearch.train.train_and_evaluate = fake_train
+    scalesearch.measure.cost.count_cost = fake_cost
+    scalesearch.training.train.train_and_evaluate = fake_train
 
 
 if __name__ in ("__main__", "__mp_main__"):

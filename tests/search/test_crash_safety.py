@@ -105,7 +105,7 @@ def test_rerun_resumes_to_a_larger_total_and_never_past_it(tmp_path, fake):
 
 
 def test_ctrl_c_then_rerun_retries_the_interrupted_trial(tmp_path, fake, monkeypatch):
-    import scalesearch.train
+    import scalesearch.training.train
     import search_fakes
 
     def interrupt_third(spec, *args, **kwargs):
@@ -114,7 +114,7 @@ def test_ctrl_c_then_rerun_retries_the_interrupted_trial(tmp_path, fake, monkeyp
             raise KeyboardInterrupt
         return search_fakes.fake_train(spec, *args, **kwargs)
 
-    monkeypatch.setattr(scalesearch.train, "train_and_evaluate", interrupt_third)
+    monkeypatch.setattr(scalesearch.training.train, "train_and_evaluate", interrupt_third)
     study = tiny_study(tmp_path, search={"n_trials": 4}, space=CONTINUOUS)
     assert main(["run", str(study), "--quiet"]) == 130
     assert main(["run", str(study), "--quiet"]) == 0

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from conftest import records_json, tiny_study
-from scalesearch import latency
+from scalesearch.measure import latency
 from scalesearch.cli import main
 from scalesearch.config import load_study
 

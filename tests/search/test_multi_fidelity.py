@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-import scalesearch.zero_cost
+import scalesearch.measure.zero_cost
 from conftest import records_json, tiny_study
 from scalesearch.cli import main
 from scalesearch.search.multi_fidelity import ParetoHalving, crowding, front_indices, in_best_fraction, ranking
@@ -90,7 +90,7 @@ def _fake_scores(spec, train_data, cfg, batches=None):
 
 
 def test_prefilter_trains_only_the_best_scored_fraction(tmp_path, fake, monkeypatch):
-    monkeypatch.setattr(scalesearch.zero_cost, "trial_scores", _fake_scores)
+    monkeypatch.setattr(scalesearch.measure.zero_cost, "trial_scores", _fake_scores)
     study = tiny_study(tmp_path, search={"n_trials": 10, "sampler": "random",
                                          "prefilter": {"score": "naswot", "keep": 0.5}},
                        space={"phi": {"low": -3.0, "high": -1.0}, "resolution": 128})

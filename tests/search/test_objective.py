@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-import scalesearch.train
+import scalesearch.training.train
 import search_fakes
 from conftest import tiny_study
 from scalesearch.cli import main
 from scalesearch.config import load_study
 from conftest import records_json as load_records
 from scalesearch.search.space import SearchSpace
-from scalesearch.train import TrainingFailed
+from scalesearch.training.train import TrainingFailed
 
 SCHEMA = ("number", "state", "flops", "params", "map", "map50", "map75", "map_small", "map_medium",
           "map_large", "seconds", "train_seconds", "images_per_second", "seed", "reason", "budget_flops",
@@ -51,7 +51,7 @@ def test_nan_trial_is_failed_with_its_reason_and_the_study_goes_on(tmp_path, fak
             raise TrainingFailed("loss is nan at step 2")
         return search_fakes.fake_train(spec, *args, **kwargs)
 
-    monkeypatch.setattr(scalesearch.train, "train_and_evaluate", diverging)
+    monkeypatch.setattr(scalesearch.training.train, "train_and_evaluate", diverging)
     records = _run(tiny_study(tmp_path, search={"n_trials": 6, "seed": 3}))
     failed = [r for r in records if r["state"] == "failed"]
     assert len(records) == 6 and failed and len(failed) < 6
@@ -66,7 +66,7 @@ def test_a_crashing_trial_is_failed_with_its_error(tmp_path, fake, monkeypatch):
             raise RuntimeError("out of memory\nmore detail")
         return search_fakes.fake_train(spec, *args, **kwargs)
 
-    monkeypatch.setattr(scalesearch.train, "train_and_evaluate", crash)
+    monkeypatch.setattr(scalesearch.training.train, "train_and_evaluate", crash)
     records = _run(tiny_study(tmp_path, search={"n_trials": 6, "seed": 3}))
     assert {r["reason"] for r in records if r["topology"] == "fpn"} == {"error: RuntimeError: out of memory"}
     assert len(records) == 6 and any(r["state"] == "complete" for r in records)
@@ -78,7 +78,7 @@ def test_nan_metrics_are_failed(tmp_path, monkeypatch, fake):
         result.metrics["map"] = float("nan")
         return result
 
-    monkeypatch.setattr(scalesearch.train, "train_and_evaluate", nan_map)
+    monkeypatch.setattr(scalesearch.training.train, "train_and_evaluate", nan_map)
     records = _run(tiny_study(tmp_path, search={"n_trials": 2}))
     assert [r["reason"] for r in records] == ["evaluation gave non-finite map"] * 2
 

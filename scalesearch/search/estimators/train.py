@@ -1,5 +1,5 @@
 """``train``: proxy training, the default estimator. Each trial trains the whole detector for the study's
-``train`` budget (``scalesearch.train.train_and_evaluate``) and COCO-evaluates it, reporting the mAP every
+``train`` budget (``scalesearch.training.train.train_and_evaluate``) and COCO-evaluates it, reporting the mAP every
 ``train.eval_every`` steps (so pruning can stop it)."""
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ class TrainEstimator(Estimator):
         self.train_data, self.val_data = self.study.data.train, self.study.data.val
 
     def estimate(self, spec: Any, seed: int, *, threads: int | None = None, on_eval: OnEval | None = None) -> Estimate:
-        from scalesearch import train
-
+        from scalesearch.training import train
         cfg = self.study.config.trial_train_config(seed)
         if threads:
             cfg = dataclasses.replace(cfg, threads=threads)

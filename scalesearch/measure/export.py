@@ -4,11 +4,11 @@ The graph takes ``images``: float32 ``[B, 3, R, R]`` RGB in [0, 1] at the spec's
 backbone's mean/std normalisation is inside the graph), with a dynamic batch axis. Outputs:
 
 - raw (default): ``class_logits [B, N, C]`` and ``box_regression [B, N, 4]`` (``(ty, tx, th, tw)`` codes),
-  flattened over levels and anchors in ``scalesearch.detection`` order;
+  flattened over levels and anchors in ``scalesearch.training.detection`` order;
 - ``nms=True``: ``boxes [B, D, 4]`` xyxy input pixels, ``scores [B, D]``, ``labels [B, D]`` (int64) and
   ``num_detections [B]``, D = ``max_detections``, rows sorted by score and padded (box 0, score 0, label -1)
-  past ``num_detections``: what ``scalesearch.detection.postprocess`` gives, with anchors as constants and
-  ONNX's ``NonMaxSuppression`` (see ``scalesearch.export_graph``).
+  past ``num_detections``: what ``scalesearch.training.detection.postprocess`` gives, with anchors as constants and
+  ONNX's ``NonMaxSuppression`` (see ``scalesearch.measure.export_graph``).
 
 Uses torch's TorchScript-based exporter (``dynamo=False``): it needs neither ``onnxscript`` nor a
 ``torch.export`` trace (seconds, not tens of seconds, per model) and lets the NMS be one ONNX operator;
@@ -45,8 +45,7 @@ def check_opset(opset: Any, name: str = "opset") -> int:
 
 def postprocess_defaults() -> dict[str, Any]:
     """``pre_nms_top_k``, ``score_threshold`` and ``iou_threshold`` of the torch path (``detection.postprocess``)."""
-    from scalesearch import detection
-
+    from scalesearch.training import detection
     params = inspect.signature(detection.postprocess).parameters
     return {k: params[k].default for k in ("pre_nms_top_k", "score_threshold", "iou_threshold")}
 
@@ -62,7 +61,7 @@ def export_onnx(model: nn.Module, spec: DetectorSpec, path: str | Path, *, opset
     """
     import torch
 
-    from scalesearch.export_graph import NmsGraph, RawGraph
+    from scalesearch.measure.export_graph import NmsGraph, RawGraph
     from scalesearch.model import input_normalization
 
     check_opset(opset)
@@ -136,7 +135,7 @@ def _trace(graph: nn.Module, images: Tensor, path: Path, opset: int, names: tupl
 def export_checkpoint(checkpoint: str | Path, path: str | Path, **options: Any) -> Path:
     """Load a ``scalesearch train --save`` checkpoint (``UserError`` naming the file if it is not one) and
     export it with ``export_onnx(..., **options)``."""
-    from scalesearch.checkpoint import load_checkpoint
+    from scalesearch.training.checkpoint import load_checkpoint
 
     model, spec, _ = load_checkpoint(checkpoint, "cpu")
     return export_onnx(model, spec, path, **options)
@@ -176,7 +175,7 @@ def graph_signature(path: str | Path) -> dict[str, dict[str, list[int | str]]]:
 def export_input(image: Tensor, spec: DetectorSpec) -> tuple[Tensor, float]:
     """A uint8 ``[3, H, W]`` image as the graph's input: ``(Tensor[3, R, R] in [0, 1], scale)``.
 
-    Resized and padded as ``scalesearch.inference.detect_image`` does (long side to R, image top-left); the
+    Resized and padded as ``scalesearch.training.inference.detect_image`` does (long side to R, image top-left); the
     padding is the normalisation mean, which the graph maps to 0 -- the padding training saw. Divide the
     graph's boxes by ``scale`` for the image's own pixels.
     """

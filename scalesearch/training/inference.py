@@ -1,4 +1,4 @@
-"""A trained detector on images: read an image and detect in its own pixels. Drawing is ``scalesearch.draw``."""
+"""A trained detector on images: read an image and detect in its own pixels. Drawing is ``scalesearch.training.draw``."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def detect_image(model: nn.Module, spec: DetectorSpec, image: Tensor, device: st
 
     from scalesearch.data import transforms as T
     from scalesearch.model import input_normalization
-    from scalesearch.train import detector_predictor
+    from scalesearch.training.train import detector_predictor
 
     height, width = image.shape[1:]
     new_w, new_h, scale = T.base_size(width, height, spec.resolution)

@@ -1,5 +1,5 @@
 """``TrainConfig``: the proxy-training recipe, plain data (torch-free, so a study validates it at the edge
-without importing the model). ``scalesearch.train`` runs it."""
+without importing the model). ``scalesearch.training.train`` runs it."""
 
 from __future__ import annotations
 

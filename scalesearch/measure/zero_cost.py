@@ -24,7 +24,7 @@ positive activations grow layer by layer; for swish it is the positive-side limi
 nonlinearities (squeeze-excitation sigmoid gates, max-pooling, fusion weights) are kept.
 
 ``grad_norm`` (Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS", ICLR 2021): the detection
-loss of the batch (``scalesearch.train.detector_loss``: focal + Huber), back-propagated once; the score
+loss of the batch (``scalesearch.training.train.detector_loss``: focal + Huber), back-propagated once; the score
 is the sum over conv and linear layers of the Euclidean (Frobenius) norm of the loss gradient with
 respect to that layer's weight, as in the authors' code.
 
@@ -250,7 +250,7 @@ def zero_cost_scores(spec: Any, images: Tensor, targets: list[dict], *, seed: in
     and on a busy 2-core machine two threads measured 20x slower (tiny detector: 14 s vs 0.6 s wall).
     """
     from scalesearch.model import build_detector
-    from scalesearch.train import detector_loss
+    from scalesearch.training.train import detector_loss
 
     images = images.float()
     with torch.random.fork_rng(devices=[]), _threads(threads), torch.enable_grad():
@@ -270,7 +270,7 @@ def zero_cost_scores(spec: Any, images: Tensor, targets: list[dict], *, seed: in
 def first_batch(train_data: Any, spec: Any, cfg: Any) -> tuple[Tensor, list[dict]]:
     """The first batch of the training loader (``cfg``'s batch size and seed) at ``spec``'s resolution and
     input normalisation, without augmentation, so every trial at that resolution sees the same images."""
-    from scalesearch.train import make_dataset, train_loader
+    from scalesearch.training.train import make_dataset, train_loader
 
     cfg = dataclasses.replace(cfg, num_workers=0)
     dataset = make_dataset(train_data, "train", spec, cfg, train=False)

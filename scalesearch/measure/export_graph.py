@@ -1,7 +1,7 @@
-"""The modules ``scalesearch.export`` traces into ONNX: input normalisation + detector + flattening, and
+"""The modules ``scalesearch.measure.export`` traces into ONNX: input normalisation + detector + flattening, and
 optionally decode + class-aware NMS with a fixed number of detections per image.
 
-Post-processing here is ``scalesearch.detection.postprocess`` rewritten with static shapes (the same
+Post-processing here is ``scalesearch.training.detection.postprocess`` rewritten with static shapes (the same
 pre-NMS top-k, score threshold, decode, clipping, IoU threshold and score ordering), because ONNX needs a
 fixed output size where ``postprocess`` returns ragged per-image lists.
 
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import nms
 
-from scalesearch import detection as det
+from scalesearch.training import detection as det
 from scalesearch.spec import DetectorSpec
 
 _MASKED = -1.0  # score of a (candidate, class) slot that is not a candidate: below every sigmoid

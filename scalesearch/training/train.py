@@ -18,9 +18,9 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from scalesearch import detection as det
+from scalesearch.training import detection as det
 from scalesearch.spec import DetectorSpec
-from scalesearch.train_config import OPTIMIZERS, TrainConfig
+from scalesearch.training.train_config import OPTIMIZERS, TrainConfig
 
 __all__ = ["OPTIMIZERS", "TrainConfig", "TrainingFailed", "TrainResult", "train_and_evaluate"]
 
@@ -314,7 +314,7 @@ def train_and_evaluate(
 
 
 def _train_and_evaluate(spec, train_data, val_data, cfg, on_eval, progress, results_json, keep_model) -> TrainResult:
-    from scalesearch.evaluate import coco_evaluate
+    from scalesearch.training.evaluate import coco_evaluate
     from scalesearch.model import build_detector
 
     train_set = make_dataset(train_data, "train", spec, cfg, train=True)

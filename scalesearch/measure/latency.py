@@ -4,12 +4,12 @@ Protocol (every figure of ``LatencyResult`` comes from it; ``scalesearch latency
 
 * **Input**: ``batch`` (default 1) copies of one fixed image, ``torch.rand`` with generator seed 0, RGB in
   [0, 1], ``spec.resolution`` px square. Normalisation by the backbone's mean/std is part of the network,
-  as it is inside the exported ONNX graph (``scalesearch.export``).
+  as it is inside the exported ONNX graph (``scalesearch.measure.export``).
 * **Weights**: the checkpoint's, or the architecture's random initialisation under seed 0 (the global RNG
   is left untouched). Weights do not change the network's time; they do change how many boxes reach NMS.
 * **Parts**: ``network`` = normalisation + backbone + feature network + heads + flattening to
   ``[B, N, C]`` logits / ``[B, N, 4]`` codes; ``post`` = decode + batched NMS
-  (``scalesearch.detection.postprocess``: top 1000 (anchor, class) pairs, score >= 0.001, IoU 0.5, at most
+  (``scalesearch.training.detection.postprocess``: top 1000 (anchor, class) pairs, score >= 0.001, IoU 0.5, at most
   ``max_detections`` boxes), always in torch, timed on the network's own outputs for the fixed image
   (``candidates`` records how many boxes entered NMS: the 1000 cap for an untrained detector, and for
   most trained ones at this threshold), so it is repeatable; ``total`` = network then post, timed as one call.
@@ -18,7 +18,7 @@ Protocol (every figure of ``LatencyResult`` comes from it; ``scalesearch latency
   ``time.perf_counter_ns`` (fixed counts, no auto-ranging); each part reports its median and interquartile
   range (75th - 25th percentile, linear interpolation) in milliseconds.
 * **Runtimes**: ``torch`` (eager, ``inference_mode``, eval mode) and ``onnxruntime`` (the raw graph of
-  ``scalesearch.export.export_onnx(nms=False)``, one session with ``threads`` intra-op threads).
+  ``scalesearch.measure.export.export_onnx(nms=False)``, one session with ``threads`` intra-op threads).
 * **Threads**: torch's intra-op thread count is set to ``threads`` (default 1) for the measurement and
   restored afterwards; ONNX Runtime sessions get the same count.
 * **Exclusivity**: a measurement holds an exclusive ``fcntl.flock`` on ``/tmp/scalesearch-latency.lock``
@@ -26,7 +26,7 @@ Protocol (every figure of ``LatencyResult`` comes from it; ``scalesearch latency
   stopped: in a study with several workers, their training keeps running during a measurement and can slow
   it; ``exclusive`` and ``load_average`` (1-minute, at the start) say what the measurement saw.
 
-``cached_latency`` caches results like ``scalesearch.cost``: by spec, settings and machine (CPU model,
+``cached_latency`` caches results like ``scalesearch.measure.cost``: by spec, settings and machine (CPU model,
 cores, library versions), in memory and as one JSON file per key in a cost-cache folder. Torch is imported
 inside the functions that need it.
 """
@@ -51,8 +51,8 @@ from scalesearch.registry import Registry
 # (``[B, N, C]`` logits, ``[B, N, 4]`` box codes) as torch tensors. Declared by path (the factories are below and
 # need torch or onnxruntime), so settings made at import time, and config validation, know every name.
 RUNTIMES: Registry[Callable[..., Callable[[], Any]]] = Registry("runtime")
-RUNTIMES.declare("torch", "scalesearch.latency:_torch_network")
-RUNTIMES.declare("onnxruntime", "scalesearch.latency:_onnxruntime_network")
+RUNTIMES.declare("torch", "scalesearch.measure.latency:_torch_network")
+RUNTIMES.declare("onnxruntime", "scalesearch.measure.latency:_onnxruntime_network")
 PARTS = ("network", "post", "total")
 DEFAULT_WARMUP, DEFAULT_RUNS = 10, 40
 LOCK_ENV = "SCALESEARCH_LATENCY_LOCK"
@@ -230,8 +230,7 @@ def measure_latency(spec: Any, settings: LatencySettings = LatencySettings(), *,
 def _runtime_parts(settings: LatencySettings, model: Any, spec: Any, images: Any, max_detections: int,
                    stack: contextlib.ExitStack) -> tuple[dict[str, Callable[[], Any]], dict[str, int]]:
     """The three timed callables for the runtime, and the NMS input/output sizes on the fixed image."""
-    from scalesearch import detection as det
-
+    from scalesearch.training import detection as det
     network = RUNTIMES.get(settings.runtime)(model, spec, images, settings.threads, stack)
     anchors = det.anchor_boxes(spec)
 
@@ -255,7 +254,7 @@ def _candidates(logits: Any, top_k: int = 1000, threshold: float = 0.001) -> int
 def _torch_network(model: Any, spec: Any, images: Any, threads: int, stack: contextlib.ExitStack) -> Callable[[], Any]:
     import torch
 
-    from scalesearch.detection import flatten_outputs
+    from scalesearch.training.detection import flatten_outputs
     from scalesearch.model import input_normalization
 
     mean, std = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) for v in input_normalization(spec))
@@ -268,7 +267,7 @@ def _onnxruntime_network(model: Any, spec: Any, images: Any, threads: int,
     (``from_numpy``: no copy). The temporary .onnx file lives as long as the measurement."""
     import torch
 
-    from scalesearch.export import export_onnx, onnx_session  # UserError naming the package when missing
+    from scalesearch.measure.export import export_onnx, onnx_session  # UserError naming the package when missing
 
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="scalesearch-latency-")))
     with torch.inference_mode(False):
@@ -289,7 +288,7 @@ def _flat_outputs(out: dict[str, Any], spec: Any) -> tuple[Any, Any]:
     outputs, if a graph gives them, are flattened here, as ``detection.flatten_outputs`` does)."""
     import torch
 
-    from scalesearch.detection import flatten_outputs
+    from scalesearch.training.detection import flatten_outputs
 
     if "class_logits" in out and "box_regression" in out and out["class_logits"].ndim == 3:
         return torch.from_numpy(out["class_logits"]), torch.from_numpy(out["box_regression"])
