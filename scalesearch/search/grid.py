@@ -1,24 +1,34 @@
-"""A ``GridSampler`` for studies with enqueued trials (seed repeats, retries, baselines).
+"""Exhaustive Optuna samplers (grid, brute force) for studies driven by ``Study.ask`` / ``tell``, with enqueued
+trials (seed repeats, retries, baselines).
 
-Module-level (not built inside a function) so that it pickles: Ray Tune's ``OptunaSearch`` saves
-its sampler with the searcher's state.
+Module-level (not built inside a function) so that they pickle: Ray Tune's ``OptunaSearch`` saves its sampler
+with the searcher's state.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from optuna.samplers import GridSampler
+from optuna.samplers import BruteForceSampler, GridSampler
 
 
 class RepeatTolerantGridSampler(GridSampler):
-    """Optuna's ``GridSampler``, minus its ``KeyError: 'grid_id'`` on enqueued trials.
+    """Optuna's ``GridSampler`` for ask/tell workers with enqueued trials.
 
-    ``GridSampler.after_trial`` reads the trial's ``grid_id`` once a single grid point is left, but
-    enqueued trials never get one. Their point was counted when it was first sampled, so there is
-    nothing for the grid to record.
+    ``GridSampler.after_trial`` only calls ``study.stop()`` once the grid is exhausted, which ends an
+    ``optimize`` loop and raises ``RuntimeError`` outside one; it also reads the trial's ``grid_id``, which
+    enqueued trials never get (``KeyError``). Our workers count their trials themselves (``search.n_trials``),
+    so there is nothing to stop.
     """
 
     def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-        if "grid_id" in trial.system_attrs:
-            super().after_trial(study, trial, state, values)
+        pass
+
+
+class AskTellBruteForceSampler(BruteForceSampler):
+    """Optuna's ``BruteForceSampler`` for ask/tell workers: its ``after_trial`` only calls ``study.stop()`` once
+    the space is exhausted (an ``optimize``-loop signal, ``RuntimeError`` outside one); our workers count their
+    trials themselves."""
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        pass

@@ -11,6 +11,9 @@ Exactly ``n_trials`` finished trials, none lost or duplicated, with any number o
   the run folder's lock is free (nobody runs this study here), when its host matches and its pid is
   dead, or, on a shared database, when its heartbeat is stale (Optuna's heartbeat, other machines).
 Trial numbers come from the storage's own transactions, so two workers never share one.
+
+Workers drive Optuna through ``Study.ask`` / ``tell`` (public API only): a trial ends by telling its state,
+and the worker records the trial's heartbeat itself while it runs (``optuna_study.Heartbeat``).
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from scalesearch.records import State, TrialRecord
 from scalesearch.search.backend import SearchBackend
 from scalesearch.search.multi_fidelity import PeerBoard, TrialGates
 from scalesearch.search.optuna_study import (
-    RecordsExport, _EndTrial, enqueue_points, make_storage, open_study, process_token, quiet_optuna, recover,
-    study_records, summary, tally,
+    Heartbeat, RecordsExport, enqueue_points, make_storage, open_study, process_token, quiet_optuna, recover,
+    storage_trial_id, study_records, summary, tally,
 )
 
 
@@ -48,7 +51,8 @@ class Worker:
         # Pruning ends a trial as PRUNED, not failed.
         self.evaluator = Evaluator(config, progress=progress, cost_cache=run_dir / "cost_cache",
                                    prune_signals=(optuna.TrialPruned,), estimator_cache=run_dir / "estimator")
-        self.study = open_study(config, make_storage(storage_url))
+        self.storage = make_storage(storage_url)  # kept: heartbeats and recovery write to it by trial id
+        self.study = open_study(config, self.storage)
         self.stop = False
         self.export = RecordsExport(run_dir, config.seeds)  # trials.json after every trial
         self.on_trial_end = None
@@ -57,16 +61,41 @@ class Worker:
     def run(self) -> None:
         while not self.stop and self.has_room():
             self._rebalance()
-            try:
-                self.study.optimize(self.objective, n_trials=1, catch=(_EndTrial,), gc_after_trial=False)
-            except ValueError as exc:  # our trial was failed meanwhile (a stale heartbeat): it is retried
-                if "Cannot tell" not in str(exc):
-                    raise
-                print(f"scalesearch run: a trial of this worker was marked failed by another process "
-                      f"(missed heartbeats) and will be retried: {exc}", file=sys.stderr)
+            self.run_trial()
             self.export(self.study)
             if self.on_trial_end is not None:
                 self.on_trial_end()
+
+    def run_trial(self) -> None:
+        """Ask for one trial, run it while beating its heartbeat, tell how it ended. An exception (Ctrl-C, a
+        user error) fails the trial without a status of ours, so ``recover`` retries it, and propagates."""
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.storages import fail_stale_trials
+        from optuna.trial import TrialState
+
+        fail_stale_trials(self.study)  # as ``optimize`` does before each trial: dead machines' trials retry
+        trial = self.study.ask()
+        trial_id = storage_trial_id(self.storage, self.study, trial.number)
+        try:
+            with Heartbeat(self.storage, trial_id):
+                state, values = self.objective(trial)
+        except UpdateFinishedTrialError as exc:  # Optuna refused a write: the trial was failed meanwhile
+            self._failed_elsewhere(str(exc))
+            return
+        except BaseException:
+            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            raise
+        if self.storage.get_trial(trial_id).state.is_finished():
+            self._failed_elsewhere(f"trial {trial.number} is already finished")
+            return
+        # Failed elsewhere between that check and this tell: skipped too, the trial is retried all the same.
+        self.study.tell(trial, values, state=state, skip_if_finished=True)
+
+    @staticmethod
+    def _failed_elsewhere(why: str) -> None:
+        """Another process failed our trial (its heartbeat looked stale): it is retried, we go on."""
+        print(f"scalesearch run: a trial of this worker was marked failed by another process "
+              f"(missed heartbeats) and will be retried: {why}", file=sys.stderr)
 
     def _rebalance(self) -> None:
         """One-worker runs re-divide the cores before each trial: a run started by hand beside this one
@@ -85,14 +114,18 @@ class Worker:
         counted, running, _ = tally(self.study.get_trials(deepcopy=False))
         return counted + running < self.n_trials
 
-    def objective(self, trial: Any) -> Any:
+    def objective(self, trial: Any) -> tuple[Any, list[float] | None]:
+        """Run an asked trial: (the ``TrialState`` to tell, its values). None as the state lets Optuna check
+        the values (COMPLETE, or FAIL with a warning for a value it cannot store, as ``optimize`` does)."""
+        from optuna.trial import TrialState
+
         from scalesearch.search.objective import TrialInfo
 
         self._claim(trial)
         if self._surplus(trial):
             self.stop = True
             trial.set_user_attr("status", "surplus")
-            raise _EndTrial("surplus")
+            return TrialState.FAIL, None
         params = self.config.search_space.suggest(trial)
         point, seed_index = self._point(trial)
         attrs = trial.user_attrs
@@ -138,18 +171,17 @@ class Worker:
                 **({"label": trial.user_attrs["label"]} if "label" in trial.user_attrs else {})})
         return point, 0
 
-    def _end(self, trial: Any, record: TrialRecord) -> Any:
-        import optuna
+    def _end(self, trial: Any, record: TrialRecord) -> tuple[Any, list[float] | None]:
+        from optuna.trial import TrialState
 
         record = record.replace(node=socket.gethostname())
         trial.set_user_attr("record", record.to_json())
         trial.set_user_attr("status", record.state.value)
         if record.state is State.PRUNED:
-            raise optuna.TrialPruned(record.reason)
+            return TrialState.PRUNED, None
         if record.values is None:
-            raise _EndTrial(record.reason)
-        values = list(record.values)
-        return values[0] if len(values) == 1 else values
+            return TrialState.FAIL, None
+        return None, list(record.values)
 
 
 class OptunaBoard(PeerBoard):
@@ -216,7 +248,7 @@ class OptunaBackend(SearchBackend):
         worker.evaluator.estimator.prepare_run()  # before any worker process starts
         enqueue_points(worker.study, config)
         # A URL storage may be shared with runs elsewhere: only the folder's own database is ours alone.
-        retried = recover(worker.study, exclusive=exclusive and not config.search.storage)
+        retried = recover(worker.study, worker.storage, exclusive=exclusive and not config.search.storage)
         if retried:
             print(f"resuming: {retried} interrupted trial(s) will be retried", file=sys.stderr)
         try:

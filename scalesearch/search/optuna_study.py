@@ -19,10 +19,6 @@ HEARTBEAT_S = int(os.environ.get("SCALESEARCH_HEARTBEAT_S", "15"))  # a shorter 
 GRACE_S = int(os.environ.get("SCALESEARCH_GRACE_S", str(4 * HEARTBEAT_S)))
 
 
-class _EndTrial(Exception):
-    """Ends a trial as FAIL on purpose (failed with a recorded reason, or surplus)."""
-
-
 def quiet_optuna() -> None:
     """Our progress display replaces Optuna's per-trial log lines and experimental-feature notes."""
     import warnings
@@ -31,6 +27,9 @@ def quiet_optuna() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # ``Study.ask`` warns when the storage has heartbeats, as only ``optimize`` records them; our workers
+    # ask and tell and record them themselves (``Heartbeat``), so the warning does not apply.
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 
 JOURNAL_PREFIX = "journal://"
@@ -149,12 +148,12 @@ def tally(trials: list[Any]) -> tuple[int, int, int]:
     return counted, running, waiting
 
 
-def recover(study: Any, exclusive: bool) -> int:
+def recover(study: Any, storage: Any, exclusive: bool) -> int:
     """Fail interrupted trials and enqueue their parameters again; returns how many were enqueued.
 
-    ``exclusive``: this process holds the run folder's lock and the storage is the folder's own,
-    so every RUNNING trial belongs to a dead process. Trials that ended without a status of ours
-    (Ctrl-C, a crashed worker) are retried too, once each.
+    ``storage``: the study's storage (``make_storage``). ``exclusive``: this process holds the run folder's
+    lock and the storage is the folder's own, so every RUNNING trial belongs to a dead process. Trials that
+    ended without a status of ours (Ctrl-C, a crashed worker) are retried too, once each.
     """
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.storages import fail_stale_trials
@@ -162,9 +161,10 @@ def recover(study: Any, exclusive: bool) -> int:
 
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if exclusive or _dead_here(trial.user_attrs):
+            trial_id = storage_trial_id(storage, study, trial.number)
             try:
-                study._storage.set_trial_user_attr(trial._trial_id, "status", "interrupted")
-                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+                storage.set_trial_user_attr(trial_id, "status", "interrupted")
+                storage.set_trial_state_values(trial_id, TrialState.FAIL)
             except UpdateFinishedTrialError:
                 pass  # another process recovered it first
     fail_stale_trials(study)  # other machines' trials, by heartbeat; its callback retries them
@@ -182,6 +182,46 @@ def retry(study: Any, trial: Any) -> None:
     keep = ("origin", "point", "seed_index", "label", "origin_trial")
     attrs = {k: v for k, v in trial.user_attrs.items() if k in keep}
     study.enqueue_trial(dict(trial.params), user_attrs={**attrs, "retry_of": trial.number})
+
+
+def storage_trial_id(storage: Any, study: Any, number: int) -> int:
+    """The storage's id of the study's trial ``number`` (what the storage's trial methods take)."""
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+
+
+class Heartbeat:
+    """Records a running trial's heartbeat every ``heartbeat_interval`` seconds, on a daemon thread, while
+    the ``with`` block runs (nothing for a storage without heartbeats: journal files).
+
+    Optuna beats only inside ``Study.optimize``; our workers ask and tell, so they beat themselves, else
+    ``fail_stale_trials`` elsewhere would fail (and retry) every trial that runs longer than the grace period.
+    """
+
+    def __init__(self, storage: Any, trial_id: int) -> None:
+        import threading
+
+        from optuna.storages import RDBStorage
+
+        # Of Optuna's storages only the RDB one beats (its heartbeat base class is not public API).
+        beats = isinstance(storage, RDBStorage) and storage.get_heartbeat_interval() is not None
+        self.storage, self.trial_id = (storage if beats else None), trial_id
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{trial_id}")
+
+    def _beat(self) -> None:
+        interval = self.storage.get_heartbeat_interval()
+        while not self.stopped.wait(interval):
+            self.storage.record_heartbeat(self.trial_id)
+
+    def __enter__(self) -> None:
+        if self.storage is not None:
+            self.storage.record_heartbeat(self.trial_id)  # at once: a trial is never seen without a beat
+            self.thread.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        if self.thread.is_alive():
+            self.thread.join()
 
 
 def _dead_here(attrs: dict[str, Any]) -> bool:

@@ -117,9 +117,9 @@ def _cmaes(config: Any) -> Any:
 
 @sampler("brute_force")
 def _brute_force(config: Any) -> Any:
-    from optuna.samplers import BruteForceSampler
+    from scalesearch.search.grid import AskTellBruteForceSampler
 
-    return BruteForceSampler(seed=config.sampler_seed)
+    return AskTellBruteForceSampler(seed=config.sampler_seed)
 
 
 # ---- pruners: a trial reports its mAP every ``train.eval_every`` steps (multi-fidelity) ------------------
