@@ -59,10 +59,12 @@ class Worker:
         self.share = None  # set by the backend of a one-worker run: re-divide cores between trials
 
     def run(self) -> None:
-        while not self.stop and self.has_room():
+        trials = self.study.get_trials(deepcopy=False)  # one read of the storage per trial serves the loop
+        while not self.stop and self.has_room(trials):
             self._rebalance()
             self.run_trial()
-            self.export(self.study)
+            trials = self.study.get_trials(deepcopy=False)
+            self.export(self.study, trials)
             if self.on_trial_end is not None:
                 self.on_trial_end()
 
@@ -110,8 +112,9 @@ class Worker:
                   f"thread(s) from the next trial on", file=sys.stderr)
             self.threads = share.threads
 
-    def has_room(self) -> bool:
-        counted, running, _ = tally(self.study.get_trials(deepcopy=False))
+    def has_room(self, trials: list[Any] | None = None) -> bool:
+        """Whether finished + running trials (``trials``: a fresh read of the storage) leave room for one more."""
+        counted, running, _ = tally(self.study.get_trials(deepcopy=False) if trials is None else trials)
         return counted + running < self.n_trials
 
     def objective(self, trial: Any) -> tuple[Any, list[float] | None]:
@@ -122,12 +125,13 @@ class Worker:
         from scalesearch.search.objective import TrialInfo
 
         self._claim(trial)
-        if self._surplus(trial):
+        below = [t for t in self.study.get_trials(deepcopy=False) if t.number < trial.number]  # read once
+        if self._surplus(below):
             self.stop = True
             trial.set_user_attr("status", "surplus")
             return TrialState.FAIL, None
         params = self.config.search_space.suggest(trial)
-        point, seed_index = self._point(trial)
+        point, seed_index = self._point(trial, below)
         attrs = trial.user_attrs
         info = TrialInfo(params, point, seed_index, label=attrs.get("label"),
                          retry_of=point * self.config.seeds + seed_index if "retry_of" in attrs else None)
@@ -149,19 +153,18 @@ class Worker:
                            ("pid_token", process_token(pid)), ("worker", self.worker_id)):
             trial.set_user_attr(key, value)
 
-    def _surplus(self, trial: Any) -> bool:
+    def _surplus(self, below: list[Any]) -> bool:
         """Whether finished, running and waiting trials numbered below this one already make n_trials."""
-        below = [t for t in self.study.get_trials(deepcopy=False) if t.number < trial.number]
         counted, running, waiting = tally(below)
         return counted + running + waiting >= self.n_trials
 
-    def _point(self, trial: Any) -> tuple[int, int]:
-        """(point index, seed index); a freshly sampled point enqueues its seed repeats."""
+    def _point(self, trial: Any, below: list[Any]) -> tuple[int, int]:
+        """(point index, seed index); a freshly sampled point enqueues its seed repeats. ``below``: the trials
+        numbered below this one (the index here is provisional: records are numbered at export)."""
         attrs = trial.user_attrs
         if "point" in attrs:
             return attrs["point"], attrs.get("seed_index", 0)
-        point = sum(1 for t in self.study.get_trials(deepcopy=False) if t.number < trial.number
-                    and t.user_attrs.get("origin") == "sampled" and "retry_of" not in t.user_attrs)
+        point = sum(1 for t in below if t.user_attrs.get("origin") == "sampled" and "retry_of" not in t.user_attrs)
         for key, value in (("origin", "sampled"), ("point", point), ("seed_index", 0), ("origin_trial", trial.number)):
             trial.set_user_attr(key, value)
         for index in range(1, self.config.seeds):

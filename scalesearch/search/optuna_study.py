@@ -269,16 +269,18 @@ def trial_record(trial: Any, number: int) -> TrialRecord | None:
     return TrialRecord.from_json(data)
 
 
-def study_records(study: Any, seeds: int, cache: dict | None = None) -> list[TrialRecord]:
+def study_records(study: Any, seeds: int, cache: dict | None = None,
+                  trials: list[Any] | None = None) -> list[TrialRecord]:
     """Every recorded trial, numbered ``point * seeds + seed_index`` as on Ray. Points are ranked by the
     storage number of the trial that first sampled them: a stable, race-free order (workers that sample at
     the same moment cannot both claim one point index, as counting trials at sampling time could).
     ``cache``: records of finished trials kept between calls by (storage number, record number), so a finished
-    trial (which never changes in the storage) is decoded once per study, not once per export."""
+    trial (which never changes in the storage) is decoded once per study, not once per export. ``trials``: a read
+    of the storage the caller already made (default: read it here)."""
     from optuna.trial import TrialState
 
-    trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING
-              and status(t) not in ("interrupted", "surplus")]
+    trials = [t for t in (study.get_trials(deepcopy=False) if trials is None else trials)
+              if t.state != TrialState.WAITING and status(t) not in ("interrupted", "surplus")]
     rank = {origin: i for i, origin in enumerate(sorted({_origin(t) for t in trials}))}
     records = []
     for t in trials:
@@ -301,8 +303,8 @@ class RecordsExport:
     def __init__(self, run_dir: Path, seeds: int) -> None:
         self.file, self.seeds, self.cache = RecordsFile(run_dir), seeds, {}
 
-    def __call__(self, study: Any) -> list[TrialRecord]:
-        records = study_records(study, self.seeds, self.cache)
+    def __call__(self, study: Any, trials: list[Any] | None = None) -> list[TrialRecord]:
+        records = study_records(study, self.seeds, self.cache, trials)
         self.file.write(records)
         return records
 
