@@ -14,13 +14,18 @@ from pathlib import Path
 from typing import Any
 
 
-def write_json_atomic(path: str | Path, data: Any, *, indent: int | None = 1) -> None:
-    """Write ``data`` as JSON to ``path`` through a temp file + ``os.replace`` (parents created)."""
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file + ``os.replace`` (parents created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=indent, default=str))
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: str | Path, data: Any, *, indent: int | None = 1) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (``write_text_atomic``)."""
+    write_text_atomic(path, json.dumps(data, indent=indent, default=str))
 
 
 def digest(key: Any, length: int = 24) -> str:

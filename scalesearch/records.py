@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from scalesearch import schema
 from scalesearch.errors import UserError
+from scalesearch.files import write_text_atomic
 from scalesearch.metrics import COCO_METRICS
 
 
@@ -326,9 +326,7 @@ class RecordsFile:
                 kept = (record, json.dumps(record.to_json(), default=str))
                 self._lines[record.number] = kept
             lines.append(kept[1])
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text("[\n" + ",\n".join(lines) + ("\n]\n" if lines else "]\n"))
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, "[\n" + ",\n".join(lines) + ("\n]\n" if lines else "]\n"))
 
 
 def load_records(run_dir: str | Path) -> list[TrialRecord]:
