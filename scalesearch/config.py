@@ -26,7 +26,7 @@ from scalesearch.config_parts import (
     MULTI_OBJECTIVE_PRUNERS, SAMPLERS, SINGLE_OBJECTIVE_SAMPLERS, BudgetsConfig, DatasetConfig, Objective, Param, SearchConfig, _Model,
     parse_count,
 )
-from scalesearch.config_parts import LatencyConfig
+from scalesearch.config_parts import CompareConfig, LatencyConfig
 
 __all__ = ["SAMPLERS", "DatasetConfig", "StudyConfig", "load_study", "parse_count", "read_yaml", "validate_study"]
 
@@ -45,6 +45,7 @@ class StudyConfig(_Model):
     train: dict[str, Any] = Field(default_factory=dict)
     search: SearchConfig = Field(default_factory=SearchConfig)
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
+    compare: CompareConfig = Field(default_factory=CompareConfig)
     output: str | None = None
 
     @field_validator("objectives", mode="before")

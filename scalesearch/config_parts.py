@@ -280,6 +280,15 @@ class LatencyConfig(_Model):
         return _choice("runtime", value, RUNTIMES.choices())
 
 
+class CompareConfig(_Model):
+    """How reports decide comparisons (``scalesearch.report.stats``): ``alpha`` the family-wise error rate
+    (Holm across each family of comparisons), ``margin`` the non-inferiority margin in mAP (a point is
+    "non-inferior" to a baseline when its mAP loss is shown to be below this)."""
+
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    margin: float = Field(default=0.01, ge=0, lt=1)
+
+
 def _choice(kind: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(_choice_message(kind, value, choices))

@@ -28,7 +28,12 @@ CHECKPOINTS = "fidelity_checkpoints"  # RUN/<this>/trial<N>_seed<S>.pt: models k
 class FidelityRecord:
     """One retrained point. ``group``: the point (seed repeats count once); ``number``: the trial it was
     picked from; ``proxy_map``: mean mAP of the point's proxy trials; ``maps``: long-budget mAP per seed in
-    ``seeds``; ``factor``: long budget / the study's budget (``steps`` / ``seconds``: the long budget)."""
+    ``seeds`` of the scored weights (``scored``: ``raw`` or ``ema``), ``raw_maps`` / ``ema_maps`` both weights'
+    (None: not evaluated); ``factor``: long budget / the study's budget (``steps`` / ``seconds``: the long
+    budget). ``paired``: the seeds are the study's common seeds (seed s: the same images, augmentations and
+    per-part initial streams for every point), so points compare seed by seed. ``wall_seconds``: training and
+    evaluation wall time per seed; ``history``: one entry per trained seed (``batch``: the start of the
+    ``scalesearch fidelity`` call that trained it, ``command``, ``machine``, ``seed``, ``finished``)."""
 
     group: str
     number: int
@@ -43,14 +48,27 @@ class FidelityRecord:
     label: str | None = None
     latency: dict[str, Any] | None = None  # ``LatencyResult.to_json()``, measured after retraining (``measure``)
     rule: dict[str, Any] | None = None  # scaling-rule coefficients and phi (``scalesearch.extrapolate``)
+    scored: str = "raw"
+    raw_maps: tuple[float, ...] | None = None
+    ema_maps: tuple[float, ...] | None = None
+    paired: bool = False
+    wall_seconds: tuple[float, ...] | None = None
+    history: tuple[dict[str, Any], ...] = ()
 
     @property
     def long_map(self) -> float:
         return statistics.fmean(self.maps)
 
+    def weights_maps(self, weights: str) -> tuple[float, ...] | None:
+        """The per-seed mAPs of ``weights`` (``raw``, ``ema``, or ``scored``: ``maps``)."""
+        return self.maps if weights == "scored" else {"raw": self.raw_maps, "ema": self.ema_maps}[weights]
+
     def to_json(self) -> dict[str, Any]:
-        return {schema.KEY: schema.CURRENT["fidelity"], **dataclasses.asdict(self), "seeds": list(self.seeds),
-                "maps": list(self.maps)}
+        out = {schema.KEY: schema.CURRENT["fidelity"], **dataclasses.asdict(self)}
+        for key in _TUPLES:
+            out[key] = None if out[key] is None else list(out[key])
+        out["history"] = [dict(h) for h in self.history]
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "FidelityRecord":
@@ -62,16 +80,22 @@ class FidelityRecord:
                          if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
         check_keys(data, KINDS, required)
         check_spec(data["spec"], prefix="spec.")
-        if not data["maps"] or len(data["maps"]) != len(data["seeds"]):
-            raise RecordError(f"maps: must hold one mAP per seed ({len(data['seeds'])} seeds), but got "
-                              f"{len(data['maps'])}")
+        for key in ("maps", "raw_maps", "ema_maps", "wall_seconds"):
+            if (key == "maps" or data.get(key) is not None) and len(data[key]) != len(data["seeds"]):
+                raise RecordError(f"{key}: must hold one value per seed ({len(data['seeds'])} seeds), but got "
+                                  f"{len(data[key])}")
+        if not data["maps"]:
+            raise RecordError("maps: must hold one mAP per seed, but got none")
         data = {k: v for k, v in data.items() if k in known}
-        return cls(**{**data, "seeds": tuple(data["seeds"]), "maps": tuple(data["maps"])})
+        tuples = {k: tuple(data[k]) for k in _TUPLES if data.get(k) is not None}
+        return cls(**{**data, **tuples, "history": tuple(data.get("history", ()))})
 
 
+_TUPLES = ("seeds", "maps", "raw_maps", "ema_maps", "wall_seconds")
 KINDS = {"group": "str", "number": "int", "spec": "object", "flops": "number", "proxy_map": "number",
          "factor": "number", "steps": "int?", "seconds": "number?", "seeds": "list[int]", "maps": "list[number]",
-         "label": "str?", "latency": "object?", "rule": "object?"}
+         "label": "str?", "latency": "object?", "rule": "object?", "scored": "str", "raw_maps": "list[number]?",
+         "ema_maps": "list[number]?", "paired": "bool", "wall_seconds": "list[number]?", "history": "list[object]"}
 
 
 def _name(row: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 KEY = "schema_version"
-CURRENT = {"study": 2, "trial": 2, "fidelity": 2}
+CURRENT = {"study": 2, "trial": 2, "fidelity": 3}
 
 
 def upgrade_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -38,13 +38,23 @@ def _fidelity_1_to_2(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _fidelity_2_to_3(row: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 records both weights' mAP per seed, whether the seeds are paired, the wall time per seed and
+    the retraining history. Every version-2 record scored the raw weights of unpaired seeds, with no history."""
+    row = {**row, "scored": "raw", "paired": False}
+    if isinstance(row.get("maps"), list):
+        row["raw_maps"] = list(row["maps"])
+    return row
+
+
 def _study_1_to_2(raw: dict[str, Any]) -> dict[str, Any]:
     """Version 2 adds ``search.estimator`` (default ``train``, what every version-1 study used)."""
     return raw
 
 
 STEPS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
-    ("trial", 1): _trial_1_to_2, ("fidelity", 1): _fidelity_1_to_2, ("study", 1): _study_1_to_2,
+    ("trial", 1): _trial_1_to_2, ("fidelity", 1): _fidelity_1_to_2, ("fidelity", 2): _fidelity_2_to_3,
+    ("study", 1): _study_1_to_2,
 }
 
 

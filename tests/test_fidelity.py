@@ -46,9 +46,11 @@ def test_retrain_records_each_spec_at_factor_times_the_budget(tmp_path):
     run = make_run(tmp_path / "run")
     trainer = FakeTrainer({256: 0.5, 384: 0.4, 512: 0.45})
     rows = retrain(run, top_k=3, factor=3.0, seeds=2, trainer=trainer)
-    assert trainer.calls == [(256, 1), (256, 2), (384, 0), (384, 1), (512, 0), (512, 1)]  # the best trial's seed on
-    assert [(r.group, r.steps, r.seeds) for r in rows] == [("phi=0", 300, (1, 2)), ("phi=1", 300, (0, 1)),
-                                                          ("phi=2", 300, (0, 1))]
+    # paired seeds: the study's seeds 0, 1 for every point (not the picked trial's), seed-major
+    assert trainer.calls == [(256, 0), (384, 0), (512, 0), (256, 1), (384, 1), (512, 1)]
+    assert [(r.group, r.steps, r.seeds, r.paired) for r in rows] == [
+        ("phi=0", 300, (0, 1), True), ("phi=1", 300, (0, 1), True), ("phi=2", 300, (0, 1), True)]
+    assert [h["seed"] for h in rows[0].history] == [0, 1] and rows[0].history[0]["command"] == "retrain()"
     assert rows[0].proxy_map == pytest.approx(0.31)  # mean over the point's proxy seeds
     assert load_fidelity(run) == rows
     tau, _ = kendall(rows)
@@ -150,7 +152,7 @@ def test_study_trainer_saves_a_checkpoint_that_loads(tmp_path):
     map_ = study_trainer(config, 2.0, save_dir=tmp_path)(spec, 5, 7)
     model, loaded, info = load_checkpoint(tmp_path / "trial7_seed5.pt")
     assert loaded.resolution == 128 and info["steps"] == 2 and info["seed"] == 5
-    assert info["metrics"]["map"] == pytest.approx(map_) and len(info["category_names"]) == 4
+    assert info["metrics"]["map"] == pytest.approx(map_.map) and len(info["category_names"]) == 4
 
 
 def test_per_rung_picks_the_best_of_each_rung_and_every_labelled_point(tmp_path):
@@ -176,8 +178,39 @@ def test_each_seed_is_recorded_as_soon_as_it_is_trained(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         retrain(run, top_k=2, seeds=2, trainer=Crash({256: 0.5}))
-    assert [(r.group, r.seeds, r.maps) for r in load_fidelity(run)] == [("phi=0", (1,), (0.5,))]
+    assert [(r.group, r.seeds, r.maps) for r in load_fidelity(run)] == [("phi=0", (0,), (0.5,))]
     again = FakeTrainer({256: 0.3, 384: 0.4})
-    rows = retrain(run, top_k=2, seeds=2, trainer=again)
-    assert again.calls == [(256, 2), (384, 0), (384, 1)]
-    assert [(r.seeds, r.maps) for r in rows] == [((1, 2), (0.5, 0.3)), ((0, 1), (0.4, 0.4))]
+    rows = retrain(run, top_k=2, seeds=2, trainer=again, command="scalesearch fidelity run --seeds 2")
+    assert again.calls == [(384, 0), (256, 1), (384, 1)]
+    assert [(r.seeds, r.maps) for r in rows] == [((0, 1), (0.5, 0.3)), ((0, 1), (0.4, 0.4))]
+    first, second = rows[0].history  # two batches: the crashed call and the rerun, each named
+    assert (first["command"], second["command"]) == ("retrain()", "scalesearch fidelity run --seeds 2")
+    assert first["batch"] <= second["batch"] and {"machine", "finished"} <= set(second)
+
+
+def test_both_weights_and_wall_time_are_recorded_per_seed(tmp_path):
+    from scalesearch.retrain.fidelity import Trained
+
+    run = make_run(tmp_path / "run")
+    outcomes = iter([Trained(0.5, 0.45, 0.5, 10.0), Trained(0.4, 0.41, 0.4, 11.0), Trained(0.6, 0.5, 0.6, 12.0),
+                     Trained(0.3, 0.3, 0.3, 9.0)])
+    retrain(run, top_k=2, seeds=1, trainer=lambda spec, seed, number: next(outcomes))
+    rows = retrain(run, top_k=2, seeds=2, trainer=lambda spec, seed, number: next(outcomes))
+    assert [(r.seeds, r.maps, r.raw_maps, r.ema_maps, r.wall_seconds) for r in rows][0] == (
+        (0, 1), (0.5, 0.6), (0.45, 0.5), (0.5, 0.6), (10.0, 12.0))
+    assert load_fidelity(run) == rows
+
+
+def test_unpaired_records_are_not_extended_with_paired_seeds(tmp_path):
+    run = make_run(tmp_path / "run")
+    retrain(run, top_k=2, trainer=FakeTrainer({256: 0.5, 384: 0.4}))
+    rows = json.loads((run / FILE).read_text())
+    for row in rows:
+        row.update(schema_version=2)
+        for key in ("scored", "paired", "raw_maps", "ema_maps", "wall_seconds", "history"):
+            row.pop(key)
+    (run / FILE).write_text(json.dumps(rows))
+    old = load_fidelity(run)
+    assert not old[0].paired and old[0].raw_maps == old[0].maps and old[0].scored == "raw"
+    with pytest.raises(UserError, match="unpaired seeds"):
+        retrain(run, top_k=2, seeds=2, trainer=FakeTrainer({}))

@@ -3,6 +3,8 @@ file from a newer scalesearch is refused in one line naming the file and the rec
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 
 import pytest
@@ -57,15 +59,21 @@ def test_a_bad_version_names_the_key(tmp_path, version):
         load_records(tmp_path)
 
 
-def test_fidelity_rows_of_version_1_and_2(tmp_path):
+def test_fidelity_rows_of_versions_1_to_3(tmp_path):
     record = FidelityRecord(group="g", number=0, spec=dict(SPEC), flops=1e9, proxy_map=0.2, factor=4.0, steps=600,
-                            seconds=None, seeds=(0, 1), maps=(0.3, 0.31))
+                            seconds=None, seeds=(0, 1), maps=(0.3, 0.31), raw_maps=(0.3, 0.31), paired=True,
+                            history=({"batch": "2026-12-03 16:00:00 UTC", "seed": 0},))
     new = record.to_json()
-    old = {k: v for k, v in new.items() if k != schema.KEY}
-    old["spec"] = {**{k: v for k, v in SPEC.items() if k != "weights"}, "pretrained": False}
-    (tmp_path / "fidelity.json").write_text(json.dumps([old, new]))
-    first, second = load_fidelity(tmp_path)
-    assert first == second == record and new[schema.KEY] == 2
+    v2 = {k: v for k, v in new.items() if k not in {"scored", "raw_maps", "ema_maps", "paired", "wall_seconds",
+                                                    "history"}}
+    v2[schema.KEY] = 2
+    v1 = {k: v for k, v in v2.items() if k != schema.KEY}
+    v1["spec"] = {**{k: v for k, v in SPEC.items() if k != "weights"}, "pretrained": False}
+    (tmp_path / "fidelity.json").write_text(json.dumps([v1, v2, new]))
+    first, second, third = load_fidelity(tmp_path)
+    assert third == record and new[schema.KEY] == 3
+    # versions 1 and 2 scored the raw weights of unpaired seeds and kept no history
+    assert first == second == dataclasses.replace(record, paired=False, history=())
 
 
 def test_study_versions():

@@ -37,7 +37,11 @@ def test_tiny_train_end_to_end(tiny_run):
     result, results_json = tiny_run
     assert result.steps == 3 and len(result.losses) == 3
     assert all(math.isfinite(v) and v > 0 for v in result.losses)
-    assert set(result.metrics) == {"map", "map50", "map75", "map_small", "map_medium", "map_large"}
+    assert set(result.metrics) == {"map", "map50", "map75", "map_small", "map_medium", "map_large", "map_raw",
+                                   "map_ema"}
+    assert set(result.weights_metrics) == {"raw", "ema"}  # both weights evaluated, the EMA scored by default
+    assert result.metrics["map"] == result.metrics["map_ema"] == result.weights_metrics["ema"]["map"]
+    assert result.metrics["map_raw"] == result.weights_metrics["raw"]["map"]
     assert result.images_per_second == pytest.approx(3 * 4 / result.train_seconds)
     assert result.spec.num_classes == 4 and result.info.num_classes == 4
     written = json.loads(results_json.read_text())
@@ -116,10 +120,18 @@ def test_config_errors(kwargs, message):
         TrainConfig(**kwargs)
 
 
-def test_sgd_and_ema_train(tiny_data):
-    cfg = TrainConfig(steps=2, batch_size=4, optimizer="sgd", lr=0.01, ema=True)
+def test_sgd_raw_scored_train(tiny_data):
+    cfg = TrainConfig(steps=2, batch_size=4, optimizer="sgd", lr=0.01, scored="raw")
     result = train_and_evaluate(TINY, tiny_data, tiny_data, cfg, progress=False)
     assert result.steps == 2 and all(math.isfinite(v) for v in result.losses)
+    assert result.metrics["map"] == result.metrics["map_raw"] and "map_ema" in result.metrics
+
+
+def test_without_ema_only_raw_weights_are_evaluated(tiny_data):
+    result = train_and_evaluate(TINY, tiny_data, tiny_data, TrainConfig(steps=1, batch_size=4, ema=False),
+                                progress=False)
+    assert set(result.weights_metrics) == {"raw"} and "map_ema" not in result.metrics
+    assert result.metrics["map"] == result.metrics["map_raw"]
 
 
 def test_checkpoint_round_trip_weights_only(tmp_path):

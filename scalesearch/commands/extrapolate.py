@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 DESCRIPTION = ("Apply the best searched scaling rule of a finished compound-coefficient study and a labelled reference "
                "rule (the paper's, enqueued by the study) at a FLOPs budget above every rung searched: each rule's phi "
@@ -30,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from scalesearch.config_parts import parse_count
     from scalesearch.errors import UserError
     from scalesearch.extrapolate import FILE
+    from scalesearch.machine import portable_command
     from scalesearch.retrain.extrapolate import extrapolate
 
     try:
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"RUN_DIR {args.run_dir!r}: must be a run folder with study.yaml (written by scalesearch run)")
     if not args.factor > 0:
         raise UserError(f"--factor: must be > 0, but got {args.factor}")
-    rows = extrapolate(args.run_dir, flops, args.seeds, args.factor, args.against, log=print)
+    rows = extrapolate(args.run_dir, flops, args.seeds, args.factor, args.against, log=print,
+                       command=portable_command(["scalesearch", *sys.argv[1:]]))
     print(f"wrote {Path(args.run_dir) / FILE} ({len(rows)} rules)")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 HELP = "retrain a study's K best specs at F times its budget (RUN_DIR/fidelity.json)"
@@ -17,7 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top-k", type=int, default=3, metavar="K", help="distinct specs to retrain (default 3)")
     parser.add_argument("--factor", type=float, default=4.0, metavar="F",
                         help="long budget = F x the study's steps (or seconds) (default 4)")
-    parser.add_argument("--seeds", type=int, default=1, metavar="S", help="seeds per spec (default 1)")
+    parser.add_argument("--seeds", type=int, default=1, metavar="S", help="paired seeds per spec: the study's seed and the next S-1, the same for every spec (default 1)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="train N specs at once in separate processes, cores divided (default 1)")
     parser.add_argument("--include", action="append", default=[], metavar="LABEL",
@@ -44,13 +45,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from scalesearch.errors import UserError
     from scalesearch.fidelity import bootstrap_interval, kendall, spearman, top1_regret
+    from scalesearch.machine import portable_command
     from scalesearch.retrain.fidelity import retrain
 
     if args.workers < 1:
         raise UserError(f"--workers: must be >= 1, but got {args.workers}")
     rows = retrain(args.run_dir, args.top_k, args.factor, args.seeds, log=print, workers=args.workers,
                    include=args.include, against=args.against, save=args.save, per_rung=args.per_rung,
-                   remeasure=args.remeasure, latency=args.latency)
+                   remeasure=args.remeasure, latency=args.latency,
+                   command=portable_command(["scalesearch", *sys.argv[1:]]))
     if len(rows) >= 2:
         tau, p = kendall(rows)
         low, high = bootstrap_interval(rows)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import torch
 from torch import nn
 
@@ -45,15 +47,34 @@ class EfficientDet(nn.Module):
             not weight.is_contiguous())
 
 
-def build_detector(spec: DetectorSpec, *, weights: bool = True) -> EfficientDet:
+def part_seed(seed: int, part: str) -> int:
+    """The random stream of one named part under seed ``seed`` (``crc32("seed:part")``): a function of the seed
+    and the part's name only, so the same part of two architectures starts from the same stream."""
+    return zlib.crc32(f"{seed}:{part}".encode())
+
+
+def build_detector(spec: DetectorSpec, *, weights: bool = True, init_seed: int | None = None) -> EfficientDet:
     """Build the detector a spec describes: random init, with ``spec.weights`` loaded into the backbone
-    (``weights=False`` skips that, e.g. to count costs or to load a whole checkpoint over it)."""
+    (``weights=False`` skips that, e.g. to count costs or to load a whole checkpoint over it).
+
+    ``init_seed`` (common random numbers): each part (``backbone``, ``fpn.extra``, ``fpn.cell<i>``,
+    ``class_net``, ``box_net``) is initialised from its own stream ``part_seed(init_seed, part)``, so two
+    architectures whose parts agree in shape get identical initial weights there (e.g. the heads of BiFPN and
+    PANet at the same width and depth), whatever the other parts draw. None: one stream, the global one."""
     canonical_fusion(spec.fusion)  # fail on a bad name before building anything
     topology = get_topology(spec.topology, spec.min_level, spec.max_level)
+
+    def seeded(part: str) -> None:
+        if init_seed is not None:
+            torch.manual_seed(part_seed(init_seed, part))
+
+    seeded("backbone")
     backbone = build_backbone(spec, weights=weights)
-    fpn = FeatureNetwork(spec, topology, backbone.feature_info.channels())
+    fpn = FeatureNetwork(spec, topology, backbone.feature_info.channels(), seeded=seeded)
     head_args = (spec.fpn_channels, spec.head_repeats, spec.num_levels, spec.num_anchors)
+    seeded("class_net")
     class_net = Head(*head_args, spec.num_classes, tf_compat=spec.tf_compat, prior_bias=True,
                      activation=spec.activation)
+    seeded("box_net")
     box_net = Head(*head_args, 4, tf_compat=spec.tf_compat, activation=spec.activation)
     return EfficientDet(spec, backbone, fpn, class_net, box_net)

@@ -9,7 +9,7 @@ separable 3x3 conv + BN. The activation comes before the conv as in the released
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -167,17 +167,22 @@ class FeatureNetwork(nn.Module):
     of ``spec.num_levels`` maps ``Tensor[B, fpn_channels, R / 2**l, R / 2**l]`` for l = min..max.
     """
 
-    def __init__(self, spec: DetectorSpec, topology: Topology, backbone_channels: Sequence[int]) -> None:
+    def __init__(self, spec: DetectorSpec, topology: Topology, backbone_channels: Sequence[int],
+                 seeded: Callable[[str], None] = lambda part: None) -> None:
+        """``seeded(part)`` is called before the extra levels (``fpn.extra``) and each cell (``fpn.cell<i>``) are
+        built (``build_detector``'s common random numbers)."""
         super().__init__()
         tf, width = spec.tf_compat, spec.fpn_channels
         chans, last = list(backbone_channels), spec.min_level + len(backbone_channels) - 1
         # P6..max: 1x1 conv + BN (when channels differ) + max-pool from the last map, then max-pools (Sec. 3.2).
         self.extra = nn.ModuleList()
+        seeded("fpn.extra")
         for level in range(last + 1, spec.max_level + 1):
             self.extra.append(Resample(chans[-1], width, level - 1, level, tf_compat=tf))
             chans.append(width)
         self.cells = nn.ModuleList()
-        for _ in range(spec.fpn_repeats):
+        for i in range(spec.fpn_repeats):
+            seeded(f"fpn.cell{i}")
             self.cells.append(FpnCell(topology, chans, width, spec.fusion, tf_compat=tf, activation=spec.activation))
             chans = [width] * spec.num_levels
 

@@ -23,7 +23,8 @@ from scalesearch.extrapolate import FILE, SEARCHED, load_extrapolation
 from scalesearch.fidelity import FidelityRecord, load_fidelity
 from scalesearch.files import write_json_atomic
 from scalesearch.records import TrialRecord, load_records
-from scalesearch.retrain.fidelity import Trainer, check_resumable, long_budget, study_trainer
+from scalesearch.retrain.fidelity import (Trained, Trainer, check_resumable, long_budget, merged, new_batch, one_seed,
+                                          study_trainer)
 
 GRID = 0.05  # phi resolution of the fit to the budget
 
@@ -80,9 +81,10 @@ def fit_phi(resolve: Callable[[float], Any], flops: float, start: float, count: 
 
 def extrapolate(run_dir: str | Path, flops: float, seeds: int = 4, factor: float = 4.0, against: str = "paper rule",
                 trainer: Trainer | None = None, count: Callable[[Any], float] | None = None,
-                log: Callable[[str], None] = lambda line: None) -> list[FidelityRecord]:
-    """Fit both rules to ``flops``, train each at ``factor`` times the study's budget over ``seeds`` seeds, and
-    record them in ``RUN/extrapolation.json`` (resumable). ``trainer`` / ``count`` replace training and FLOPs
+                log: Callable[[str], None] = lambda line: None, command: str | None = None) -> list[FidelityRecord]:
+    """Fit both rules to ``flops``, train each at ``factor`` times the study's budget over ``seeds`` paired seeds
+    (0 .. seeds-1, the same for both rules), and record each seed in ``RUN/extrapolation.json`` as soon as it is
+    trained (resumable; ``command`` goes into its history). ``trainer`` / ``count`` replace training and FLOPs
     counting (tests). Returns every record in the file."""
     from scalesearch.config import load_study
     from scalesearch.search.space import SearchSpace
@@ -107,6 +109,7 @@ def extrapolate(run_dir: str | Path, flops: float, seeds: int = 4, factor: float
     space = SearchSpace(config)
     check_resumable(done, factor, seeds, run_dir / FILE)
     steps, seconds = long_budget(config.train_config, factor)
+    batch = new_batch(command)
     for label, record in choose_rules(run_dir, records, against, retrained):
         params = {k: v for k, v in record.params_sampled.items() if k != "budget_flops"}
         num_classes = int(record.spec.get("num_classes", 90))
@@ -120,13 +123,15 @@ def extrapolate(run_dir: str | Path, flops: float, seeds: int = 4, factor: float
             log(f"{group}: already in {run_dir / FILE}, skipped")
             continue
         trainer = trainer or study_trainer(config, factor)
-        maps = tuple(trainer(spec.to_dict(), seed, record.number) for seed in missing)
-        if had is not None:
-            done.remove(had)
-            missing, maps = had.seeds + missing, had.maps + maps
         rule = {k: v for k, v in params.items() if k in space.rule_fields} | {"phi": phi, "budget_flops": flops}
-        done.append(FidelityRecord(group, record.number, spec.to_dict(), spec_flops, float(record.get("map")), factor,
-                                   steps, seconds, missing, maps, label=label, rule=rule))
-        write_json_atomic(run_dir / FILE, [d.to_json() for d in done])
-        log(f"{group}: {spec_flops / 1e9:.3f} GFLOPs, long-budget mAP {done[-1].long_map:.4f} over {len(maps)} seeds")
+        base = FidelityRecord(group, record.number, spec.to_dict(), spec_flops, float(record.get("map")), factor,
+                              steps, seconds, (), (), label=label, rule=rule)
+        for seed in missing:
+            outcome = Trained.of(trainer(spec.to_dict(), seed, record.number))
+            if had is not None:
+                done.remove(had)
+            had = merged(had, one_seed(base, config, seed, outcome, batch))
+            done.append(had)
+            write_json_atomic(run_dir / FILE, [d.to_json() for d in done])
+        log(f"{group}: {spec_flops / 1e9:.3f} GFLOPs, long-budget mAP {had.long_map:.4f} over {len(had.seeds)} seeds")
     return done

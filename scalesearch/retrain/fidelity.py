@@ -10,18 +10,36 @@ inside the functions that use them.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from scalesearch import pareto
+from scalesearch import machine, pareto
 from scalesearch.errors import UserError
 from scalesearch.fidelity import CHECKPOINTS, FILE, FidelityRecord, load_fidelity
 from scalesearch.files import write_json_atomic
 from scalesearch.records import TrialRecord, load_records
 
-Trainer = Callable[[dict[str, Any], int, int], float]  # (spec fields, seed, trial number) -> long-budget val mAP
+# (spec fields, seed, trial number) -> long-budget val mAP of the scored weights, or a ``Trained``
+Trainer = Callable[[dict[str, Any], int, int], "float | Trained"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    """One long-budget training: the scored weights' mAP (``map``), both weights' (``map_raw``, ``map_ema``; None
+    when not evaluated) and the wall seconds of training and evaluation."""
+
+    map: float
+    map_raw: float | None = None
+    map_ema: float | None = None
+    wall_seconds: float | None = None
+
+    @classmethod
+    def of(cls, outcome: "float | Trained") -> "Trained":
+        return outcome if isinstance(outcome, Trained) else cls(float(outcome))
 
 
 def pick(records: Sequence[TrialRecord], k: int, include: Sequence[str] = (), against: str | None = None,
@@ -104,8 +122,9 @@ def study_trainer(config: Any, factor: float, save_dir: Path | None = None) -> T
     train_data, val_data = dataset_pairs(config.dataset)
     steps, seconds = long_budget(config.train_config, factor)
 
-    def train(spec: dict[str, Any], seed: int, number: int) -> float:
+    def train(spec: dict[str, Any], seed: int, number: int) -> Trained:
         cfg = dataclasses.replace(config.trial_train_config(seed), steps=steps, seconds=seconds)
+        start = time.perf_counter()
         result = train_and_evaluate(DetectorSpec.from_dict(spec), train_data, val_data, cfg, progress=False,
                                     keep_model=save_dir is not None)
         if save_dir is not None and result.model is not None:
@@ -115,7 +134,9 @@ def study_trainer(config: Any, factor: float, save_dir: Path | None = None) -> T
                 info |= {"category_names": result.info.category_names,
                          "label_to_category": result.info.label_to_category}
             save_checkpoint(save_dir / f"trial{number}_seed{seed}.pt", result.model, result.spec, info)
-        return float(result.metrics["map"])
+        metrics = result.metrics
+        return Trained(float(metrics["map"]), metrics.get("map_raw"), metrics.get("map_ema"),
+                       round(time.perf_counter() - start, 2))
 
     return train
 
@@ -134,33 +155,44 @@ def _check(top_k: int, factor: float, seeds: int, paired: bool = False) -> None:
 
 def check_resumable(done: list[FidelityRecord], factor: float, seeds: int, path: Path) -> None:
     """A rerun must ask for the budget ``fidelity.json`` holds, or it would mix budgets in one ranking; it may
-    ask for more seeds (only the missing ones are trained), never fewer."""
+    ask for more seeds (only the missing ones are trained), never fewer. Records of unpaired seeds (written
+    before paired seeds) cannot be extended with paired ones."""
     for record in done:
+        if not record.paired:
+            raise UserError(f"{path}: holds records of unpaired seeds (written by an older scalesearch); "
+                            f"retrain into a copy of the run folder without it, or move the file away")
         if record.factor != factor or len(record.seeds) > seeds:
             raise UserError(f"{path}: holds records at --factor {record.factor:g} --seeds {len(record.seeds)}, "
                             f"but got --factor {factor:g} --seeds {seeds}; use those (or more seeds) or move the "
                             f"file away")
 
 
-def _train_point(job: tuple) -> tuple[str, tuple[float, ...]]:
-    """One point in a worker process: (config, factor, group, spec, seeds, threads, save_dir, number) ->
-    (group, maps)."""
+def _train_point(job: tuple) -> Trained:
+    """One (point, seed) in a worker process: (config, factor, spec, seed, threads, save_dir, number) -> Trained."""
     import torch
 
-    config, factor, group, spec, seeds, threads, save_dir, number = job
+    config, factor, spec, seed, threads, save_dir, number = job
     torch.set_num_threads(threads)
-    trainer = study_trainer(config, factor, save_dir)
-    return group, tuple(trainer(spec, seed, number) for seed in seeds)
+    return Trained.of(study_trainer(config, factor, save_dir)(spec, seed, number))
+
+
+def _jobs(todo: list) -> list[tuple[str, Any, int]]:
+    """(group, record, seed) in seed-major order: every point's first seed, then every point's second, ... so
+    that a run stopped early holds complete paired seeds over all points."""
+    return sorted(((group, record, seed) for group, record, seeds in todo for seed in seeds), key=lambda job: job[2])
 
 
 def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int = 1,
             trainer: Trainer | None = None, log: Callable[[str], None] = lambda line: None,
             workers: int = 1, include: Sequence[str] = (), against: str | None = None, save: bool = False,
             latency: bool | None = None, per_rung: bool = False,
-            remeasure: bool = False) -> list[FidelityRecord]:
+            remeasure: bool = False, command: str | None = None) -> list[FidelityRecord]:
     """Retrain the ``pick(top_k, include, against, per_rung)`` points (fronts of the study's objectives) of a finished
-    run at ``factor`` times its budget over ``seeds`` seeds (the picked trial's seed, then the next ones);
-    ``fidelity.json`` is rewritten after each point and points already in it are skipped. ``trainer`` replaces real
+    run at ``factor`` times its budget over ``seeds`` paired seeds (the study's seed and the next ones, the same for
+    every point: seed s draws the same images, augmentations and per-part initial weights everywhere, so points
+    compare seed by seed); ``fidelity.json`` is rewritten after each (point, seed), seeds already in it are skipped,
+    and each trained seed adds a ``history`` entry (``command``: what to show for this call, the time it started, the
+    machine). Seeds are trained seed-major (every point's first, then every point's second, ...). ``trainer`` replaces real
     training (tests). ``workers`` > 1 trains points in that many processes (cores divided between them). ``save``:
     keep every trained model as ``RUN/fidelity_checkpoints/trial<N>_seed<S>.pt`` (for ``scalesearch export``).
     ``latency`` (default: when the study measures latency): after all training, measure each retrained point's
@@ -181,36 +213,37 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     for record in pick(records, top_k, include, against, study_objectives(config), per_rung):
         group = pareto.group_key(record)
         had = next((d for d in done if d.group == group), None)
-        wanted = tuple(record.seed + i for i in range(seeds))
+        wanted = tuple(config.seed + i for i in range(seeds))
         missing = tuple(seed for seed in wanted if had is None or seed not in had.seeds)
         if missing:
             todo.append((group, record, missing))
         else:
             log(f"{group}: already in {path}, skipped")
 
-    def finish(group: str, seed_list: tuple[int, ...], maps: tuple[float, ...]) -> None:
-        """Record seeds of a point as soon as they are trained (a crash loses at most the running ones)."""
+    batch = new_batch(command)
+
+    def finish(group: str, seed: int, outcome: Trained) -> None:
+        """Record a (point, seed) as soon as it is trained (a crash loses at most the running ones)."""
         record = next(r for g, r, _ in todo if g == group)
         had = next((d for d in done if d.group == group), None)
-        if had is not None:  # more seeds for a point already (partly) retrained
+        if had is not None:
             done.remove(had)
-            pairs = sorted(zip(had.seeds + seed_list, had.maps + maps))
-            seed_list, maps = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
         proxy = [r.get("map") for r in pareto.feasible(records) if pareto.group_key(r) == group]
-        done.append(FidelityRecord(group, record.number, dict(record.spec), float(record.flops),
-                                   statistics.fmean(proxy), factor, steps, seconds, seed_list, maps,
-                                   label=record.label))
+        done.append(merged(had, one_seed(
+            FidelityRecord(group, record.number, dict(record.spec), float(record.flops), statistics.fmean(proxy),
+                           factor, steps, seconds, (), (), label=record.label), config, seed, outcome, batch)))
         write_json_atomic(path, [d.to_json() for d in done])
-        log(f"{group}: proxy mAP {done[-1].proxy_map:.4f}, long-budget mAP {done[-1].long_map:.4f} "
-            f"(seeds {', '.join(map(str, seed_list))})")
+        both = "" if outcome.map_raw is None or outcome.map_ema is None else \
+            f" (raw {outcome.map_raw:.4f}, EMA {outcome.map_ema:.4f})"
+        log(f"{group} seed {seed}: long-budget mAP {outcome.map:.4f}{both}; proxy mAP {done[-1].proxy_map:.4f}")
 
-    if workers > 1 and trainer is None and len(todo) > 1:
-        _in_processes(config, factor, todo, workers, finish, save_dir)
+    jobs = _jobs(todo)
+    if workers > 1 and trainer is None and len(jobs) > 1:
+        _in_processes(config, factor, jobs, workers, finish, save_dir)
     else:
-        for group, record, seed_list in todo:
+        for group, record, seed in jobs:
             trainer = trainer or study_trainer(config, factor, save_dir)
-            for seed in seed_list:
-                finish(group, (seed,), (trainer(record.spec, seed, record.number),))
+            finish(group, seed, Trained.of(trainer(record.spec, seed, record.number)))
     if config.measures_latency if latency is None else latency:
         measure_latencies(run_dir, config, log, again=remeasure)
         done = load_fidelity(run_dir)
@@ -266,7 +299,7 @@ def _pooled(results: list[Any], rounds: int) -> dict[str, Any]:
     return out
 
 
-def _in_processes(config: Any, factor: float, todo: list, workers: int, finish: Callable,
+def _in_processes(config: Any, factor: float, jobs: list, workers: int, finish: Callable,
                   save_dir: Path | None = None) -> None:
     """Train in ``workers`` spawned processes, one job per (point, seed) so that the workers stay busy to the
     end; each seed is recorded as soon as it is in."""
@@ -275,9 +308,49 @@ def _in_processes(config: Any, factor: float, todo: list, workers: int, finish: 
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     threads = max(1, (os.cpu_count() or 1) // workers)
-    jobs = [(config, factor, group, dict(record.spec), (seed,), threads, save_dir, record.number)
-            for group, record, seed_list in todo for seed in seed_list]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_train_point, job): job[4] for job in jobs}
+        futures = {pool.submit(_train_point, (config, factor, dict(record.spec), seed, threads, save_dir,
+                                              record.number)): (group, seed) for group, record, seed in jobs}
         for future in as_completed(futures):
-            finish(future.result()[0], futures[future], future.result()[1])
+            finish(*futures[future], future.result())
+
+
+def new_batch(command: str | None) -> dict[str, str]:
+    """The history fields of one retraining call: when it started, its command line, the machine."""
+    return {"batch": _now(), "command": command or "retrain()", "machine": machine.describe()}
+
+
+def one_seed(base: FidelityRecord, config: Any, seed: int, outcome: Trained, batch: dict[str, str]) -> FidelityRecord:
+    """``base`` (a point's fields, no seeds) holding one trained paired seed, with its history entry."""
+    train_config = config.train_config
+    return dataclasses.replace(
+        base, seeds=(seed,), maps=(outcome.map,), scored=train_config.scored if train_config.ema else "raw",
+        raw_maps=_one(outcome.map_raw), ema_maps=_one(outcome.map_ema), paired=True,
+        wall_seconds=_one(outcome.wall_seconds), history=({**batch, "seed": seed, "finished": _now()},))
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _one(value: float | None) -> tuple[float, ...] | None:
+    return None if value is None else (float(value),)
+
+
+def merged(had: FidelityRecord | None, new: FidelityRecord) -> FidelityRecord:
+    """``new`` (one seed) added to the point's earlier record: per-seed fields in seed order, histories joined;
+    a per-seed field that either side lacks becomes None."""
+    if had is None:
+        return new
+    order = sorted(range(len(had.seeds) + 1), key=lambda i: (*had.seeds, *new.seeds)[i])
+
+    def joined(key: str) -> tuple | None:
+        old, add = getattr(had, key), getattr(new, key)
+        if old is None or add is None:
+            return None
+        both = (*old, *add)
+        return tuple(both[i] for i in order)
+
+    per_seed = {key: joined(key) for key in ("seeds", "maps", "raw_maps", "ema_maps", "wall_seconds")}
+    return dataclasses.replace(new, **per_seed, history=(*had.history, *new.history), latency=had.latency,
+                               rule=had.rule)

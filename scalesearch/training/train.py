@@ -34,7 +34,9 @@ class TrainingFailed(RuntimeError):
 
 @dataclass
 class TrainResult:
-    """Outcome of one proxy training run. ``metrics``: ``coco_evaluate`` keys (map, map50, ...)."""
+    """Outcome of one proxy training run. ``metrics``: ``coco_evaluate`` keys (map, map50, ...) of the scored
+    weights (``cfg.scored``), plus ``map_raw`` and ``map_ema`` (the raw and averaged weights' mAP; ``map_ema``
+    only with ``cfg.ema``); ``weights_metrics``: every metric per weights (``raw``, ``ema``)."""
 
     metrics: dict[str, float]
     steps: int
@@ -47,6 +49,7 @@ class TrainResult:
     detections: list[dict[str, Any]] = field(default_factory=list, repr=False)
     info: Any = field(default=None, repr=False)  # the dataset's DatasetInfo (class names, category ids)
     model: nn.Module | None = field(default=None, repr=False)
+    weights_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------ recipe
@@ -110,6 +113,7 @@ class LoopResult:
     eval_seconds: float
     losses: list[float]
     intermediate: dict[int, dict[str, float]]
+    models: dict[str, nn.Module] = field(default_factory=dict)  # "raw" and, with cfg.ema, "ema"
 
 
 def train_loop(
@@ -122,10 +126,11 @@ def train_loop(
     on_eval: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = True,
 ) -> tuple[LoopResult, nn.Module]:
-    """Optimise ``step_loss(model, images, targets)`` within the budget; returns the result and the model to evaluate.
+    """Optimise ``step_loss(model, images, targets)`` within the budget; returns the result and the scored model
+    (``cfg.scored``: the EMA of the weights or the raw weights; both are in ``result.models``).
 
-    The clock covers data loading and optimisation, not intermediate evaluations. ``on_eval`` may
-    raise (a search's pruning exception propagates unchanged).
+    The clock covers data loading, optimisation and the EMA update, not intermediate evaluations (which score
+    the scored weights). ``on_eval`` may raise (a search's pruning exception propagates unchanged).
     """
     from tqdm import tqdm
 
@@ -154,14 +159,19 @@ def train_loop(
             train_s = time.perf_counter() - start - eval_s
             if evaluate and cfg.eval_every and step % cfg.eval_every == 0 and not _spent(cfg, step, train_s):
                 eval_start = time.perf_counter()
-                intermediate[step] = evaluate(ema.module if ema is not None else model)
+                intermediate[step] = evaluate(_scored(model, ema, cfg))
                 eval_s += time.perf_counter() - eval_start
                 if on_eval is not None:
                     on_eval(step, intermediate[step])
     finally:
         bar.close()
-    result = LoopResult(step, train_s, eval_s, losses, intermediate)
-    return result, (ema.module if ema is not None else model)
+    models = {"raw": model, **({"ema": ema.module} if ema is not None else {})}
+    result = LoopResult(step, train_s, eval_s, losses, intermediate, models)
+    return result, _scored(model, ema, cfg)
+
+
+def _scored(model: nn.Module, ema: Any, cfg: TrainConfig) -> nn.Module:
+    return ema.module if ema is not None and cfg.scored == "ema" else model
 
 
 def _set_lr(opt: torch.optim.Optimizer, cfg: TrainConfig, step: int, seconds: float) -> None:
@@ -180,7 +190,9 @@ def _make_ema(model: nn.Module, cfg: TrainConfig) -> Any:
         return None
     from timm.utils import ModelEmaV3
 
-    # Warm-up makes the average track the fast-moving early weights of a short proxy run.
+    # Warm-up: decay_t = 1 - (1 + t)^(-2/3) (timm's default power), capped at ema_decay: 0.965 at step 150 and
+    # 0.986 at 600, so the average spans the last ~30-70 steps. A fixed 0.9998 would keep ~97% of the weight on
+    # the untrained initial head after 150 steps.
     return ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
 
 
@@ -316,14 +328,15 @@ def train_and_evaluate(
 def _train_and_evaluate(spec, train_data, val_data, cfg, on_eval, progress, results_json, keep_model) -> TrainResult:
     from scalesearch.training.evaluate import coco_evaluate
     from scalesearch.model import build_detector
+    from scalesearch.model.detector import part_seed
 
     train_set = make_dataset(train_data, "train", spec, cfg, train=True)
     val_set = make_dataset(val_data, "val", spec, cfg, train=False)
     spec = spec.replace(num_classes=train_set.info.num_classes)
     if not spec.pretrained:  # the fine-tuning recipe has nothing to fine-tune from scratch
         cfg = dataclasses.replace(cfg, backbone_lr_mult=1.0, freeze_backbone_bn=False)
-    torch.manual_seed(cfg.seed)
-    model = build_detector(spec).to(cfg.device)
+    model = build_detector(spec, init_seed=cfg.seed).to(cfg.device)  # paired seeds: per-part init streams
+    torch.manual_seed(part_seed(cfg.seed, "train"))  # any randomness in training itself: a function of the seed
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
 
@@ -335,8 +348,15 @@ def _train_and_evaluate(spec, train_data, val_data, cfg, on_eval, progress, resu
         evaluate=lambda m: coco_evaluate(val_set.coco, detect(m)), on_eval=on_eval, progress=progress,
     )
     eval_start = time.perf_counter()
+    weights_metrics: dict[str, dict[str, float]] = {}
+    for name, m in loop.models.items():
+        if m is final:
+            continue
+        weights_metrics[name] = coco_evaluate(val_set.coco, detect(m))
     detections = detect(final)
-    metrics = coco_evaluate(val_set.coco, detections, results_json)
+    weights_metrics[cfg.scored if cfg.ema else "raw"] = coco_evaluate(val_set.coco, detections, results_json)
+    metrics = {**weights_metrics[cfg.scored if cfg.ema else "raw"],
+               **{f"map_{name}": found["map"] for name, found in sorted(weights_metrics.items())}}
     eval_seconds = loop.eval_seconds + time.perf_counter() - eval_start
     return TrainResult(
         metrics=metrics,
@@ -350,4 +370,5 @@ def _train_and_evaluate(spec, train_data, val_data, cfg, on_eval, progress, resu
         detections=detections,
         info=train_set.info,
         model=final if keep_model else None,
+        weights_metrics=weights_metrics,
     )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from scalesearch.errors import UserError
 
 OPTIMIZERS = ("adamw", "sgd")
+SCORED = ("ema", "raw")
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,12 @@ class TrainConfig:
     momentum: float = 0.9
     warmup_steps: int = 30
     clip_grad: float | None = 10.0
-    ema: bool = False
+    # Weight averaging: an EMA of the weights (timm ModelEmaV3 with warm-up: decay 1 - (1 + step)^(-2/3), capped at
+    # ema_decay) is evaluated beside the raw weights at the end of every training; ``scored`` names the one whose
+    # metrics are the training's ``map`` (both are recorded as map_raw / map_ema); with ema off, the raw weights.
+    ema: bool = True
     ema_decay: float = 0.999
+    scored: str = "ema"
     seed: int = 0
     device: str = "cpu"
     num_workers: int = 0
@@ -63,6 +68,10 @@ class TrainConfig:
                 raise UserError(f"train.{key}: must be a finite number > 0, but got {value!r}")
         if self.optimizer not in OPTIMIZERS:
             raise UserError(f"train.optimizer: must be one of {', '.join(OPTIMIZERS)}, but got {self.optimizer!r}")
+        if self.scored not in SCORED:
+            raise UserError(f"train.scored: must be one of {', '.join(SCORED)}, but got {self.scored!r}")
+        if not 0 < self.ema_decay < 1:
+            raise UserError(f"train.ema_decay: must be in (0, 1), but got {self.ema_decay!r}")
         if not 0 < self.scale_range[0] <= self.scale_range[1]:
             raise UserError(f"train.scale_range: 0 < low <= high must hold, but got {tuple(self.scale_range)}")
         object.__setattr__(self, "scale_range", tuple(float(s) for s in self.scale_range))
