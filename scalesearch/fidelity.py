@@ -154,3 +154,111 @@ def top1_regret(rows: Sequence[FidelityRecord]) -> float:
     """Long-budget mAP lost by trusting the proxy's winner: best long mAP minus the proxy winner's long mAP."""
     winner = max(rows, key=lambda r: r.proxy_map)
     return max(r.long_map for r in rows) - winner.long_map
+
+
+# ------------------------------------------------------------------------- the reference's own noise
+@dataclass(frozen=True)
+class Reliability:
+    """How well ``k`` seeds of the long budget measure the points. ``seed_r``: the mean Pearson correlation over
+    points between two seeds (every pair of seeds; the reliability of one seed); ``mean_r``: the reliability of
+    the ``seeds``-seed mean by Spearman-Brown, ``k r / (1 + (k - 1) r)`` (for two seeds, the split-half
+    reliability); ``seed_tau``: Kendall's tau between two seeds (mean over pairs); ``ceiling_tau``: the tau that a
+    perfect proxy (the points' true long-budget mAP) would reach against the ``seeds``-seed mean,
+    ``(2 / pi) asin(sqrt(mean_r))`` (the correlation between truth and a measurement is the root of its
+    reliability; Greiner's relation turns it into tau for normal errors); ``seed_sd``: the median over points of
+    the standard deviation over seeds."""
+
+    points: int
+    seeds: int
+    seed_r: float
+    mean_r: float
+    seed_tau: float
+    ceiling_tau: float
+    seed_sd: float
+
+    def seeds_for(self, target: float) -> int | None:
+        """Seeds whose mean would reach reliability ``target`` (Spearman-Brown solved for k); None when one seed's
+        reliability is not positive."""
+        return seeds_for_reliability(self.seed_r, target)
+
+
+def spearman_brown(r: float, k: float) -> float:
+    """Reliability of the mean of ``k`` parallel measurements whose single reliability is ``r``."""
+    return k * r / (1 + (k - 1) * r)
+
+
+def seeds_for_reliability(r: float, target: float) -> int | None:
+    """The smallest number of seeds whose mean reaches ``target`` by Spearman-Brown; None when ``r <= 0``."""
+    import math
+
+    if not r > 0:
+        return None
+    if r >= target:
+        return 1
+    return math.ceil(target * (1 - r) / (r * (1 - target)) - 1e-9)
+
+
+def seed_matrix(rows: Sequence[FidelityRecord], weights: str = "scored") -> tuple[list[int], list[list[float]]] | None:
+    """The seeds every row has for ``weights`` (``scored``, ``raw`` or ``ema``) and each row's mAP on them
+    (rows x seeds); None when fewer than two seeds are shared or a row lacks those weights. Unpaired records
+    (each point's own seeds) are matched by position (first seed, second, ...; the seed list is then the
+    positions), which is as good as any matching for independent draws."""
+    found = [r.weights_maps(weights) for r in rows]
+    if not rows or any(m is None for m in found):
+        return None
+    if not all(r.paired for r in rows):
+        width = min(len(maps) for maps in found)
+        return (list(range(width)), [list(maps[:width]) for maps in found]) if width >= 2 else None
+    shared = sorted(set.intersection(*(set(r.seeds) for r in rows)))
+    if len(shared) < 2:
+        return None
+    return shared, [[dict(zip(r.seeds, maps))[s] for s in shared] for r, maps in zip(rows, found)]
+
+
+def reliability(rows: Sequence[FidelityRecord], weights: str = "scored") -> Reliability | None:
+    """The ``Reliability`` of the long budget over the seeds every row shares (None: fewer than two, or fewer
+    than three points)."""
+    import itertools
+    import math
+
+    import numpy as np
+    from scipy import stats
+
+    found = seed_matrix(rows, weights)
+    if found is None or len(rows) < 3:
+        return None
+    seeds, values = found
+    matrix = np.asarray(values)
+    pairs = list(itertools.combinations(range(len(seeds)), 2))
+    seed_r = float(np.mean([np.corrcoef(matrix[:, a], matrix[:, b])[0, 1] for a, b in pairs]))
+    seed_tau = float(np.mean([stats.kendalltau(matrix[:, a], matrix[:, b]).statistic for a, b in pairs]))
+    mean_r = spearman_brown(seed_r, len(seeds))
+    ceiling = 2 / math.pi * math.asin(math.sqrt(mean_r)) if mean_r > 0 else float("nan")
+    sd = float(np.median(matrix.std(axis=1, ddof=1)))
+    return Reliability(len(rows), len(seeds), seed_r, mean_r, seed_tau, ceiling, sd)
+
+
+def kendall_against(rows: Sequence[FidelityRecord], weights: str = "scored") -> tuple[float, float]:
+    """Kendall's tau (and p) of the proxy mAP against the mean over seeds of ``weights``' long-budget mAP."""
+    from scipy import stats
+
+    means = [statistics.fmean(r.weights_maps(weights) or r.maps) for r in rows]
+    result = stats.kendalltau([r.proxy_map for r in rows], means)
+    return float(result.statistic), float(result.pvalue)
+
+
+def batches(rows: Sequence[FidelityRecord]) -> list[dict[str, Any]]:
+    """The retraining history as batches (one per ``scalesearch fidelity`` call): its start, last finished seed,
+    command, machine, the points it trained and the seeds, in start order."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        for entry in row.history:
+            key = (str(entry.get("batch")), str(entry.get("command")))
+            batch = found.setdefault(key, {"batch": key[0], "command": key[1], "machine": entry.get("machine"),
+                                           "finished": "", "points": set(), "seeds": set(), "trainings": 0})
+            batch["finished"] = max(batch["finished"], str(entry.get("finished", "")))
+            batch["points"].add(row.group)
+            batch["seeds"].add(entry.get("seed"))
+            batch["trainings"] += 1
+    return [{**b, "points": sorted(b["points"]), "seeds": sorted(s for s in b["seeds"] if s is not None)}
+            for b in sorted(found.values(), key=lambda b: b["batch"])]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from scipy import stats
 
@@ -31,3 +33,48 @@ def test_bootstrap_interval_is_deterministic_and_brackets_tau():
 def test_top1_regret_is_what_trusting_the_proxy_costs():
     assert top1_regret(_rows()) == pytest.approx(0.0)  # the proxy's best (0.40) is also the long best (0.52)
     assert top1_regret(_rows(long=[0.41, 0.45, 0.60, 0.40, 0.52, 0.47])) == pytest.approx(0.08)
+
+
+def _paired(seed_a, seed_b, weights="raw"):
+    return [FidelityRecord(f"g{i}", i, {}, 1e9, 0.1 * i, 4.0, 600, None, (0, 1), (a, b), raw_maps=(a, b), paired=True)
+            for i, (a, b) in enumerate(zip(seed_a, seed_b))]
+
+
+def test_reliability_of_the_seed_mean_by_spearman_brown():
+    import math
+
+    from scalesearch.fidelity import reliability, seeds_for_reliability, spearman_brown
+
+    found = reliability(_paired([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 4.0, 3.0]), "raw")
+    assert found.seed_r == pytest.approx(0.8)  # sum of products 4 over sqrt(5 * 5)
+    assert found.mean_r == pytest.approx(1.6 / 1.8) == spearman_brown(0.8, 2)
+    assert found.seed_tau == pytest.approx(4 / 6)  # 5 concordant pairs, 1 discordant
+    assert found.ceiling_tau == pytest.approx(2 / math.pi * math.asin(math.sqrt(1.6 / 1.8)))
+    assert found.seed_sd == pytest.approx(0.5 / math.sqrt(2))  # |differences| 0, 0, 1, 1 -> sd 0, 0, .707, .707
+    assert found.seeds_for(0.85) == 2 and seeds_for_reliability(0.8, 0.95) == 5  # 0.19 / 0.04 = 4.75 -> 5
+    assert seeds_for_reliability(-0.1, 0.85) is None
+    assert reliability(_paired([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 4.0, 3.0]), "ema") is None  # not evaluated
+
+
+def test_unpaired_seeds_are_matched_by_position_and_paired_ones_by_seed():
+    from scalesearch.fidelity import seed_matrix
+
+    rows = _paired([1.0, 2.0, 3.0], [2.0, 3.0, 5.0])
+    shifted = FidelityRecord("x", 9, {}, 1e9, 0.0, 4.0, 600, None, (1, 2), (7.0, 8.0), raw_maps=(7.0, 8.0), paired=True)
+    assert seed_matrix([*rows, shifted], "raw") is None  # paired rows share only seed 1
+    unpaired = [dataclasses.replace(r, paired=False) for r in [*rows, shifted]]
+    assert seed_matrix(unpaired, "raw") == ([0, 1], [[1.0, 2.0], [2.0, 3.0], [3.0, 5.0], [7.0, 8.0]])
+
+
+def test_history_batches_group_the_seeds_each_call_trained():
+    from scalesearch.fidelity import batches
+
+    one = {"batch": "2026-12-03 10:00:00 UTC", "command": "a", "machine": "m"}
+    two = {"batch": "2026-12-03 12:00:00 UTC", "command": "b", "machine": "m"}
+    rows = [FidelityRecord("g0", 0, {}, 1e9, 0.1, 4.0, 600, None, (0, 1), (0.1, 0.2), history=(
+                {**one, "seed": 0, "finished": "2026-12-03 10:05:00 UTC"},
+                {**two, "seed": 1, "finished": "2026-12-03 12:09:00 UTC"})),
+            FidelityRecord("g1", 1, {}, 1e9, 0.1, 4.0, 600, None, (0,), (0.1,), history=(
+                {**one, "seed": 0, "finished": "2026-12-03 10:07:00 UTC"},))]
+    assert [(b["command"], b["finished"], b["points"], b["seeds"], b["trainings"]) for b in batches(rows)] == [
+        ("a", "2026-12-03 10:07:00 UTC", ["g0", "g1"], [0], 2), ("b", "2026-12-03 12:09:00 UTC", ["g0"], [1], 1)]

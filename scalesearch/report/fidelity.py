@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scalesearch.fidelity import bootstrap_interval, kendall, spearman, top1_regret
+from scalesearch.fidelity import (FidelityRecord, batches, bootstrap_interval, kendall, kendall_against, reliability,
+                                  spearman, top1_regret)
 from scalesearch.report import plots
 from scalesearch.report.doc import Document
 from scalesearch.report.format import fmt_count
 from scalesearch.report.runs import Run
 
 ALPHA = 0.05
+TARGET_RELIABILITY = 0.85
+WEIGHTS = {"raw": "raw weights", "ema": "EMA of the weights"}
 
 
 def _verdict(tau: float, p: float, n: int) -> str:
@@ -70,10 +73,7 @@ def _seed_checks(doc: Document, run: Run, rows: list) -> None:
     from scipy import stats
 
     lines = []
-    if all(len(r.maps) >= 2 for r in rows):
-        retest = stats.kendalltau([r.maps[0] for r in rows], [r.maps[1] for r in rows])
-        lines.append(f"Long-budget first seed vs second seed, same specs: tau = {retest.statistic:.3f} (p = {retest.pvalue:.3g}): how well the long budget agrees "
-                     "with itself, a ceiling for any proxy judged against it.")
+    _reference_noise(doc, rows)
     first = {}
     for record in run.records:
         if record.get("map") is not None and record.state.value == "complete":
@@ -86,3 +86,70 @@ def _seed_checks(doc: Document, run: Run, rows: list) -> None:
                      f"{single.statistic:.3f} (p = {single.pvalue:.3g}).")
     if lines:
         doc.para(" ".join(lines))
+
+
+def _measured(rows: list[FidelityRecord]) -> list[FidelityRecord]:
+    """The rows the reliability is computed over: all, or (a retraining still under way) those with the most
+    seeds, when at least three share two or more."""
+    if reliability(rows) is not None:
+        return rows
+    most = max(len(r.seeds) for r in rows)
+    for count in range(most, 1, -1):
+        subset = [r for r in rows if len(r.seeds) >= count]
+        if len(subset) >= 3 and reliability(subset) is not None:
+            return subset
+    return rows
+
+
+def _reference_noise(doc: Document, rows: list[FidelityRecord]) -> None:
+    """The long budget measured against its own noise, per weights: seed sd, seed-vs-seed agreement, the
+    reliability of the seed mean (Spearman-Brown), the tau a perfect proxy could reach, and the proxy's tau."""
+    used = _measured(rows)
+    table = []
+    for weights in ("raw", "ema", "scored"):
+        if weights == "scored" and table:
+            continue  # scored is raw or ema, already shown
+        found = reliability(used, weights)
+        if found is None:
+            continue
+        tau, p = kendall_against(used, weights)
+        need = found.seeds_for(TARGET_RELIABILITY)
+        scored = " (scored)" if weights == used[0].scored or weights == "scored" else ""
+        table.append([WEIGHTS.get(weights, "scored weights") + scored, found.seeds, f"{found.seed_sd:.4f}",
+                      f"{found.seed_r:.3f}", f"{found.seed_tau:.3f}", f"**{found.mean_r:.3f}**",
+                      f"{found.ceiling_tau:.3f}", f"{tau:.3f} (p {p:.3g})", "n/a" if need is None else need])
+    if not table:
+        doc.para("The reference's own noise needs two or more long-budget seeds per point "
+                 "(`scalesearch fidelity --seeds 2`).")
+        return
+    paired = "paired seeds (the same images, augmentations and initial streams for every point)" if all(
+        r.paired for r in used) else "unpaired seeds (each point's own, matched by position)"
+    scope = "" if len(used) == len(rows) else f" Over the {len(used)} of {len(rows)} points that have these seeds so far."
+    doc.heading(3, "The reference against its own noise")
+    doc.para(f"How well the long budget measures these points, from {paired}. Seed sd: median over points of the "
+             "standard deviation over seeds. Seed-vs-seed r and tau: Pearson and Kendall between two seeds across "
+             "points (mean over seed pairs); r is one seed's reliability. Reliability of the mean: Spearman-Brown "
+             "k r / (1 + (k - 1) r) for the k-seed mean (for two seeds, the split-half reliability). Ceiling tau: "
+             "what a perfect proxy (the points' true long-budget mAP) would reach against the k-seed mean, "
+             "(2 / pi) asin(sqrt(reliability)). Proxy tau: the study's proxy against the k-seed mean. Seeds for "
+             f"{TARGET_RELIABILITY}: the seeds whose mean would reach reliability {TARGET_RELIABILITY} (Spearman-Brown "
+             f"solved for k).{scope}")
+    doc.table(["weights", "seeds k", "seed sd", "seed-vs-seed r", "seed-vs-seed tau", "reliability of the mean",
+               "ceiling tau", "proxy tau", f"seeds for {TARGET_RELIABILITY}"], table)
+    _history(doc, rows)
+
+
+def _history(doc: Document, rows: list[FidelityRecord]) -> None:
+    """Every retraining batch, so that seeds added after a look at a result are visible; the wall time per
+    training."""
+    import statistics
+
+    found = batches(rows)
+    if not found:
+        return
+    walls = [w for r in rows for w in (r.wall_seconds or ())]
+    wall = f" Wall time per training (training + evaluation of both weights): median {statistics.median(walls) / 60:.1f} min over {len(walls)}." if walls else ""
+    doc.para(f"Retraining history: {len(found)} batch(es), one per `scalesearch fidelity` call.{wall}")
+    doc.table(["started", "last seed done", "command", "machine", "trainings", "points", "seeds"],
+              [[b["batch"], b["finished"], f"`{b['command']}`", b["machine"], b["trainings"], len(b["points"]),
+                ", ".join(map(str, b["seeds"]))] for b in found])
