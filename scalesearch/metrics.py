@@ -65,6 +65,10 @@ def _add(*metrics: Metric) -> None:
 _add(
     _coco("map", "mAP"), _coco("map50", "AP50"), _coco("map75", "AP75"),
     _coco("map_small", "AP small"), _coco("map_medium", "AP medium"), _coco("map_large", "AP large"),
+    # The same mAP of the two weights every training evaluates (``train.scored`` picks which one is ``map``).
+    _coco("map_raw", "mAP (raw weights)"), _coco("map_ema", "mAP (EMA weights)"),
+    # Mean training loss over the last half of the run (sum-of-training-losses, Ru et al. 2021): free, lower better.
+    Metric("train_loss", "minimize", "loss", "training loss (last half)", "training"),
     Metric("flops", "minimize", "multiply-adds", "FLOPs", "cost", budget=True),
     Metric("params", "minimize", "parameters", "params", "cost", budget=True),
     Metric("train_seconds", "minimize", "s", "training time", "training"),
@@ -75,7 +79,10 @@ _add(
     Metric("latency_network_ms", "minimize", "ms", "network latency", "measurement"),
     Metric("latency_post_ms", "minimize", "ms", "post-processing latency", "measurement"),
 )
-COCO_METRICS = tuple(name for name, m in METRICS.items() if m.source == "training" and m.unit == "")
+# What every estimate must report (COCO evaluation of the scored weights) ...
+COCO_METRICS = ("map", "map50", "map75", "map_small", "map_medium", "map_large")
+# ... and what a trial record keeps of an estimate: those, plus the optional ones an estimator may add.
+ESTIMATE_METRICS = (*COCO_METRICS, "map_raw", "map_ema", "train_loss")
 LATENCY_METRICS = tuple(name for name, m in METRICS.items() if m.source == "measurement")
 
 

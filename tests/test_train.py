@@ -38,7 +38,10 @@ def test_tiny_train_end_to_end(tiny_run):
     assert result.steps == 3 and len(result.losses) == 3
     assert all(math.isfinite(v) and v > 0 for v in result.losses)
     assert set(result.metrics) == {"map", "map50", "map75", "map_small", "map_medium", "map_large", "map_raw",
-                                   "map_ema"}
+                                   "map_ema", "train_loss"}
+    assert result.metrics["train_loss"] == pytest.approx(sum(result.losses[1:]) / 2)  # the last half: steps 2, 3
+    # the learning curve: the scored weights evaluated at 1/4, 1/2 and 3/4 of 3 steps (rounded: steps 1 and 2)
+    assert sorted(result.intermediate) == [1, 2] and all("map" in m for m in result.intermediate.values())
     assert set(result.weights_metrics) == {"raw", "ema"}  # both weights evaluated, the EMA scored by default
     assert result.metrics["map"] == result.metrics["map_ema"] == result.weights_metrics["ema"]["map"]
     assert result.metrics["map_raw"] == result.weights_metrics["raw"]["map"]

@@ -1,27 +1,35 @@
-"""The "Against the baseline" section: does any searched architecture beat a labelled baseline trial (e.g.
-EfficientDet-Lite0, enqueued by the study) on both long-budget mAP and measured latency?
+"""The "Against the baseline" section: how does each searched architecture stand against a labelled baseline trial
+(e.g. EfficientDet-Lite0, enqueued by the study) on long-budget mAP and on the study's cost?
 
 It reads the long-budget retraining records (``RUN/fidelity.json``, ``scalesearch fidelity --include LABEL
 --seeds S``) and their latencies measured after training, never the proxy: a claim rests on several seeds at
-the long budget. A point *dominates* the baseline when both hold:
+the long budget. A point and the baseline trained with the same seeds are compared through the per-seed
+differences d = mAP(point) - mAP(baseline) on the seeds both ran (``stats.sign_flip_p``):
 
-- accuracy: its mean long-budget mAP is higher, every one of its seeds is above every seed of the baseline
-  (the difference exceeds the seed spread) and Welch's t-test gives p < 0.05 (two-sided);
-- latency: its median total latency is lower and the interquartile ranges do not overlap (its 75th
-  percentile is below the baseline's 25th).
+- superiority: the exact two-sided sign-flip test of mean d (better or worse beyond seed noise);
+- non-inferiority with margin delta (``config.compare.margin``, default 0.01 mAP): the one-sided sign-flip test of
+  d + delta, H0: mean d <= -delta, so a rejection shows the mAP loss is smaller than delta.
 
-The exact permutation test's p and its smallest reachable value are stated beside Welch's, so a reader sees
-what the seeds can show. ``RUN/export_*.json`` (``scalesearch latency CKPT --json``) of an exported winner,
-when present, adds its ONNX Runtime latency beside its PyTorch one.
+A point sharing fewer than two seeds with the baseline is tested unpaired (``stats.permutation_p`` on the seeds'
+mAPs, the same two hypotheses), and says so. The retrained points form one family: each test's p-values are
+Holm-adjusted across them (``stats.holm_adjusted``, alpha ``config.compare.alpha``). *Faster* is the study's cost
+objective: fewer FLOPs (exact) when that is FLOPs, else measured latency (median lower and interquartile ranges
+apart: its 75th percentile below the baseline's 25th). Each point gets one verdict, naming its test and Holm p:
+dominates (better and faster), non-inferior and faster, better but slower, worse, or cannot tell with these seeds
+(with the paired seeds that would make p < alpha reachable when these cannot). Welch's t-test is a secondary
+column. ``RUN/export_*.json`` (``scalesearch latency CKPT --json``) of an exported winner, when present, adds its
+ONNX Runtime latency beside its PyTorch one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,9 +38,11 @@ from scalesearch.report import plots
 from scalesearch.report.doc import Document
 from scalesearch.report.format import field_cell, fmt_count, topology_cell
 from scalesearch.report.runs import Run
-from scalesearch.report.stats import ALPHA, permutation_p, smallest_p, welch_pvalue
+from scalesearch.report.stats import (ALPHA, MARGIN, flip_min_p, flips_needed, holm_adjusted, holm_floors,
+                                      permutation_p, settings, sign_flip_p, smallest_p, welch_pvalue)
 
 _ARCH = ("topology", "fusion", "activation", "resolution", "fpn_channels", "fpn_repeats", "head_repeats")
+VERDICTS = ("dominates", "non-inferior and faster", "better but slower", "worse", "cannot tell with these seeds")
 
 
 def quartiles(row: FidelityRecord) -> tuple[float, float, float] | None:
@@ -44,66 +54,175 @@ def quartiles(row: FidelityRecord) -> tuple[float, float, float] | None:
     return float(q1), float(median), float(q3)
 
 
+class Test(NamedTuple):
+    """One test of a duel: its name in the text, p, the smallest p its seeds allow, and whether it was exact."""
+
+    name: str
+    p: float
+    min_p: float
+    exact: bool
+
+
 @dataclass(frozen=True)
 class Duel:
-    """One retrained point against the baseline, at the long budget."""
+    """One retrained point against the baseline, at the long budget. ``cost``: ``flops`` or ``latency_ms`` (what
+    *faster* means); ``family``, ``holm`` and ``floors``: the section's Holm correction (``correct``), the
+    adjusted (superiority, non-inferiority) p and the smallest adjusted p each could reach."""
 
     point: FidelityRecord
     base: FidelityRecord
+    cost: str = "latency_ms"
+    alpha: float = ALPHA
+    margin: float = MARGIN
+    family: int = 1
+    holm: tuple[float, float] | None = None
+    floors: tuple[float, float] | None = None
+
+    @cached_property
+    def common(self) -> tuple[int, ...]:
+        """The seeds both trained, in order."""
+        return tuple(sorted(set(self.point.seeds) & set(self.base.seeds)))
+
+    @property
+    def paired(self) -> bool:
+        """Paired tests need at least two common seeds; else the unpaired ones are used."""
+        return len(self.common) >= 2
+
+    @cached_property
+    def differences(self) -> np.ndarray:
+        """mAP of the point minus the baseline's, per common seed."""
+        mine, theirs = dict(zip(self.point.seeds, self.point.maps)), dict(zip(self.base.seeds, self.base.maps))
+        return np.array([mine[s] - theirs[s] for s in self.common], dtype=float)
 
     @property
     def diff(self) -> float:
-        """Mean long-budget mAP of the point minus the baseline's."""
-        return self.point.long_map - self.base.long_map
+        """Mean paired difference (mean mAP of the point minus the baseline's when unpaired)."""
+        return float(self.differences.mean()) if self.paired else self.point.long_map - self.base.long_map
+
+    @property
+    def seeds_text(self) -> str:
+        """``4 paired seeds`` / ``unpaired, 3 vs 4 seeds``."""
+        if self.paired:
+            return f"{len(self.common)} paired seeds"
+        return f"unpaired, {len(self.point.maps)} vs {len(self.base.maps)} seeds"
 
     @property
     def welch_p(self) -> float:
         """Welch's two-sided t-test on the seeds' mAPs; NaN below two seeds on a side or with no variance."""
         return welch_pvalue(np.asarray(self.point.maps), np.asarray(self.base.maps))
 
-    @property
-    def permutation(self) -> tuple[float, float]:
-        """(exact two-sided permutation p, smallest p reachable with these seeds)."""
+    @cached_property
+    def superiority(self) -> Test:
+        """Two-sided test of mean d = 0: sign-flip on the paired differences, else the unpaired permutation test."""
+        if self.paired:
+            p, exact = sign_flip_p(self.differences)
+            return Test("sign-flip test, two-sided", p, flip_min_p(len(self.common)), exact)
         a, b = np.asarray(self.point.maps), np.asarray(self.base.maps)
-        p, _ = permutation_p([(a, b)])
-        return p, smallest_p([(len(a), len(b))])
+        p, exact = permutation_p([(a, b)])
+        return Test("unpaired permutation test, two-sided", p, smallest_p([(len(a), len(b))]), exact)
+
+    @cached_property
+    def noninferiority(self) -> Test:
+        """One-sided test of H0: mean d <= -margin, on d + margin (unpaired: the point's mAPs + margin)."""
+        if self.paired:
+            p, exact = sign_flip_p(self.differences + self.margin, "greater")
+            return Test(f"non-inferiority sign-flip test, margin {self.margin:g}, one-sided", p,
+                        flip_min_p(len(self.common), "greater"), exact)
+        a, b = np.asarray(self.point.maps) + self.margin, np.asarray(self.base.maps)
+        p, exact = permutation_p([(a, b)], alternative="greater")
+        return Test(f"unpaired non-inferiority permutation test, margin {self.margin:g}, one-sided", p,
+                    smallest_p([(len(a), len(b))], "greater"), exact)
 
     @property
-    def beyond_spread(self) -> bool:
-        """Every seed of the point above every seed of the baseline."""
-        return min(self.point.maps) > max(self.base.maps)
+    def holm_p(self) -> tuple[float, float]:
+        """Holm-adjusted (superiority, non-inferiority) p; the raw ones for a family of one."""
+        return self.holm or (self.superiority.p, self.noninferiority.p)
 
     @property
-    def more_accurate(self) -> bool:
-        return self.diff > 0 and self.beyond_spread and self.welch_p < ALPHA
+    def holm_floor(self) -> tuple[float, float]:
+        """The smallest Holm-adjusted (superiority, non-inferiority) p these seeds allow."""
+        return self.floors or (min(1.0, self.family * self.superiority.min_p),
+                               min(1.0, self.family * self.noninferiority.min_p))
 
     @property
     def faster(self) -> bool | None:
-        """Median lower and interquartile ranges apart; None when a latency is missing."""
+        """Fewer FLOPs when the study's cost is FLOPs; else latency: median lower and interquartile ranges apart
+        (None when a latency is missing)."""
+        if self.cost == "flops":
+            return self.point.flops < self.base.flops
         mine, theirs = quartiles(self.point), quartiles(self.base)
         if mine is None or theirs is None:
             return None
         return mine[1] < theirs[1] and mine[2] < theirs[0]
 
     @property
+    def outcome(self) -> tuple[str, Test, float]:
+        """(verdict, the test it rests on, that test's Holm-adjusted p); the verdict is one of ``VERDICTS``."""
+        (sup, ni), faster = self.holm_p, self.faster is True
+        if sup < self.alpha and self.diff > 0:
+            return ("dominates" if faster else "better but slower"), self.superiority, sup
+        if ni < self.alpha and faster:
+            return "non-inferior and faster", self.noninferiority, ni
+        if sup < self.alpha and self.diff < 0:
+            return "worse", self.superiority, sup
+        return VERDICTS[-1], *((self.noninferiority, ni) if faster else (self.superiority, sup))
+
+    @property
     def dominates(self) -> bool:
-        return self.more_accurate and self.faster is True
+        return self.outcome[0] == "dominates"
+
+    @property
+    def reachable(self) -> bool:
+        """Whether the test a faster point needs (non-inferiority), or a slower one's (superiority), could reach a
+        Holm-adjusted p < alpha with these seeds."""
+        return self.holm_floor[1 if self.faster else 0] < self.alpha
+
+    @property
+    def seeds_needed(self) -> int | None:
+        """Paired seeds per point with which that test could reach a Holm-adjusted p < alpha in this family."""
+        return flips_needed(self.family, self.alpha, "greater" if self.faster else "two-sided")
 
     @property
     def verdict(self) -> str:
-        if self.dominates:
-            return "**dominates**"
-        acc = ("more accurate" if self.more_accurate else
-               "less accurate" if self.diff < 0 and max(self.point.maps) < min(self.base.maps) and self.welch_p < ALPHA
-               else "mAP within noise")
-        speed = {True: "faster", None: "latency not measured"}.get(self.faster, "not faster")
-        return f"{acc}, {speed}"
+        """``**non-inferior and faster** (non-inferiority sign-flip test, margin 0.01, one-sided; Holm p = 0.031)``;
+        a verdict that cannot be reached says how many paired seeds would make it reachable."""
+        name, test, p = self.outcome
+        if name != VERDICTS[-1]:
+            return f"**{name}** ({test.name}; Holm p = {p:.3g})"
+        text = f"{name} ({test.name}; Holm p = {p:.3g})"
+        if self.faster is None:
+            text += "; latency not measured"
+        if not self.reachable:
+            need = self.seeds_needed
+            floor = self.holm_floor[1 if self.faster else 0]
+            text += (f": p < {self.alpha:g} unreachable with {self.seeds_text} (smallest Holm p {floor:.3g})"
+                     + (f", needs {need} paired seeds" if need else ""))
+        return text
+
+
+def correct(found: list[Duel]) -> list[Duel]:
+    """The duels of one section as a family: Holm-adjusted p of each test across them, and their floors."""
+    sup = holm_adjusted([d.superiority.p for d in found])
+    ni = holm_adjusted([d.noninferiority.p for d in found])
+    sup_floor = holm_floors([d.superiority.min_p for d in found])
+    ni_floor = holm_floors([d.noninferiority.min_p for d in found])
+    return [dataclasses.replace(d, family=len(found), holm=(s, n), floors=(fs, fn))
+            for d, s, n, fs, fn in zip(found, sup, ni, sup_floor, ni_floor)]
+
+
+def cost_of(run: Run) -> str:
+    """What *faster* means for the run: ``flops`` when its cost objective is FLOPs (or it has none), else
+    ``latency_ms`` (measured latency, the only other cost a retrained point carries)."""
+    from scalesearch.report.study import objective_pair
+
+    return "flops" if objective_pair(run)[1] == "flops" else "latency_ms"
 
 
 def duels(run: Run, label: str) -> list[Duel]:
-    """Every other retrained point against the retrained point labelled ``label``."""
+    """Every other retrained point against the retrained point labelled ``label``, Holm-corrected as a family."""
     base = next(r for r in run.fidelity if r.label == label and r.latency is not None)
-    return [Duel(r, base) for r in run.fidelity if r is not base]
+    alpha, margin = settings(run.config)
+    return correct([Duel(r, base, cost_of(run), alpha, margin) for r in run.fidelity if r is not base])
 
 
 def _arch(run: Run, row: FidelityRecord) -> list[str]:
@@ -154,23 +273,23 @@ def _section(doc: Document, run: Run, label: str, found: list[Duel], fig_dir: Pa
     doc.para(f"Every point below was retrained at {base.factor:g}x the study's budget ({base.steps} steps) with "
              f"{len(base.seeds)} seed(s) by `scalesearch fidelity`; its latency was measured again after all "
              f"training, with nothing else training: {how}. Latency is the median total (network + decode + NMS) "
-             "with its interquartile range in brackets. A point **dominates** the baseline when its mean mAP is "
-             "higher, all its seeds lie above all of the baseline's (more than the seed spread), Welch's t-test "
-             f"gives p < {ALPHA} (two-sided), and its latency's 75th percentile is below the baseline's 25th. The "
-             "exact permutation test's p is given with the smallest p its seeds can reach.")
+             "with its interquartile range in brackets.")
+    doc.para(_method(found))
     rows = [base, *(d.point for d in sorted(found, key=lambda d: -d.point.long_map))]
     by_point = {id(d.point): d for d in found}
     table = []
     for row in rows:
         duel = by_point.get(id(row))
-        perm = duel.permutation if duel else None
         table.append([row.number, label if row is base else (row.label or ""), *_arch(run, row),
                       fmt_count(row.flops), _params(run, row), f"{row.proxy_map:.4f}", maps_cell(row),
-                      "-" if duel is None else f"{duel.diff:+.4f}", "-" if duel is None else _p_cell(duel.welch_p),
-                      "-" if perm is None else f"{perm[0]:.3g} (min {perm[1]:.2g})", _latency_cell(row),
-                      "baseline" if duel is None else duel.verdict])
+                      "-" if duel is None else f"{duel.diff:+.4f} ({duel.seeds_text})",
+                      "-" if duel is None else _p_cell(duel.welch_p),
+                      "-" if duel is None else holm_cell(duel.superiority, duel.holm_p[0]),
+                      "-" if duel is None else holm_cell(duel.noninferiority, duel.holm_p[1]),
+                      _latency_cell(row), "baseline" if duel is None else duel.verdict])
     doc.table(["trial", "label", *_ARCH, "FLOPs", "params", "proxy mAP", f"{base.factor:g}x mAP (mean ± sd)",
-               "Δ mAP", "Welch p", "permutation p", "latency ms [IQR]", "verdict"], table)
+               "Δ mAP (seeds)", "Welch p", "better/worse: p (min) → Holm",
+               f"non-inferior (Δ > -{found[0].margin:g}): p (min) → Holm", "latency ms [IQR]", "verdict"], table)
     doc.para(_conclusion(label, found))
     featured = [d for d in found if d.dominates]
     for duel in featured:
@@ -189,42 +308,68 @@ def _section(doc: Document, run: Run, label: str, found: list[Duel], fig_dir: Pa
                          f"its interquartile range; red star: {label}.")
 
 
+def holm_cell(test: Test, holm: float) -> str:
+    """``0.125 (min 0.12) → 0.625``; ``(MC)`` marks random sign assignments."""
+    return f"{test.p:.3g}{'' if test.exact else ' (MC)'} (min {test.min_p:.3g}) → {holm:.3g}"
+
+
+def _method(found: list[Duel]) -> str:
+    first = found[0]
+    faster = ("fewer FLOPs (the study's cost objective; exact)" if first.cost == "flops" else
+              "a lower median latency with the interquartile ranges apart (its 75th percentile below the "
+              "baseline's 25th); 'slower' means not shown faster")
+    return (f"Tests: the point and the baseline are compared through the per-seed differences d = mAP(point) - "
+            f"mAP(baseline) on the seeds both ran. Better or worse: the exact sign-flip test of mean d (all 2^n sign "
+            f"assignments of the n differences, two-sided). Non-inferior: the one-sided sign-flip test of d + "
+            f"{first.margin:g} (H0: mean d <= -{first.margin:g} mAP, the study's `compare.margin`), so a rejection "
+            f"shows the mAP loss is smaller than {first.margin:g}. A point sharing fewer than two seeds with the "
+            "baseline gets the unpaired permutation test of the seeds' mAPs for both questions, marked unpaired. "
+            f"With n paired seeds no p falls below 2 / 2^n two-sided, 1 / 2^n one-sided (min in the table). The "
+            f"{_points(len(found))} are one family: each question's p-values are Holm-adjusted across them "
+            f"(family-wise error {first.alpha:g}, `compare.alpha`), and a verdict stands on an adjusted p < "
+            f"{first.alpha:g}. Faster means {faster}. Verdicts: **dominates** (better and faster), **non-inferior "
+            "and faster**, **better but slower**, **worse**, or cannot tell with these seeds (none of these shown; "
+            "when no mAPs could reach an adjusted p < alpha with these seeds, it says how many paired seeds would). "
+            "Welch's t-test on the seeds' mAPs is given beside, as a secondary check.")
+
+
 def _conclusion(label: str, found: list[Duel]) -> str:
     winners = [d for d in found if d.dominates]
+    after = f"after Holm's correction over {_points(len(found))} (family-wise error {found[0].alpha:g})"
     if winners:
         parts = [f"trial {d.point.number} ({topology_cell(d.point.spec.get('topology'))}, "
-                 f"{d.point.spec.get('resolution')} px): "
-                 f"mAP {d.diff:+.4f} (Welch p = {d.welch_p:.3g}), latency {_latency_cell(d.point)} vs "
-                 f"{_latency_cell(d.base)} ms" for d in winners]
-        return f"**{len(winners)} architecture(s) dominate {label}** at the long budget: " + "; ".join(parts) + "."
-    faster = [d for d in found if d.faster]
+                 f"{d.point.spec.get('resolution')} px): mAP {d.diff:+.4f} ({d.superiority.name}, Holm p = "
+                 f"{d.holm_p[0]:.3g}), latency {_latency_cell(d.point)} vs {_latency_cell(d.base)} ms" for d in winners]
+        text = (f"**{len(winners)} architecture(s) dominate {label}** at the long budget {after}: "
+                + "; ".join(parts) + ".")
+    else:
+        text = f"**Nothing dominates {label}** at the long budget {after}."
+    counts = {v: [d for d in found if d.outcome[0] == v] for v in VERDICTS}
+    text += " Verdicts: " + "; ".join(f"{v}: {_trials(ds)}" for v, ds in counts.items() if ds) + "."
+    faster = [d for d in found if d.faster and not d.dominates]
     closest = max(faster, key=lambda d: d.diff, default=None)
-    text = f"**Nothing dominates {label}** at the long budget by this test."
     if closest is not None:
         text += (f" The most accurate of the faster points is trial {closest.point.number}: mAP {closest.diff:+.4f} "
-                 f"against {label} (Welch p = {_p_cell(closest.welch_p)}), latency {_latency_cell(closest.point)} vs "
-                 f"{_latency_cell(closest.base)} ms; it misses {_misses(closest)}.")
-    better = [d for d in found if d.diff > 0]
-    if better:
-        best = max(better, key=lambda d: d.diff)
-    if better and best is not closest:
-        text += (f" The highest mean mAP is trial {best.point.number}'s ({best.diff:+.4f}, Welch p = "
-                 f"{_p_cell(best.welch_p)}, latency {_latency_cell(best.point)} ms).")
+                 f"against {label} over {closest.seeds_text} (Holm p {closest.holm_p[0]:.3g} better/worse, "
+                 f"{closest.holm_p[1]:.3g} non-inferior; Welch p = {_p_cell(closest.welch_p)}), latency "
+                 f"{_latency_cell(closest.point)} vs {_latency_cell(closest.base)} ms.")
+    blocked = [d for d in found if d.outcome[0] == VERDICTS[-1] and not d.reachable]
+    if blocked:
+        ni, sup = flips_needed(len(found), found[0].alpha, "greater"), flips_needed(len(found), found[0].alpha)
+        text += (f" {_trials(blocked).capitalize()} cannot reach an adjusted p < {found[0].alpha:g} with their seeds "
+                 f"whatever the mAPs: with {_points(len(found))} in the family, non-inferiority needs {ni} paired "
+                 f"seeds per point and better/worse {sup}.")
     return text
 
 
-def _misses(duel: Duel) -> str:
-    """The dominance conditions a point fails, in words."""
-    failed = []
-    if duel.diff <= 0:
-        failed.append("a higher mean mAP")
-    elif not duel.beyond_spread:
-        failed.append("every seed above every baseline seed")
-    if not duel.welch_p < ALPHA:
-        failed.append(f"Welch p < {ALPHA:g} (p = {_p_cell(duel.welch_p)})")
-    if not duel.faster:
-        failed.append("interquartile ranges apart")
-    return ", ".join(failed) if failed else "nothing"
+def _points(n: int) -> str:
+    return f"{n} point{'s' if n != 1 else ''}"
+
+
+def _trials(duels: list[Duel]) -> str:
+    """``trial 11`` / ``trials 24, 28``."""
+    numbers = ", ".join(str(n) for n in sorted(d.point.number for d in duels))
+    return f"trial{'s' if len(duels) > 1 else ''} {numbers}"
 
 
 def _exports(run: Run) -> str:

@@ -28,13 +28,15 @@ def comparison(doc: Document, runs: Sequence[Run], fig_dir: Path, ref_flops: flo
                      len(run.feasible), len(pareto.pareto_front(run.records)), f"{hv:.4f}",
                      *(f"{fmt_map(r.get('map'))} (#{r.number})" if r else "-" for r in best)])
     doc.table(header, rows)
-    verdicts = [[label, f"{topology_cell(t.a)} vs {topology_cell(t.b)}", f"{t.diff:+.4f}", t.p_text, t.summary, t.agreement]
+    verdicts = [[label, f"{topology_cell(t.a)} vs {topology_cell(t.b)}", f"{t.diff:+.4f}", f"{t.test_name} {t.p_text}",
+                 t.holm_text, t.summary, t.agreement]
                 for label, run in zip(labels, runs) if pareto.has_repeats(pareto.aggregate_repeats(run.records))
-                for t in stats.compare_topologies(run.records)]
+                for t in stats.compare_topologies(run.records, stats.settings(run.config)[0])]
     if verdicts:
-        doc.para("Topologies at matched rungs, per study (details and method in each study's section); "
-                 "the last column compares with the paper's Table 5 ordering BiFPN > PANet > FPN.")
-        doc.table(["study", "pair", "D = mean(A - B)", "permutation p", "verdict", "paper Table 5"], verdicts)
+        doc.para("Topologies at matched rungs, per study (details and method in each study's section); each study's "
+                 "pairs are one family, Holm-adjusted, and the verdict is the one after correction; the last column "
+                 "compares with the paper's Table 5 ordering BiFPN > PANet > FPN.")
+        doc.table(["study", "pair", "D = mean(A - B)", "test p", "Holm p", "verdict", "paper Table 5"], verdicts)
     doc.para(f"Hypervolumes share one reference point (FLOPs = {fmt_count(ref_flops)}, mAP = 0).")
     doc.figure(plots.compare_fronts(labels, fig_dir / "compare_fronts.png"), "Pareto front of each study.")
     histories = {k: pareto.hypervolume_history(v, ref_flops) for k, v in labels.items()} if ref_flops else {}

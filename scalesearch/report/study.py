@@ -267,21 +267,31 @@ class StudySections:
         self.significance(run)
 
     def significance(self, run: Run) -> None:
+        """Topology pairs at matched rungs: per-rung Welch, the paired sign-flip test over seeds, Holm across pairs."""
         doc = self.doc
+        alpha, _ = stats.settings(run.config)
         tests = [dataclasses.replace(t, a=topology_cell(t.a), b=topology_cell(t.b))
-                 for t in stats.compare_topologies(run.records)]
+                 for t in stats.compare_topologies(run.records, alpha)]
         doc.heading(2, "Topology comparison beyond seed noise")
-        doc.para(stats.METHOD)
+        doc.para(stats.method(alpha, len(tests)))
         if not tests:
             doc.para("No two topologies were run at the same scaling point, so none can be compared.")
             return
         rows = [[f"{t.a} vs {t.b}", r.rung, f"{r.a.mean():.4f} ± {fmt_std(r.a)} (n={len(r.a)})",
-                 f"{r.b.mean():.4f} ± {fmt_std(r.b)} (n={len(r.b)})", f"{r.flops_a / r.flops_b:.3f}",
+                 f"{r.b.mean():.4f} ± {fmt_std(r.b)} (n={len(r.b)})", _pairs_cell(r), f"{r.flops_a / r.flops_b:.3f}",
                  "-" if math.isnan(r.p_welch) else f"{r.p_welch:.3g}"] for t in tests for r in t.rungs]
-        doc.table(["pair", "rung", "mAP A (mean ± std)", "mAP B", "FLOPs A/B", "Welch p"], rows)
-        doc.table(["pair", "rungs", "D = mean(A - B)", "permutation p", "verdict"],
-                  [[f"{t.a} vs {t.b}", len(t.rungs), f"{t.diff:+.4f}", t.p_text, t.summary] for t in tests])
+        doc.table(["pair", "rung", "mAP A (mean ± std)", "mAP B", "paired seeds: mean d", "FLOPs A/B", "Welch p"], rows)
+        holm = f"Holm p ({len(tests)} pairs)" if len(tests) > 1 else "Holm p (one pair: p)"
+        doc.table(["pair", "rungs", "D = mean(A - B)", "test", "p", holm, "verdict"],
+                  [[f"{t.a} vs {t.b}", len(t.rungs), f"{t.diff:+.4f}", t.test_name, t.p_text, f"{t.p_holm:.3g}",
+                    t.summary] for t in tests])
         doc.table(["paper Table 5 (COCO val AP)", "AP"],
                   [[stats.TABLE5_NAMES[k], v] for k, v in stats.TABLE5.items()])
         for t in tests:
             doc.para(stats.paper_sentence(t))
+
+
+def _pairs_cell(rung: stats.RungTest) -> str:
+    """``3: +0.0123`` (paired seeds and their mean difference), ``(1 left out)`` for seeds of one side only."""
+    text = f"{len(rung.d)}: {rung.d.mean():+.4f}" if len(rung.d) else "0"
+    return text + (f" ({rung.left_out} left out)" if rung.left_out else "")

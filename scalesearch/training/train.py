@@ -36,7 +36,9 @@ class TrainingFailed(RuntimeError):
 class TrainResult:
     """Outcome of one proxy training run. ``metrics``: ``coco_evaluate`` keys (map, map50, ...) of the scored
     weights (``cfg.scored``), plus ``map_raw`` and ``map_ema`` (the raw and averaged weights' mAP; ``map_ema``
-    only with ``cfg.ema``); ``weights_metrics``: every metric per weights (``raw``, ``ema``)."""
+    only with ``cfg.ema``) and ``train_loss`` (``train_loss_score``); ``weights_metrics``: every metric per
+    weights (``raw``, ``ema``); ``intermediate``: step -> metrics of the scored weights at ``train.eval_every``
+    steps and at the learning-curve steps (``curve_steps``)."""
 
     metrics: dict[str, float]
     steps: int
@@ -141,6 +143,7 @@ def train_loop(
     ema = _make_ema(model, cfg)
     losses: list[float] = []
     intermediate: dict[int, dict[str, float]] = {}
+    curve = curve_steps(cfg)
     bar = tqdm(total=cfg.steps, disable=not progress, desc="train", unit="step", leave=False)
     train_s = eval_s = 0.0
     start = time.perf_counter()
@@ -157,11 +160,12 @@ def train_loop(
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
             train_s = time.perf_counter() - start - eval_s
-            if evaluate and cfg.eval_every and step % cfg.eval_every == 0 and not _spent(cfg, step, train_s):
+            reported = bool(cfg.eval_every) and step % cfg.eval_every == 0
+            if evaluate and (reported or step in curve) and not _spent(cfg, step, train_s):
                 eval_start = time.perf_counter()
                 intermediate[step] = evaluate(_scored(model, ema, cfg))
                 eval_s += time.perf_counter() - eval_start
-                if on_eval is not None:
+                if on_eval is not None and reported:
                     on_eval(step, intermediate[step])
     finally:
         bar.close()
@@ -172,6 +176,22 @@ def train_loop(
 
 def _scored(model: nn.Module, ema: Any, cfg: TrainConfig) -> nn.Module:
     return ema.module if ema is not None and cfg.scored == "ema" else model
+
+
+def curve_steps(cfg: TrainConfig) -> set[int]:
+    """The steps of ``cfg.curve`` (fractions of a step budget; none for a seconds-only budget), final step excluded."""
+    if cfg.steps is None:
+        return set()
+    return {s for s in (round(f * cfg.steps) for f in cfg.curve) if 0 < s < cfg.steps}
+
+
+def train_loss_score(losses: list[float]) -> float | None:
+    """Mean training loss over the last half of the run (at least one step): the sum-of-training-losses score of
+    Ru et al. 2021, free with every training; lower is better."""
+    if not losses:
+        return None
+    tail = losses[len(losses) // 2:]
+    return sum(tail) / len(tail)
 
 
 def _set_lr(opt: torch.optim.Optimizer, cfg: TrainConfig, step: int, seconds: float) -> None:
@@ -356,7 +376,8 @@ def _train_and_evaluate(spec, train_data, val_data, cfg, on_eval, progress, resu
     detections = detect(final)
     weights_metrics[cfg.scored if cfg.ema else "raw"] = coco_evaluate(val_set.coco, detections, results_json)
     metrics = {**weights_metrics[cfg.scored if cfg.ema else "raw"],
-               **{f"map_{name}": found["map"] for name, found in sorted(weights_metrics.items())}}
+               **{f"map_{name}": found["map"] for name, found in sorted(weights_metrics.items())},
+               "train_loss": train_loss_score(loop.losses)}
     eval_seconds = loop.eval_seconds + time.perf_counter() - eval_start
     return TrainResult(
         metrics=metrics,

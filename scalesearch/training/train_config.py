@@ -19,6 +19,8 @@ class TrainConfig:
     lr: peak learning rate after ``warmup_steps`` linear warm-up, then cosine decay to 0 over the budget.
     scale_range / flip_prob: train-time scale jitter and horizontal flip (EfficientDet's augmentation).
     eval_every: steps between intermediate evaluations (each calls ``on_eval``); None = final only.
+    curve: budget fractions (of ``steps``) at which the scored weights are also evaluated, for the learning curve
+    (recorded with the intermediate evaluations; ``on_eval`` is not called there, so pruning is unchanged).
     """
 
     steps: int | None = 300
@@ -40,6 +42,7 @@ class TrainConfig:
     device: str = "cpu"
     num_workers: int = 0
     eval_every: int | None = None
+    curve: tuple[float, ...] = (0.25, 0.5, 0.75)  # learning curve: val mAP of the scored weights at these budget fractions
     eval_batch_size: int = 8
     max_detections: int = 100
     scale_range: tuple[float, float] = (1.0, 1.0)
@@ -75,3 +78,6 @@ class TrainConfig:
         if not 0 < self.scale_range[0] <= self.scale_range[1]:
             raise UserError(f"train.scale_range: 0 < low <= high must hold, but got {tuple(self.scale_range)}")
         object.__setattr__(self, "scale_range", tuple(float(s) for s in self.scale_range))
+        if any(isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1 for f in self.curve):
+            raise UserError(f"train.curve: budget fractions must lie strictly between 0 and 1, but got {self.curve!r}")
+        object.__setattr__(self, "curve", tuple(sorted(float(f) for f in self.curve)))

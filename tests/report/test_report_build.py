@@ -47,17 +47,19 @@ def test_html_is_self_contained(tmp_path):
 
 
 def test_significance_only_with_repeats(tmp_path):
-    text = report_text(tmp_path / "a", repeated_records(seeds=3))
+    text = report_text(tmp_path / "a", repeated_records(seeds=4))
     assert "### Seed repeats" in text and "### Topology comparison beyond seed noise" in text
-    assert "| mAP over seeds (mean ± std, n) | 0.2804 ± 0.0061, n=3 | 0.2804 ± 0.0061, n=3 |" in text
-    assert "| bifpn vs fpn | 2 | +0.0295 | 0.005 (smallest reachable with these seeds: 0.005) | bifpn above fpn |" in text
+    assert "| mAP over seeds (mean ± std, n) | 0.2809 ± 0.0037, n=4 | 0.2809 ± 0.0037, n=4 |" in text
+    # 4 seeds x 2 rungs: 8 pairs, p = 2/256; Holm over the 3 pairs of topologies: 3 x 2/256
+    assert ("| bifpn vs fpn | 2 | +0.0304 | paired sign-flip | 0.00781 (smallest reachable with these seeds: 0.00781) "
+            "| 0.0234 | bifpn above fpn |") in text
     assert "**Agrees:** bifpn's front lies above fpn's" in text and "44.39" in text
     single = report_text(tmp_path / "b", repeated_records(seeds=1))
     assert "Seed repeats" not in single and "beyond seed noise" not in single
 
 
 def test_disagreement_is_stated(tmp_path):
-    records = repeated_records(seeds=3)
+    records = repeated_records(seeds=4)
     for r in records:
         if r["topology"] == "fpn":
             r["map"] += 0.1
@@ -66,7 +68,7 @@ def test_disagreement_is_stated(tmp_path):
 
 
 def test_multi_run_comparison(tmp_path):
-    a = make_run(tmp_path / "a", repeated_records(), name="synthetic")
+    a = make_run(tmp_path / "a", repeated_records(seeds=4), name="synthetic")
     b = make_run(tmp_path / "b", [record(0, map_=0.5, flops=3e9)], name="bccd")
     text = write_report([a, b], tmp_path / "out").read_text()
     assert "## Comparison of studies" in text
@@ -74,7 +76,7 @@ def test_multi_run_comparison(tmp_path):
     rows = section(text, "## Comparison of studies")
     assert [row.split("|")[1].strip() for row in rows] == ["0: synthetic", "1: bccd"]
     assert rows[1].endswith("| 0.5000 (#0) | 0.5000 (#0) |")
-    assert ("| 0: synthetic | bifpn vs fpn | +0.0295 | 0.005 (smallest reachable with these seeds: 0.005) | "
-            "bifpn above fpn | agrees |") in text
+    assert ("| 0: synthetic | bifpn vs fpn | +0.0304 | paired sign-flip 0.00781 (smallest reachable with these seeds: "
+            "0.00781) | 0.0234 | bifpn above fpn | agrees |") in text
     assert (tmp_path / "out" / "figures" / "compare_fronts.png").exists()
     assert (tmp_path / "out" / "figures" / "run1_map_flops.png").exists()

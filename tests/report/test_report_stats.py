@@ -1,4 +1,5 @@
-"""Topology comparison over seeds and PED-ANOVA importances, on typed records."""
+"""Topology comparison over seeds (paired sign-flip test, Holm across pairs) and PED-ANOVA importances, on typed
+records."""
 
 from __future__ import annotations
 
@@ -25,9 +26,12 @@ def test_permutation_p_exact_small_case():
 
 
 def test_compare_topologies_orders_pairs_by_table5():
-    tests = stats.compare_topologies(typed(repeated_records()))
+    tests = stats.compare_topologies(typed(repeated_records(seeds=4)))
     assert [(t.a, t.b) for t in tests] == [("bifpn", "panet"), ("bifpn", "fpn"), ("panet", "fpn")]
     assert [t.agreement for t in tests][1] == "agrees"
+    # 4 seeds x 2 rungs = 8 pairs, all one sign: p = 2/256; Holm over the 3 pairs gives 3 x 2/256 to each
+    assert all(t.paired and t.pairs == 8 and t.p_value == pytest.approx(2 / 256) for t in tests)
+    assert [t.p_holm for t in tests] == pytest.approx([6 / 256] * 3) and all(t.family == 3 for t in tests)
 
 
 def test_rung_labels_name_phi_when_it_decides_the_rest():
@@ -72,22 +76,33 @@ def test_seeds_needed():
 def test_two_seeds_at_two_rungs_cannot_reach_significance():
     records = typed(repeated_records(seeds=2))
     tests = {(t.a, t.b): t for t in stats.compare_topologies(records)}
-    test = tests["bifpn", "fpn"]  # separated by ~10 noise widths, yet p is stuck at 2/36
-    assert test.design == ((2, 2), (2, 2)) and test.p_value == pytest.approx(2 / 36)
-    assert test.min_p == pytest.approx(2 / 36) and not test.reachable
-    assert test.p_text == "0.0556 (smallest reachable with these seeds: 0.056)"
-    assert test.summary == "cannot reach significance with 2 seeds per point: rerun with seeds >= 3"
+    test = tests["bifpn", "fpn"]  # separated by ~10 noise widths, yet 4 pairs give p = 2/16 at best
+    assert test.design == ((2, 2), (2, 2)) and test.pairs == 4 and test.p_value == pytest.approx(2 / 16)
+    assert test.min_p == pytest.approx(2 / 16) and test.p_holm == pytest.approx(3 * 2 / 16) and not test.reachable
+    assert test.p_text == "0.125 (smallest reachable with these seeds: 0.125)"
+    # 3 pairs of topologies x 2 / 2^(2 rungs x s) < 0.05 first at s = 4 (3 x 2/256)
+    assert test.summary == ("cannot reach significance with 2 seeds per point after Holm over 3 pairs: "
+                            "rerun with seeds >= 4")
     assert test.agreement == "not testable (too few seeds)"
     sentence = stats.paper_sentence(test)
-    assert "**Not testable:**" in sentence and "only 36 relabellings" in sentence and "seeds >= 3" in sentence
+    assert "**Not testable:**" in sentence and "4 pairs, so 16 sign assignments" in sentence
+    assert "(0.375 after Holm over 3 pairs)" in sentence and "seeds >= 4" in sentence
     three = {(t.a, t.b): t for t in stats.compare_topologies(typed(repeated_records(seeds=3)))}["bifpn", "fpn"]
-    assert three.reachable and three.summary == "bifpn above fpn"
+    assert three.p_value == pytest.approx(2 / 64) and not three.reachable  # below 0.05 alone, not after Holm
+    four = {(t.a, t.b): t for t in stats.compare_topologies(typed(repeated_records(seeds=4)))}["bifpn", "fpn"]
+    assert four.reachable and four.summary == "bifpn above fpn"
+    alone = stats.compare_topologies(typed([r for r in repeated_records(seeds=3) if r["topology"] != "panet"]))
+    assert len(alone) == 1 and alone[0].family == 1 and alone[0].summary == "bifpn above fpn"  # a family of one
 
 
 def test_report_states_the_smallest_reachable_p(tmp_path):
     text = report_text(tmp_path, repeated_records(seeds=2))
     rows = [line for line in text.splitlines() if line.startswith("|") and "smallest reachable" in line]
-    assert all("(smallest reachable with these seeds: 0.056) | cannot reach significance with 2 seeds per point: "
-               "rerun with seeds >= 3 |" in row for row in rows) and len(rows) == 3
-    assert "(permutation p = 0.0556 (smallest reachable with these seeds: 0.056))" in text
+    assert all("| paired sign-flip | 0.125 (smallest reachable with these seeds: 0.125) | 0.375 | cannot reach "
+               "significance with 2 seeds per point after Holm over 3 pairs: rerun with seeds >= 4 |" in row
+               for row in rows) and len(rows) == 3
+    assert ("(paired sign-flip p = 0.125 (smallest reachable with these seeds: 0.125), Holm-adjusted over 3 pairs: "
+            "0.375)") in text
+    assert "The study's 3 pairs form one family" in text
     assert "within seed noise" not in text.split("| pair | rungs |", 1)[1]
+    assert "**Agrees" not in text  # nothing the correction withdraws is printed in bold

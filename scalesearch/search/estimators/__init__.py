@@ -17,7 +17,7 @@ where it uses it. Torch-free.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -25,6 +25,7 @@ from scalesearch.registry import Registry
 
 ESTIMATORS: Registry[type["Estimator"]] = Registry("estimator")
 ESTIMATORS.declare("train", "scalesearch.search.estimators.train:TrainEstimator")
+ESTIMATORS.declare("cached", "scalesearch.search.estimators.cached:CachedEstimator")
 
 OnEval = Callable[[int, dict[str, float]], None]  # (step, metrics so far); may raise a prune signal
 
@@ -62,12 +63,14 @@ class StudyContext:
 
 @dataclass(frozen=True)
 class Estimate:
-    """A trial's estimated accuracy: ``metrics`` (``scalesearch.metrics.COCO_METRICS`` keys), the optimisation
+    """A trial's estimated accuracy: ``metrics`` (``scalesearch.metrics.COCO_METRICS`` keys, and any of
+    ``ESTIMATE_METRICS``), the learning ``curve`` (mAP at steps not reported to ``on_eval``), the optimisation
     ``steps`` it took (0: none, e.g. a supernet's sub-network), seconds spent training and evaluating, and
     training throughput (images/s; None when nothing was trained)."""
 
     metrics: dict[str, float | None]
     steps: int = 0
+    curve: dict[int, float | None] = field(default_factory=dict)  # step -> mAP of the learning curve
     train_seconds: float | None = None
     eval_seconds: float | None = None
     images_per_second: float | None = None

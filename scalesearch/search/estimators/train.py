@@ -28,5 +28,6 @@ class TrainEstimator(Estimator):
                                               progress=self.study.progress)
         except train.TrainingFailed as exc:
             raise EstimateFailed(f"training failed: {exc.reason}") from None
-        return Estimate(metrics=dict(result.metrics), steps=result.steps, train_seconds=result.train_seconds,
+        curve = {step: found.get("map") for step, found in result.intermediate.items()}
+        return Estimate(metrics=dict(result.metrics), steps=result.steps, curve=curve, train_seconds=result.train_seconds,
                         eval_seconds=result.eval_seconds, images_per_second=result.images_per_second)
