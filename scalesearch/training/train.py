@@ -178,6 +178,22 @@ def _scored(model: nn.Module, ema: Any, cfg: TrainConfig) -> nn.Module:
     return ema.module if ema is not None and cfg.scored == "ema" else model
 
 
+def scored_weights(loop: LoopResult, cfg: TrainConfig) -> str:
+    """Which of ``loop.models`` is the training's result: ``cfg.scored`` when the loop kept an EMA, else raw."""
+    return cfg.scored if "ema" in loop.models else "raw"
+
+
+def score_weights(loop: LoopResult, cfg: TrainConfig, evaluate: Callable[[str, nn.Module], dict[str, float]]
+                  ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Evaluate every weights the loop kept (``evaluate(name, model)``, the scored ones last) -> (the training's
+    metrics: the scored weights' COCO keys, ``map_<name>`` of each and ``train_loss``; the metrics per weights)."""
+    scored = scored_weights(loop, cfg)
+    weights_metrics = {name: evaluate(name, loop.models[name]) for name in sorted(loop.models, key=lambda n: n == scored)}
+    metrics = {**weights_metrics[scored], **{f"map_{name}": m["map"] for name, m in sorted(weights_metrics.items())},
+               "train_loss": train_loss_score(loop.losses)}
+    return metrics, weights_metrics
+
+
 def curve_steps(cfg: TrainConfig) -> set[int]:
     """The steps of ``cfg.curve`` (fractions of a step budget; none for a seconds-only budget), final step excluded."""
     if cfg.steps is None:
@@ -275,7 +291,7 @@ def predict_coco(
     model.eval()
     with torch.inference_mode():
         for images, targets in loader:
-            if cfg.channels_last:
+            if cfg.channels_last and images.dim() == 4:
                 images = images.contiguous(memory_format=torch.channels_last)
             for found, target in zip(predict(images.to(cfg.device)), targets):
                 out.extend(_coco_records(found, target, to_category))
@@ -368,16 +384,14 @@ def _train_and_evaluate(spec, train_data, val_data, cfg, on_eval, progress, resu
         evaluate=lambda m: coco_evaluate(val_set.coco, detect(m)), on_eval=on_eval, progress=progress,
     )
     eval_start = time.perf_counter()
-    weights_metrics: dict[str, dict[str, float]] = {}
-    for name, m in loop.models.items():
-        if m is final:
-            continue
-        weights_metrics[name] = coco_evaluate(val_set.coco, detect(m))
-    detections = detect(final)
-    weights_metrics[cfg.scored if cfg.ema else "raw"] = coco_evaluate(val_set.coco, detections, results_json)
-    metrics = {**weights_metrics[cfg.scored if cfg.ema else "raw"],
-               **{f"map_{name}": found["map"] for name, found in sorted(weights_metrics.items())},
-               "train_loss": train_loss_score(loop.losses)}
+    found: dict[str, list[dict[str, Any]]] = {}
+
+    def evaluate(name: str, m: nn.Module) -> dict[str, float]:
+        found[name] = detect(m)
+        return coco_evaluate(val_set.coco, found[name], results_json if m is final else None)
+
+    metrics, weights_metrics = score_weights(loop, cfg, evaluate)
+    detections = found[scored_weights(loop, cfg)]
     eval_seconds = loop.eval_seconds + time.perf_counter() - eval_start
     return TrainResult(
         metrics=metrics,

@@ -95,10 +95,7 @@ def train_on_features(spec: Any, data: Any, cfg: Any, *, on_eval: OnEval | None 
 
     loop, final = train.train_loop(model, step_loss, loader, cfg, evaluate=evaluate, on_eval=on_eval, progress=progress)
     eval_start = time.perf_counter()
-    scored = cfg.scored if cfg.ema else "raw"
-    weights_metrics = {name: evaluate(m) for name, m in loop.models.items()}
-    metrics = {**weights_metrics[scored], **{f"map_{n}": found["map"] for n, found in sorted(weights_metrics.items())},
-               "train_loss": train.train_loss_score(loop.losses)}
+    metrics, weights_metrics = train.score_weights(loop, cfg, lambda name, m: evaluate(m))
     return train.TrainResult(
         metrics=metrics, steps=loop.steps, train_seconds=loop.seconds,
         eval_seconds=loop.eval_seconds + time.perf_counter() - eval_start,
