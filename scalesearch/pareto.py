@@ -10,6 +10,9 @@ whose registry gives each one its direction. Conventions, fixed once for the who
   on at least one. Equal points therefore do not dominate each other: **duplicates and exact ties are
   all kept on the front** (as Optuna's ``study.best_trials`` does), so a report lists every trial that
   reached a front point, e.g. two seeds that scored the same.
+* **Duplicates are not repeats**: a trial marked ``duplicate_of`` (the sampler proposed a point and seed the run
+  had already measured; ``scalesearch.records.TrialRecord``) is the same measurement as the trial it names, so
+  the seed-repeat aggregates (``aggregate_repeats``, ``seed_repeats``) leave it out. Fronts keep it, as any tie.
 * A front over other objectives (e.g. ``("map", "latency_ms")``) also needs every objective finite.
 * **Hypervolume** (2-D, exact) is measured in the plane (log10 cost, mAP), cost FLOPs unless the objectives
   name another (e.g. latency): the area dominated by the front and bounded by the reference point
@@ -202,15 +205,28 @@ class Repeats:
     record: Record
 
 
+def is_duplicate(record: Record) -> bool:
+    """Whether the record measured again what an earlier trial measured (``duplicate_of`` set): not a repeat."""
+    return record.get("duplicate_of") is not None
+
+
+def measurements(records: Iterable[Record]) -> list[Record]:
+    """The feasible records that are measurements of their own (duplicates left out): what seeds are counted over."""
+    return [r for r in feasible(records) if not is_duplicate(r)]
+
+
 def aggregate_repeats(records: Iterable[Record]) -> list[Repeats]:
-    """Seed repeats of the same point (``group_key``), over the feasible records, sorted by mean FLOPs."""
+    """Seed repeats of the same point (``group_key``), over the feasible records that are not duplicates, sorted by
+    mean FLOPs. Records written before duplicates were marked may still hold one point trained twice with one seed
+    (``seed_repeats`` counts such a seed once)."""
     groups: dict[str, list[Record]] = {}
-    for record in feasible(records):
+    for record in measurements(records):
         groups.setdefault(group_key(record), []).append(record)
     return sorted((_summarise(name, rs) for name, rs in groups.items()), key=lambda g: (g.flops, g.group))
 
 
 def _summarise(name: str, records: list[Record]) -> Repeats:
+    records = [r for r in records if not is_duplicate(r)] or records  # callers pass measurements already
     maps = np.array([r.get("map") for r in records], dtype=float)
     records = sorted(records, key=lambda r: r.get("number", 0))
     return Repeats(
@@ -230,10 +246,11 @@ def has_repeats(groups: Iterable[Repeats]) -> bool:
 
 
 def seed_repeats(records: Iterable[Record]) -> list[Repeats]:
-    """The points run with at least two distinct seeds, each summarised over its first record per seed: a point
-    trained twice with the same seed (e.g. a sampler proposing it again) is the same measurement, not a repeat."""
+    """The points run with at least two distinct seeds, each summarised over its first record per seed: a duplicate
+    (``duplicate_of``) is left out, and a point trained twice with the same seed in a run that did not mark
+    duplicates yet is the same measurement too, counted once."""
     groups: dict[str, dict[Any, Record]] = {}
-    for record in sorted(feasible(records), key=lambda r: r.get("number", 0)):
+    for record in sorted(measurements(records), key=lambda r: r.get("number", 0)):
         groups.setdefault(group_key(record), {}).setdefault(record.get("seed"), record)
     real = [_summarise(name, list(by_seed.values())) for name, by_seed in groups.items() if len(by_seed) > 1]
     return sorted(real, key=lambda g: (g.flops, g.group))

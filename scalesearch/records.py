@@ -20,7 +20,7 @@ from typing import Any
 from scalesearch import schema
 from scalesearch.errors import UserError
 from scalesearch.files import write_text_atomic
-from scalesearch.metrics import COCO_METRICS
+from scalesearch.metrics import ESTIMATE_METRICS
 
 
 class State(str, Enum):
@@ -56,7 +56,11 @@ class TrialRecord:
     ``scalesearch.measure.latency``); ``node`` where it ran (the host name; on Ray, host and node id); ``estimator`` the
     study's ``search.estimator`` (None in records written before it existed: proxy training), and
     ``estimate_seconds`` / ``estimate_cpu_seconds`` the wall and process CPU seconds of the estimate (None when
-    nothing was estimated: infeasible, prefiltered)."""
+    nothing was estimated: infeasible, prefiltered, a duplicate); ``duplicate_of`` the number of an earlier trial
+    of the run that measured the same point with the same seed (``measurement_key``): the sampler proposed it
+    again, and this trial reuses that trial's result instead of training it again (``estimate_seconds`` None), or,
+    on Ray, was trained concurrently with it (the same measurement all the same). A duplicate is never a seed
+    repeat (``scalesearch.pareto`` leaves it out of every aggregate); None in records written before it existed."""
 
     number: int
     state: State
@@ -90,6 +94,7 @@ class TrialRecord:
     estimator: str | None = None
     estimate_seconds: float | None = None
     estimate_cpu_seconds: float | None = None
+    duplicate_of: int | None = None
 
     def replace(self, **changes: Any) -> "TrialRecord":
         return dataclasses.replace(self, **changes)
@@ -111,7 +116,7 @@ class TrialRecord:
                 out[f.name] = getattr(self, f.name)
         out["state"] = self.state.value
         out["values"] = list(self.values) if self.values is not None else None
-        out.update({key: self.metrics.get(key) for key in COCO_METRICS})
+        out.update({key: self.metrics.get(key) for key in ESTIMATE_METRICS})
         out.update(self.space)
         out.update(self.spec)
         return out
@@ -129,9 +134,9 @@ class TrialRecord:
             kwargs["values"] = tuple(float(v) for v in kwargs["values"])
         kwargs["intermediate"] = {str(k): v for k, v in (data.get("intermediate") or {}).items()}
         kwargs["zero_cost"] = {str(k): float(v) for k, v in (data.get("zero_cost") or {}).items()}
-        kwargs["metrics"] = {k: data[k] for k in COCO_METRICS if data.get(k) is not None}
+        kwargs["metrics"] = {k: data[k] for k in ESTIMATE_METRICS if data.get(k) is not None}
         kwargs["spec"] = {k: v for k, v in data.items() if k in spec_keys}
-        kwargs["space"] = {k: v for k, v in data.items() if k not in own | spec_keys | set(COCO_METRICS) | {schema.KEY}}
+        kwargs["space"] = {k: v for k, v in data.items() if k not in own | spec_keys | set(ESTIMATE_METRICS) | {schema.KEY}}
         return cls(**kwargs)
 
 
@@ -160,7 +165,7 @@ TRIAL_KINDS: dict[str, str] = {
     "zero_cost": "object[number]?", "latency_ms": "number?", "latency_network_ms": "number?",
     "latency_post_ms": "number?", "latency_iqr_ms": "number?", "latency_exclusive": "bool?", "node": "str?",
     "estimator": "str?", "estimate_seconds": "number?", "estimate_cpu_seconds": "number?",
-    **{key: "number?" for key in COCO_METRICS},
+    "duplicate_of": "int?", **{key: "number?" for key in ESTIMATE_METRICS},
 }
 
 
@@ -285,6 +290,59 @@ def _decode_trial(row: dict[str, Any]) -> TrialRecord:
     row = schema.upgrade("trial", row)
     check_trial(row)
     return TrialRecord.from_json(row)
+
+
+# What a duplicate takes from the trial it duplicates: the outcome of the measurement (the trial's own identity,
+# number, sampled parameters, spec, budget and seed, stays its own; nothing is estimated, so no estimate seconds).
+REUSED_FIELDS = ("state", "metrics", "intermediate", "reason", "steps", "threads", "train_seconds", "eval_seconds",
+                 "images_per_second", "zero_cost", "latency_ms", "latency_network_ms", "latency_post_ms",
+                 "latency_iqr_ms", "latency_exclusive")
+# States whose result a duplicate reuses: complete (the same training gives the same metrics), infeasible (the same
+# spec and budget give the same verdict, untrained) and pruned (the same training reports the same intermediate mAP;
+# the decision to stop it stands). A failed trial is not reused: a failure may be the machine's (memory, a crash),
+# so the point is trained again.
+REUSABLE = (State.COMPLETE, State.INFEASIBLE, State.PRUNED)
+
+
+def measurement_key(record: Any) -> str:
+    """What a trial measures, as one string: its resolved spec fields and other space values (``phi``, rule
+    coefficients), its FLOPs budget and its seed. Two trials of one run with the same key train the same thing
+    (the study fixes everything else), so the later one is a duplicate, not a seed repeat. ``record``: a
+    ``TrialRecord`` (the flat form of a record of any age keys alike: its spec fields are what ``group_key`` uses)."""
+    if isinstance(record, TrialRecord):
+        spec, space, budget, seed = record.spec, record.space, record.budget_flops, record.seed
+    else:
+        return measurement_key(TrialRecord.from_json(dict(record)))
+    return json.dumps({"spec": spec, "space": space, "budget_flops": budget, "seed": seed}, sort_keys=True,
+                      default=str)
+
+
+def as_duplicate(record: TrialRecord, earlier: TrialRecord) -> TrialRecord:
+    """``record`` (a costed trial: its own number, parameters, spec, budget, seed) ending as a duplicate of
+    ``earlier``: that trial's outcome (``REUSED_FIELDS``), ``duplicate_of`` its number (or the number it itself
+    duplicates), nothing estimated."""
+    reused = {name: getattr(earlier, name) for name in REUSED_FIELDS}
+    return record.replace(**reused, duplicate_of=earlier.duplicate_of if earlier.duplicate_of is not None
+                          else earlier.number, estimate_seconds=None, estimate_cpu_seconds=None)
+
+
+def mark_concurrent_duplicates(records: list[TrialRecord]) -> list[TrialRecord]:
+    """``records`` with every complete trial that was trained although an earlier-numbered complete trial measured
+    the same point with the same seed (two workers ran it at once) marked ``duplicate_of`` that trial; its own
+    metrics stay. A record that reused the result of a trial marked so points on to the trial that trial duplicates."""
+    first: dict[str, int] = {}
+    moved: dict[int, int] = {}
+    out = []
+    for record in sorted(records, key=lambda r: r.number):
+        if record.state is State.COMPLETE and record.duplicate_of is None:
+            key = measurement_key(record)
+            if key in first:
+                moved[record.number] = first[key]
+                record = record.replace(duplicate_of=first[key])
+            else:
+                first[key] = record.number
+        out.append(record)
+    return [r.replace(duplicate_of=moved[r.duplicate_of]) if r.duplicate_of in moved else r for r in out]
 
 
 def group_label(params: dict[str, Any], budget: float | None) -> str:

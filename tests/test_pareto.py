@@ -193,3 +193,25 @@ def test_seed_repeats_need_distinct_seeds():
     [group] = pareto.seed_repeats(records)
     assert (group.group, group.n, group.seeds, group.numbers) == ("b", 2, (0, 1), (2, 3))
     assert group.map_mean == pytest.approx(0.3)
+
+
+def test_duplicates_are_never_seed_repeats():
+    # trial 1 reused trial 0's result (the sampler proposed the same point and seed again): one measurement, n 1
+    records = [rec(0, 0.3, 1e9, seed=0, group="a"), rec(1, 0.3, 1e9, seed=0, group="a", duplicate_of=0),
+               rec(2, 0.2, 2e9, seed=0, group="b"), rec(3, 0.4, 2e9, seed=1, group="b"),
+               rec(4, 0.2, 2e9, seed=0, group="b", duplicate_of=2)]
+    groups = pareto.aggregate_repeats(records)
+    assert [(g.group, g.n, g.seeds, g.numbers) for g in groups] == [("a", 1, (0,), (0,)), ("b", 2, (0, 1), (2, 3))]
+    assert math.isnan(groups[0].map_std)  # not "n 2, std 0"
+    assert groups[1].map_std == pytest.approx(math.sqrt(0.02))
+    [group] = pareto.seed_repeats(records)
+    assert (group.group, group.n, group.numbers) == ("b", 2, (2, 3))
+    assert not pareto.has_repeats(pareto.aggregate_repeats(records[:2]))
+    assert numbers(pareto.measurements(records)) == [0, 2, 3]
+    assert numbers(pareto.pareto_front(records[:2])) == [0, 1]  # a front keeps it, as any tie
+
+
+def test_summarise_leaves_duplicates_out():
+    records = [rec(0, 0.3, 1e9, seed=0), rec(1, 0.3, 1e9, seed=0, duplicate_of=0), rec(2, 0.5, 1e9, seed=1)]
+    summary = pareto._summarise("a", records)
+    assert (summary.n, summary.numbers, summary.map_mean) == (2, (0, 2), pytest.approx(0.4))

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 COLUMNS = (("number", "#", "{}"), ("state", "state", "{}"), ("seed", "seed", "{}"),
            ("flops", "GFLOPs", "{:.3f}"), ("params", "Mparams", "{:.3f}"), ("map", "mAP", "{:.4f}"),
            ("map50", "AP50", "{:.4f}"), ("seconds", "s", "{:.1f}"), ("group", "point", "{}"),
-           ("reason", "reason", "{}"))
+           ("duplicate_of", "reused", "#{}"), ("reason", "reason", "{}"))
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -263,6 +263,25 @@ def repeats_plot(groups: Sequence[Record], path: Path, colors: dict[str, Style])
     return _save(fig, path)
 
 
+def curves_plot(curves: dict[str, tuple[Any, Sequence[tuple[int, float]]]], path: Path,
+                colors: dict[str, Style]) -> Path:
+    """One line per point: validation mAP against training step (``report.curves.point_curves``)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
+    labelled: set[str] = set()
+    for record, points in curves.values():
+        topo = str(record.get("topology"))
+        style = _style(colors, topo)
+        label = None if topo in labelled else topology_cell(topo)
+        labelled.add(topo)
+        ax.plot([s for s, _ in points], [m for _, m in points], color=style.color, marker=style.marker,
+                alpha=0.8, label=label)
+    ax.set(xlabel="training step", ylabel="validation mAP (scored weights)", title="Learning curves")
+    ax.grid(alpha=0.3)
+    _legend(ax)
+    return _save(fig, path)
+
+
 def compare_fronts(runs: dict[str, Sequence[Record]], path: Path) -> Path:
     """The overall mAP/FLOPs front of each run, one colour per run."""
     plt = _plt()

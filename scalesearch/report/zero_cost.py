@@ -37,7 +37,7 @@ def points(records: Sequence[TrialRecord]) -> list[tuple[TrialRecord, float]]:
     one value (the scores use a fixed seed) and their mAPs are averaged. Complete trials with an mAP only."""
     groups: dict[str, list[TrialRecord]] = {}
     for r in records:
-        if r.state is State.COMPLETE and r.get("map") is not None:
+        if r.state is State.COMPLETE and r.get("map") is not None and not pareto.is_duplicate(r):
             groups.setdefault(pareto.group_key(r), []).append(r)
     return [(rs[0], sum(r.get("map") for r in rs) / len(rs)) for rs in groups.values()]
 

@@ -228,7 +228,7 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
         had = next((d for d in done if d.group == group), None)
         if had is not None:
             done.remove(had)
-        proxy = [r.get("map") for r in pareto.feasible(records) if pareto.group_key(r) == group]
+        proxy = [r.get("map") for r in pareto.measurements(records) if pareto.group_key(r) == group]
         done.append(merged(had, one_seed(
             FidelityRecord(group, record.number, dict(record.spec), float(record.flops), statistics.fmean(proxy),
                            factor, steps, seconds, (), (), label=record.label), config, seed, outcome, batch)))

@@ -6,6 +6,12 @@ intermediate evaluation, which may raise one of ``prune_signals`` to stop the tr
 never trained (``infeasible``, with the reason); a training failure or NaN metrics give ``failed`` with the
 reason, and the study goes on. How the accuracy is estimated is the study's ``Estimator``
 (``scalesearch.search.estimators``, ``search.estimator``), built once per ``Evaluator``.
+
+Duplicates: a backend may also pass ``reuse``, asked once the trial's point is resolved and costed (before any
+latency, zero-cost score or estimate) with the new record: it returns an earlier finished record of the run with
+the same ``records.measurement_key`` (same spec, space values, budget and seed) whose result stands for this one
+(``records.REUSABLE``: complete, infeasible, pruned), or None. The trial then ends a duplicate
+(``records.as_duplicate``): the earlier outcome, ``duplicate_of`` its number, nothing estimated.
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from scalesearch.errors import UserError
-from scalesearch.metrics import COCO_METRICS, METRICS, get_metric, objective_value
-from scalesearch.records import State, TrialRecord, group_label
+from scalesearch.metrics import COCO_METRICS, ESTIMATE_METRICS, METRICS, get_metric, objective_value
+from scalesearch.records import State, TrialRecord, as_duplicate, group_label
 from scalesearch.search.estimators import EstimateFailed, StudyContext, StudyData, make_estimator
 from scalesearch.search.multi_fidelity import Pruned
 from scalesearch.search.space import BUDGET_PARAM
@@ -74,12 +80,21 @@ class Evaluator:
 
     def evaluate(self, info: TrialInfo, *, on_costed: Callable[[TrialRecord], None] | None = None,
                  on_eval: Callable[[int, float], None] | None = None, threads: int | None = None,
-                 gate: Callable[[TrialRecord], str | None] | None = None) -> TrialRecord:
+                 gate: Callable[[TrialRecord], str | None] | None = None,
+                 reuse: Callable[[TrialRecord], TrialRecord | None] | None = None) -> TrialRecord:
         """The whole trial; never raises for a trial's own failure unless ``contain_errors`` is off.
         ``gate``: asked once a feasible trial is costed and scored; a reason it returns ends the trial
-        ``pruned`` untrained (the zero-cost prefilter)."""
+        ``pruned`` untrained (the zero-cost prefilter). ``reuse``: the earlier trial this one duplicates, or None
+        (module docstring); a duplicate is handed to ``on_costed`` too (its budget constraints), never estimated."""
         started = time.perf_counter()
-        record, spec = self.cost(info)
+        record, spec = self.identify(info)
+        earlier = reuse(record) if reuse is not None else None
+        if earlier is not None:
+            record = as_duplicate(record, earlier)
+            if on_costed is not None:
+                on_costed(record)
+            return record.replace(values=self.values(record), seconds=round(time.perf_counter() - started, 3))
+        record, spec = self.cost(info, (record, spec))
         if on_costed is not None:
             on_costed(record)
         reason = gate(record) if gate is not None and record.state is State.RUNNING else None
@@ -91,10 +106,9 @@ class Evaluator:
 
     # ---- the steps --------------------------------------------------------------------------------
 
-    def cost(self, info: TrialInfo) -> tuple[TrialRecord, Any]:
-        """Resolve and cost the spec, pick its budget, measure its latency when the study uses it (``latency``);
-        ``infeasible`` (and why) when over budget. Feasible or not, the spec's zero-cost scores on the study's
-        first training batch (unless turned off)."""
+    def identify(self, info: TrialInfo) -> tuple[TrialRecord, Any]:
+        """Resolve and count the spec and pick its budget: the running record (everything
+        ``records.measurement_key`` reads) and the spec; nothing measured yet."""
         from scalesearch.measure.cost import count_cost
 
         spec = self.space.resolve(info.params, self.num_classes)
@@ -108,6 +122,13 @@ class Evaluator:
             group=group_label(info.params, budget), params_sampled=dict(info.params), spec=spec_fields,
             space=space, budget_flops=budget, flops=int(cost.flops), params=int(cost.params),
             label=info.label, retry_of=info.retry_of, estimator=self.config.search.estimator)
+        return record, spec
+
+    def cost(self, info: TrialInfo, identified: tuple[TrialRecord, Any] | None = None) -> tuple[TrialRecord, Any]:
+        """Resolve and cost the spec, pick its budget (``identify``, unless ``identified`` is its result already),
+        measure its latency when the study uses it (``latency``); ``infeasible`` (and why) when over budget.
+        Feasible or not, the spec's zero-cost scores on the study's first training batch (unless turned off)."""
+        record, spec = identified if identified is not None else self.identify(info)
         excess = {k: v for k, v in self.constraints(record).items() if v > 0}
         if self.config.measures_latency and all(v <= 1.0 for v in excess.values()):
             record = self.latency(record, spec)  # not when a count is far over budget: minutes to learn nothing
@@ -175,6 +196,10 @@ class Evaluator:
                 raise
             return record.replace(state=State.FAILED, reason=f"error: {_error_line(exc)}", **clock.read())
         metrics = {key: _float(result.metrics.get(key)) for key in COCO_METRICS}
+        metrics |= {key: _float(result.metrics[key]) for key in ESTIMATE_METRICS
+                    if key not in metrics and result.metrics.get(key) is not None}
+        for step, value in sorted(result.curve.items()):  # the learning curve beside what on_eval reported
+            intermediate.setdefault(str(step), _float(value))
         record = record.replace(metrics=metrics, steps=result.steps, train_seconds=result.train_seconds,
                                 eval_seconds=result.eval_seconds, images_per_second=result.images_per_second,
                                 **clock.read())

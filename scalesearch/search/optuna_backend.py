@@ -12,6 +12,17 @@ Exactly ``n_trials`` finished trials, none lost or duplicated, with any number o
   dead, or, on a shared database, when its heartbeat is stale (Optuna's heartbeat, other machines).
 Trial numbers come from the storage's own transactions, so two workers never share one.
 
+Duplicates: a trial whose resolved point and seed (``records.measurement_key``) another trial of the study
+already measured is not trained again. Each trial posts its key (user attribute ``measure_key``) as soon as its
+point is resolved, and a role (``measure_role``): ``deciding``, then ``training``, or none when it reuses a result.
+A finished trial with the key in a reusable state (``records.REUSABLE``: complete, infeasible, pruned) gives its
+result: the new trial is a duplicate (``duplicate_of``), and Optuna is told the same values (or PRUNED after the
+same reports), so the sampler still learns. A trial with the key that is still running is waited for when it is
+training (or still deciding with a lower storage number, so two trials never wait for each other), polling the
+storage while this trial's heartbeat goes on; it is trained anyway when it cannot be watched (its process is gone,
+or it runs on another machine over a storage without heartbeats: a journal file). If what it waited for ends
+failed or interrupted, this trial trains the point itself.
+
 Workers drive Optuna through ``Study.ask`` / ``tell`` (public API only): a trial ends by telling its state,
 and the worker records the trial's heartbeat itself while it runs (``optuna_study.Heartbeat``).
 """
@@ -25,13 +36,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scalesearch.records import State, TrialRecord
+from scalesearch.records import REUSABLE, State, TrialRecord, measurement_key
 from scalesearch.search.backend import SearchBackend
 from scalesearch.search.multi_fidelity import PeerBoard, TrialGates
 from scalesearch.search.optuna_study import (
-    Heartbeat, RecordsExport, enqueue_points, make_storage, open_study, process_token, quiet_optuna, recover,
-    storage_trial_id, study_records, summary, tally,
+    DUPLICATE_OF, Heartbeat, RecordsExport, dead_here, enqueue_points, make_storage, open_study, process_token,
+    quiet_optuna, recover, status, storage_trial_id, study_records, summary, tally,
 )
+
+DUPLICATE_POLL_S = float(os.environ.get("SCALESEARCH_DUPLICATE_POLL_S", "1.0"))  # how often a waiting duplicate looks
 
 
 # ---- one worker ---------------------------------------------------------------------------------
@@ -52,7 +65,7 @@ class Worker:
         self.evaluator = Evaluator(config, progress=progress, cost_cache=run_dir / "cost_cache",
                                    prune_signals=(optuna.TrialPruned,), estimator_cache=run_dir / "estimator")
         self.storage = make_storage(storage_url)  # kept: heartbeats and recovery write to it by trial id
-        self.study = open_study(config, self.storage)
+        self.study = open_study(config, self.storage, own_stream=True)  # no two workers draw the same points
         self.stop = False
         self.export = RecordsExport(run_dir, config.seeds)  # trials.json after every trial
         self.on_trial_end = None
@@ -144,8 +157,53 @@ class Worker:
                 trial.set_constraint(key, value)
 
         record = self.evaluator.evaluate(info, on_costed=constrain, on_eval=gates.on_eval if gates.prunes else None,
-                                         threads=self.threads, gate=gates.gate)
+                                         threads=self.threads, gate=gates.gate,
+                                         reuse=lambda costed: self._reuse(trial, costed, below))
         return self._end(trial, record)
+
+    def _reuse(self, trial: Any, record: TrialRecord, below: list[Any]) -> TrialRecord | None:
+        """The record of a finished trial that measured ``record``'s point and seed, after waiting for one that is
+        measuring it now (module docstring); None: this trial measures it itself. ``below``: the trials numbered
+        below this one, read when it was asked; alone on the storage (one worker, the folder's own database, none
+        of them running) they are all there is to see, else the storage is read again once the key is posted."""
+        from optuna.trial import TrialState
+        from optuna.storages import fail_stale_trials
+
+        key = measurement_key(record)
+        trial.set_user_attr("measure_key", key)
+        trial.set_user_attr("measure_role", "deciding")
+        reusable = {s.value for s in REUSABLE}
+        alone = (self.config.search.workers == 1 and not self.config.search.storage
+                 and not any(t.state == TrialState.RUNNING for t in below))
+        trials = below if alone else None
+        while True:
+            trials = self.study.get_trials(deepcopy=False) if trials is None else trials
+            same = [t for t in trials if t.number != trial.number and t.user_attrs.get("measure_key") == key]
+            done = [t for t in same if t.state.is_finished() and status(t) in reusable and "record" in t.user_attrs]
+            if done:  # the measurement itself rather than another duplicate of it, the earliest first
+                source = min(done, key=lambda t: (DUPLICATE_OF in t.user_attrs, t.number))
+                trial.set_user_attr(DUPLICATE_OF, source.user_attrs.get(DUPLICATE_OF, source.number))
+                trial.set_user_attr("measure_role", "reused")
+                return TrialRecord.from_json(source.user_attrs["record"])
+            wait = [t for t in same if t.state == TrialState.RUNNING and self._watchable(t) and (
+                t.user_attrs.get("measure_role") == "training"
+                or (t.user_attrs.get("measure_role") == "deciding" and t.number < trial.number))]
+            if not wait:
+                trial.set_user_attr("measure_role", "training")
+                return None
+            time.sleep(DUPLICATE_POLL_S)
+            fail_stale_trials(self.study)  # a dead machine's trial (stale heartbeat) ends failed: stop waiting
+            trials = None
+
+    def _watchable(self, trial: Any) -> bool:
+        """Whether a running trial's death would be noticed: its process here is alive, or the storage has
+        heartbeats (``fail_stale_trials`` fails it when its machine stops beating)."""
+        from optuna.storages import RDBStorage
+
+        attrs = trial.user_attrs
+        if attrs.get("host") == socket.gethostname() and "pid" in attrs:
+            return not dead_here(attrs)
+        return isinstance(self.storage, RDBStorage) and self.storage.get_heartbeat_interval() is not None
 
     def _claim(self, trial: Any) -> None:
         pid = os.getpid()
@@ -178,6 +236,9 @@ class Worker:
         from optuna.trial import TrialState
 
         record = record.replace(node=socket.gethostname())
+        if record.duplicate_of is not None and len(self.config.objectives) == 1:
+            for step, value in sorted((int(k), v) for k, v in record.intermediate.items() if v is not None):
+                trial.report(value, step)  # what the trial it duplicates reported: the sampler sees a pruned one alike
         trial.set_user_attr("record", record.to_json())
         trial.set_user_attr("status", record.state.value)
         if record.state is State.PRUNED:

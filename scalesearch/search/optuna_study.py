@@ -95,10 +95,14 @@ def _journal_storage(path: str) -> Any:
     return JournalStorage(JournalFileBackend(str(file), lock_obj=JournalFileOpenLock(str(file))))
 
 
-def make_sampler(config: Any) -> Any:
-    """The study's sampler (``scalesearch.search.samplers.SAMPLERS``), seeded."""
+def make_sampler(config: Any, stream: int = 0) -> Any:
+    """The study's sampler (``scalesearch.search.samplers.SAMPLERS``), seeded: with ``config.sampler_seed``, plus
+    ``stream`` (``sampler_stream``) for a process that must not draw what another draws."""
     from scalesearch.search.samplers import SAMPLERS
 
+    if stream:
+        search = config.search.model_copy(update={"seed": config.sampler_seed + stream})
+        config = config.model_copy(update={"search": search})
     return SAMPLERS.get(config.search.sampler).build(config)
 
 
@@ -109,12 +113,30 @@ def make_pruner(config: Any) -> Any:
     return PRUNERS.get(config.search.pruning).build(config)
 
 
-def open_study(config: Any, storage: Any) -> Any:
+def sampler_stream() -> int:
+    """A seed offset of its own for a process that joins a study (``open_study``): seeded alike, two workers (or a
+    rerun) would draw the same points in the same order, and each such point would be a duplicate
+    (``records.measurement_key``), waited for instead of explored."""
+    import secrets
+
+    return 1 + secrets.randbelow(2**31 - 2)
+
+
+def open_study(config: Any, storage: Any, own_stream: bool = False) -> Any:
+    """The study in ``storage``, created when new. ``own_stream``: when this process does not create it (a worker
+    of several, a resumed run, a second run joining), its sampler draws from a stream of its own
+    (``sampler_stream``); the process that creates the study draws from the study's seed, so a new one-worker run
+    is reproducible."""
     import optuna
 
-    return optuna.create_study(study_name=config.name, storage=storage, load_if_exists=True,
-                               sampler=make_sampler(config), pruner=make_pruner(config),
-                               directions=config.directions)
+    try:
+        return optuna.create_study(study_name=config.name, storage=storage, sampler=make_sampler(config),
+                                   pruner=make_pruner(config), directions=config.directions)
+    except optuna.exceptions.DuplicatedStudyError:
+        pass
+    stream = sampler_stream() if own_stream else 0
+    return optuna.load_study(study_name=config.name, storage=storage, sampler=make_sampler(config, stream),
+                             pruner=make_pruner(config))
 
 
 def enqueue_points(study: Any, config: Any) -> None:
@@ -160,7 +182,7 @@ def recover(study: Any, storage: Any, exclusive: bool) -> int:
     from optuna.trial import TrialState
 
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if exclusive or _dead_here(trial.user_attrs):
+        if exclusive or dead_here(trial.user_attrs):
             trial_id = storage_trial_id(storage, study, trial.number)
             try:
                 storage.set_trial_user_attr(trial_id, "status", "interrupted")
@@ -224,7 +246,9 @@ class Heartbeat:
             self.thread.join()
 
 
-def _dead_here(attrs: dict[str, Any]) -> bool:
+def dead_here(attrs: dict[str, Any]) -> bool:
+    """Whether the process that claimed a trial (its ``host``, ``pid`` and ``pid_token`` attributes) ran on this
+    machine and is gone."""
     if attrs.get("host") != socket.gethostname() or "pid" not in attrs:
         return False
     return process_token(attrs["pid"]) != attrs.get("pid_token")
@@ -252,9 +276,12 @@ def _origin(trial: Any) -> int:
     return int(attrs.get("origin_trial", attrs.get("repeat_of", trial.number)))
 
 
-def trial_record(trial: Any, number: int) -> TrialRecord | None:
+DUPLICATE_OF = "duplicate_of_trial"  # user attribute: the storage number of the trial whose result a duplicate reused
+
+
+def trial_record(trial: Any, number: int, duplicate_of: int | None = None) -> TrialRecord | None:
     """The record of one Optuna trial under its record ``number`` (None for interrupted and surplus trials,
-    retried elsewhere)."""
+    retried elsewhere); ``duplicate_of``: the record number of the trial whose result it reused, if any."""
     state = status(trial)
     if state in ("interrupted", "surplus") or trial.number is None:
         return None
@@ -263,6 +290,8 @@ def trial_record(trial: Any, number: int) -> TrialRecord | None:
     data["number"] = number
     if "retry_of" in attrs:
         data["retry_of"] = number  # a retry replaces the interrupted trial under the same number
+    if duplicate_of is not None:
+        data["duplicate_of"] = duplicate_of  # the record number (the one in ``record`` was provisional)
     data["state"] = "running" if state == "running" else state
     reported = {str(k): v for k, v in sorted(trial.intermediate_values.items())}
     data["intermediate"] = reported or data.get("intermediate", {})
@@ -282,13 +311,15 @@ def study_records(study: Any, seeds: int, cache: dict | None = None,
     trials = [t for t in (study.get_trials(deepcopy=False) if trials is None else trials)
               if t.state != TrialState.WAITING and status(t) not in ("interrupted", "surplus")]
     rank = {origin: i for i, origin in enumerate(sorted({_origin(t) for t in trials}))}
+    numbers = {t.number: rank[_origin(t)] * seeds + int(t.user_attrs.get("seed_index", 0)) for t in trials}
     records = []
     for t in trials:
-        number = rank[_origin(t)] * seeds + int(t.user_attrs.get("seed_index", 0))
-        key = (t.number, number)
+        number = numbers[t.number]
+        duplicate_of = numbers.get(t.user_attrs[DUPLICATE_OF]) if DUPLICATE_OF in t.user_attrs else None
+        key = (t.number, number, duplicate_of)
         record = cache.get(key) if cache is not None else None
         if record is None:
-            record = trial_record(t, number)
+            record = trial_record(t, number, duplicate_of)
             if cache is not None and record is not None and t.state.is_finished():
                 cache[key] = record
         if record is not None:

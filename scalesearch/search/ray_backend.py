@@ -10,6 +10,14 @@ without it the study starts a private Ray of its own that listens on loopback on
 the peers the trials post to one board actor of the run (``board_actor``; single-objective pruning uses the
 neutral rules there, not Optuna's pruners, which need an Optuna study of reported values).
 Records land in ``trials.json`` in the same schema as the Optuna backend's.
+
+Duplicates (``records.measurement_key``): every trial that ends with a reusable result (``records.REUSABLE``)
+posts its record to the board under its key, and a later trial with the same key takes that result instead of
+training (``duplicate_of``; the searcher is told the same values). Ray does not wait: a trial whose key another
+trial is measuring right now trains too, and at the end the later-numbered of two such complete trials is marked
+``duplicate_of`` the earlier (``records.mark_concurrent_duplicates``; its own metrics kept), so it is never
+counted as a seed repeat. Trials stopped by ASHA never post (Tune stops them at a report), so a duplicate of one
+is trained again.
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from scalesearch.errors import UserError
-from scalesearch.records import State, TrialRecord, write_records
+from scalesearch.records import (
+    REUSABLE, State, TrialRecord, mark_concurrent_duplicates, measurement_key, write_records,
+)
 from scalesearch.search.backend import SearchBackend
 
 EXPERIMENT = "ray"
@@ -54,7 +64,8 @@ def ray_trial(params: dict[str, Any], study: Any, board: Any = None, run_dir: st
     seed_index = int(params.pop("__trial_index__", 0))
     info = TrialInfo(params, int(params.pop(POINT_KEY)), seed_index)
     evaluator = worker_evaluator(study, run_dir)
-    gates = TrialGates(study, None if board is None else remote_board(board, evaluator.number(info)), info)
+    peers = None if board is None else remote_board(board, evaluator.number(info))
+    gates = TrialGates(study, peers, info)
     started: dict[str, TrialRecord] = {}
 
     def on_costed(record: TrialRecord) -> None:
@@ -67,12 +78,28 @@ def ray_trial(params: dict[str, Any], study: Any, board: Any = None, run_dir: st
                      "record": json.dumps(partial.to_json(), default=str)})
         gates.on_eval(step, value)  # after the report: ASHA sees every evaluation
 
-    record = evaluator.evaluate(info, on_costed=on_costed, on_eval=on_eval, threads=threads, gate=gates.gate)
+    record = evaluator.evaluate(info, on_costed=on_costed, on_eval=on_eval, threads=threads, gate=gates.gate,
+                                reuse=None if peers is None else lambda costed: earlier_measurement(peers, costed))
     record = record.replace(node=node_name())
+    if peers is not None and record.state in REUSABLE and record.duplicate_of is None:
+        peers.post(measured_key(record), record.to_json())
     # Budget excess (<= 0 feasible) for the sampler: ConstrainedOptunaSearch hands it to Optuna's trial.
     constraints = {f"{CONSTRAINT_PREFIX}{k}": v for k, v in evaluator.constraints(record).items()}
     tune.report({**_metrics(study, record), **constraints, "final": True, PRUNED_KEY: record.state is State.PRUNED,
                  "record": json.dumps(record.to_json(), default=str)})
+
+
+def measured_key(record: TrialRecord) -> str:
+    """The board key under which the trials that measured ``record``'s point and seed post their records."""
+    return f"measured {measurement_key(record)}"
+
+
+def earlier_measurement(board: Any, record: TrialRecord) -> TrialRecord | None:
+    """The record of another trial of the run that measured ``record``'s point and seed (posted to ``board`` when
+    it ended with a reusable result), the earliest; None: nobody has."""
+    posted = [TrialRecord.from_json(value) for value in board.peers(measured_key(record))]
+    done = [r for r in posted if r.state in REUSABLE]
+    return min(done, key=lambda r: r.number) if done else None
 
 
 def _prepare_run(config: Any, run_dir: Path) -> None:
@@ -100,10 +127,9 @@ def worker_evaluator(study: Any, run_dir: str | None = None) -> Any:
 
 
 def board_actor(ray: Any, config: Any, run_dir: Path) -> Any:
-    """The run's ``BoardStore`` when the study prunes or prefilters (else None): an actor on this node (the
-    driver's) that keeps ``run_dir/ray_peers.json`` current, so a resumed run decides over its earlier trials."""
-    if config.search.pruning == "none" and config.search.prefilter is None:
-        return None
+    """The run's ``BoardStore``: an actor on this node (the driver's) that keeps ``run_dir/ray_peers.json`` current,
+    so a resumed run decides over its earlier trials (pruning, the prefilter) and reuses their measurements
+    (duplicates)."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from scalesearch.search.multi_fidelity import BoardStore
@@ -230,7 +256,7 @@ def run_ray(config: Any, run_dir: Path, progress: bool = True) -> list[TrialReco
                                     failure_config=failures, verbose=1 if progress else 0)
         tuner = tune.Tuner(trainable, tune_config=_tune_config(config, tune), run_config=run_config)
     results = tuner.fit()
-    records = sorted((result_record(r, config.seeds) for r in results), key=lambda r: r.number)
+    records = mark_concurrent_duplicates([result_record(r, config.seeds) for r in results])
     write_records(run_dir, records)
     return records
 

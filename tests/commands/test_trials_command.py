@@ -18,7 +18,8 @@ def test_table_and_json_from_trials_json_only(tmp_path, capsys):
     shutil.copy(QUICKSTART / "trials.json", run / "trials.json")  # no study.db, no meta.json
     assert main(["trials", str(run)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["#", "state", "seed", "GFLOPs", "Mparams", "mAP", "AP50", "s", "point", "reason"]
+    assert lines[0].split() == ["#", "state", "seed", "GFLOPs", "Mparams", "mAP", "AP50", "s", "point", "reused",
+                                 "reason"]
     assert len(lines) == 1 + len(json.loads((run / "trials.json").read_text()))
     assert main(["trials", str(run), "--json", str(tmp_path / "out" / "t.json")]) == 0
     written = json.loads((tmp_path / "out" / "t.json").read_text())
@@ -33,7 +34,8 @@ def test_format_table_cells():
     record = TrialRecord.from_json({"number": 3, "state": "infeasible", "flops": 2.5e9, "params": 3.9e6,
                                     "reason": "over budget"})
     header, row = format_table([record]).splitlines()
-    assert row.split() == ["3", "infeasible", "0", "2.500", "3.900", "-", "-", "-", "fixed", "over", "budget"]
+    assert row.split() == ["3", "infeasible", "0", "2.500", "3.900", "-", "-", "-", "fixed", "-", "over",
+                           "budget"]
 
 
 @pytest.mark.parametrize("argv, message", [
