@@ -40,7 +40,7 @@ from scalesearch.records import REUSABLE, State, TrialRecord, measurement_key
 from scalesearch.search.backend import SearchBackend
 from scalesearch.search.multi_fidelity import PeerBoard, TrialGates
 from scalesearch.search.optuna_study import (
-    DUPLICATE_OF, Heartbeat, RecordsExport, dead_here, enqueue_points, make_storage, open_study, process_token,
+    DUPLICATE_OF, Heartbeat, RecordsExport, dead_here, enqueue_points, make_storage, open_study, point_index, process_token,
     quiet_optuna, recover, status, storage_trial_id, study_records, summary, tally,
 )
 
@@ -218,11 +218,11 @@ class Worker:
 
     def _point(self, trial: Any, below: list[Any]) -> tuple[int, int]:
         """(point index, seed index); a freshly sampled point enqueues its seed repeats. ``below``: the trials
-        numbered below this one (the index here is provisional: records are numbered at export)."""
+        numbered below this one; the index is final (``optuna_study.point_index``: the export numbers alike)."""
         attrs = trial.user_attrs
         if "point" in attrs:
             return attrs["point"], attrs.get("seed_index", 0)
-        point = sum(1 for t in below if t.user_attrs.get("origin") == "sampled" and "retry_of" not in t.user_attrs)
+        point = point_index(trial.number, below)
         for key, value in (("origin", "sampled"), ("point", point), ("seed_index", 0), ("origin_trial", trial.number)):
             trial.set_user_attr(key, value)
         for index in range(1, self.config.seeds):

@@ -200,9 +200,14 @@ def recover(study: Any, storage: Any, exclusive: bool) -> int:
 
 
 def retry(study: Any, trial: Any) -> None:
-    """Enqueue an interrupted trial's parameters again, keeping its point, seed and budget."""
+    """Enqueue an interrupted trial's parameters again, keeping its point, seed and budget. A trial interrupted
+    before it took a point index (between its ask and ``Worker._point``) has no record number to keep: its
+    parameters are enqueued as a new point (its own index stays unused: numbers never move)."""
     keep = ("origin", "point", "seed_index", "label", "origin_trial")
     attrs = {k: v for k, v in trial.user_attrs.items() if k in keep}
+    if "point" not in attrs:
+        study.enqueue_trial(dict(trial.params), user_attrs={k: v for k, v in attrs.items() if k == "label"})
+        return
     study.enqueue_trial(dict(trial.params), user_attrs={**attrs, "retry_of": trial.number})
 
 
@@ -270,6 +275,21 @@ def process_token(pid: int) -> str | None:
 
 # ---- records --------------------------------------------------------------------------------------
 
+def is_origin(trial: Any) -> bool:
+    """Whether a trial takes a point of its own: not a seed repeat (``repeat_of``) or a retry (``retry_of``). Both
+    attributes are set when such a trial is created (``enqueue_trial``), never later, so every worker classifies
+    every trial alike from the moment it exists, whatever state it is in and whether or not its own worker has
+    written its attributes yet."""
+    return not ({"repeat_of", "retry_of"} & trial.user_attrs.keys())
+
+
+def point_index(number: int, trials: list[Any]) -> int:
+    """The point index of the origin trial with storage number ``number``: the origin trials numbered below it
+    (``trials``: any read of the study holding them). The same at ask time, in every worker, and at export: a
+    trial's record number (``point * seeds + seed_index``) is final from its start."""
+    return sum(1 for t in trials if t.number < number and is_origin(t))
+
+
 def _origin(trial: Any) -> int:
     """The storage number of the trial that first sampled this trial's point (itself when it did)."""
     attrs = trial.user_attrs
@@ -300,17 +320,18 @@ def trial_record(trial: Any, number: int, duplicate_of: int | None = None) -> Tr
 
 def study_records(study: Any, seeds: int, cache: dict | None = None,
                   trials: list[Any] | None = None) -> list[TrialRecord]:
-    """Every recorded trial, numbered ``point * seeds + seed_index`` as on Ray. Points are ranked by the
-    storage number of the trial that first sampled them: a stable, race-free order (workers that sample at
-    the same moment cannot both claim one point index, as counting trials at sampling time could).
+    """Every recorded trial, numbered ``point * seeds + seed_index`` as on Ray, ``point`` the rank of the storage
+    number of the trial that first sampled it among all origin trials (``is_origin``, whatever their state): the
+    number ``point_index`` gave the trial when it was asked, so a record never changes number (a trial interrupted
+    before taking its point leaves its index unused).
     ``cache``: records of finished trials kept between calls by (storage number, record number), so a finished
     trial (which never changes in the storage) is decoded once per study, not once per export. ``trials``: a read
     of the storage the caller already made (default: read it here)."""
     from optuna.trial import TrialState
 
-    trials = [t for t in (study.get_trials(deepcopy=False) if trials is None else trials)
-              if t.state != TrialState.WAITING and status(t) not in ("interrupted", "surplus")]
-    rank = {origin: i for i, origin in enumerate(sorted({_origin(t) for t in trials}))}
+    every = study.get_trials(deepcopy=False) if trials is None else trials
+    rank = {n: i for i, n in enumerate(sorted(t.number for t in every if is_origin(t)))}
+    trials = [t for t in every if t.state != TrialState.WAITING and status(t) not in ("interrupted", "surplus")]
     numbers = {t.number: rank[_origin(t)] * seeds + int(t.user_attrs.get("seed_index", 0)) for t in trials}
     records = []
     for t in trials:

@@ -66,3 +66,37 @@ def test_exhaustive_samplers_finish_their_space_under_ask_and_tell(tmp_path, fak
     study = tiny_study(tmp_path, search={"n_trials": 4, "sampler": sampler})  # 2 topologies x 2 phi
     assert main(["run", str(study), "--quiet"]) == 0
     assert len({(r["topology"], r["phi"]) for r in records_json(tmp_path / "run")}) == 4
+
+
+def test_a_trial_number_is_final_when_it_is_asked():
+    """Point indices from the attributes trials are created with: a sampled trial whose worker has not yet
+    written anything (trial 2 below, asked a moment before trial 3) counts as a point at once, repeats and
+    retries never do, and the export numbers every trial as it was numbered when asked."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from scalesearch.search.optuna_study import point_index, study_records
+
+    study = optuna.create_study()
+    first = study.ask()                                                    # storage 0: a sampled point
+    for key, value in (("origin", "sampled"), ("point", 0), ("seed_index", 0), ("origin_trial", 0)):
+        first.set_user_attr(key, value)
+    study.enqueue_trial({}, user_attrs={"origin": "repeat", "point": 0, "seed_index": 1, "repeat_of": 0,
+                                        "origin_trial": 0})              # storage 1: its seed repeat
+    repeat = study.ask()
+    assert repeat.user_attrs["repeat_of"] == 0
+    bare = study.ask()     # storage 2: a sampled trial whose worker has not written its attributes yet ...
+    later = study.ask()    # storage 3: ... when the next one is asked
+    trials = study.get_trials(deepcopy=False)
+    assert [point_index(n, trials) for n in (0, 2, 3)] == [0, 1, 2]
+    for trial, point in ((bare, 1), (later, 2)):
+        for key, value in (("origin", "sampled"), ("point", point), ("seed_index", 0), ("origin_trial", trial.number)):
+            trial.set_user_attr(key, value)
+    for trial in (first, repeat, bare, later):
+        trial.set_user_attr("status", "complete")
+        trial.set_user_attr("record", {"number": trial.user_attrs["point"] * 2 + trial.user_attrs["seed_index"],
+                                       "state": "complete", "seed": trial.user_attrs["seed_index"]})
+        study.tell(trial, 0.5, state=TrialState.COMPLETE)
+    records = study_records(study, seeds=2)
+    assert [r.number for r in records] == [0, 1, 2, 4]  # point 1 and 2's repeats not asked yet
+    assert all(r.number == t.user_attrs["record"]["number"] for r, t in zip(records, (first, repeat, bare, later)))

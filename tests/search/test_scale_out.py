@@ -126,6 +126,24 @@ def _n_processes_on_one_study(tmp_path: Path, storage: str, kill_one: bool = Fal
     # retry need not mean an extra training). Nothing lost, nothing counted twice.
     assert n_trials <= len(trained) <= n_trials + retries
     assert retries >= 1 if kill_one else retries == 0
+    _numbers_are_final_from_the_start(storage, records)
+
+
+def _numbers_are_final_from_the_start(storage: str, records: list[dict]) -> None:
+    """Each record's number is the one its trial had while it ran (``record`` user attribute, written by the
+    worker under the number it was asked with), though three processes asked trials at the same moments."""
+    import optuna
+
+    from scalesearch.search.optuna_study import make_storage
+
+    trials = optuna.load_study(study_name="tiny", storage=make_storage(storage)).get_trials(deepcopy=False)
+    ran = {}
+    for t in trials:
+        if "record" in t.user_attrs and t.user_attrs.get("status") == "complete":
+            ran.setdefault(t.user_attrs["record"]["number"], []).append(dict(t.params))
+    assert sorted(ran) == [r["number"] for r in sorted(records, key=lambda r: r["number"])]
+    for record in records:
+        assert record["params_sampled"] in ran[record["number"]]
 
 
 def test_journal_storage_several_processes_exact_count(tmp_path):
