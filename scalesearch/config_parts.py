@@ -211,6 +211,7 @@ class SearchConfig(_Model):
     enqueue: list[EnqueuedPoint] = Field(default_factory=list)
     ray: RayConfig = Field(default_factory=RayConfig)
     estimator: str = "train"  # how a trial's accuracy is estimated (scalesearch.search.estimators)
+    cache_gb: float = Field(default=4.0, gt=0)  # memory limit of the ``cached`` estimator's features (GiB)
 
     @field_validator("backend")
     @classmethod

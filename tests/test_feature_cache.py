@@ -163,24 +163,20 @@ def test_another_process_reads_the_entry_back(pairs, spec, tmp_path):
 
 
 def test_a_cache_over_its_memory_limit_is_refused_in_one_line(pairs, spec, tmp_path, calls, monkeypatch):
-    monkeypatch.setenv(fc.LIMIT_ENV, "0.0001")  # 107 kB; the tiny entry is 20 rows x 14.8 kB = 297 kB
-    with pytest.raises(UserError) as caught:
-        fc.FeatureCache(tmp_path).get(spec, *pairs, CFG)
+    with pytest.raises(UserError) as caught:  # 107 kB; the tiny entry is 20 rows x 14.8 kB = 297 kB
+        fc.FeatureCache(tmp_path, limit=int(0.0001 * 2**30)).get(spec, *pairs, CFG)
     message = str(caught.value)
-    assert len(message.splitlines()) == 1 and message.startswith("SCALESEARCH_CACHE_GB: ")
+    assert len(message.splitlines()) == 1 and message.startswith("search.cache_gb: ")
     assert "efficientnet_b0 at 128 px needs 0.3 MiB (8 train images x 2 flip states + 4 val" in message
     assert "over the 0.1 MiB limit" in message
     assert calls == [] and not list(tmp_path.glob("features-*"))  # refused before computing anything
-    monkeypatch.setenv(fc.LIMIT_ENV, "lots")
-    with pytest.raises(UserError, match=r"^SCALESEARCH_CACHE_GB: must be a number of GiB, but got 'lots'$"):
-        fc.limit_bytes()
 
 
 def test_the_size_is_said_in_one_line(pairs, spec, tmp_path, capsys):
     fc.FeatureCache(tmp_path).get(spec, *pairs, CFG)
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("scalesearch run: feature cache efficientnet_b0 128 px: 8 train images x 2 flip state(s) "
-                           "+ 4 val = 0.3 MiB torch.float16 (limit 4.00 GiB, $SCALESEARCH_CACHE_GB), built in ")
+                           "+ 4 val = 0.3 MiB torch.float16 (limit 4.00 GiB, search.cache_gb), built in ")
 
 
 @pytest.mark.parametrize("scale_range", [(0.75, 1.25), (0.8, 0.8)])

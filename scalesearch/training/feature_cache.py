@@ -40,7 +40,7 @@ from scalesearch.errors import UserError
 from scalesearch.files import digest
 from scalesearch.spec import DetectorSpec, level_size
 
-LIMIT_ENV = "SCALESEARCH_CACHE_GB"
+SETTING = "search.cache_gb"  # the study setting that carries the limit (named in messages)
 DEFAULT_LIMIT_GB = 4.0  # as the decoded-image cache of ``CocoDetection``
 FORMAT = 1  # bump when the stored layout changes: old entries are then ignored, not misread
 CHUNK = 16  # images per backbone call while building
@@ -71,14 +71,6 @@ def seed_for(flip: bool, flip_prob: float) -> int:
     return next(s for s in range(10_000) if flip_of(s, flip_prob) == flip)
 
 
-def limit_bytes() -> int:
-    """The in-memory limit: ``$SCALESEARCH_CACHE_GB`` GiB, else ``DEFAULT_LIMIT_GB``."""
-    raw = os.environ.get(LIMIT_ENV)
-    try:
-        gib = float(raw) if raw else DEFAULT_LIMIT_GB
-    except ValueError:
-        raise UserError(f"{LIMIT_ENV}: must be a number of GiB, but got {raw!r}") from None
-    return int(gib * 2**30)
 
 
 # ----------------------------------------------------------------------------------------- entries
@@ -218,12 +210,12 @@ class FeatureCache:
     """Features per (backbone, weights, resolution, data, flips): built once, kept on disk under ``folder``
     (None: memory only) and, in this process, in memory up to ``limit`` bytes (least recently used dropped
     first; they stay on disk). An entry larger than the limit is refused (``UserError`` naming
-    ``$SCALESEARCH_CACHE_GB``) before anything is computed."""
+    ``search.cache_gb``) before anything is computed."""
 
     def __init__(self, folder: str | Path | None, limit: int | None = None, *, dtype: torch.dtype = torch.float16,
                  progress: bool = False) -> None:
         self.folder = Path(folder) if folder is not None else None
-        self.limit = limit_bytes() if limit is None else limit
+        self.limit = int(DEFAULT_LIMIT_GB * 2**30) if limit is None else limit
         self.dtype, self.progress = dtype, progress
         self.entries: OrderedDict[str, CachedData] = OrderedDict()
 
@@ -257,7 +249,7 @@ class FeatureCache:
         need = rows * row_bytes(spec, backbone.feature_info.channels(), self.dtype)
         if need > self.limit:
             raise UserError(
-                f"{LIMIT_ENV}: the feature cache of {spec.backbone} at {spec.resolution} px needs {gib(need)} "
+                f"{SETTING}: the feature cache of {spec.backbone} at {spec.resolution} px needs {gib(need)} "
                 f"({len(train_set)} train images x {len(flips)} flip states + {len(val_set)} val, {self.dtype}), "
                 f"over the {gib(self.limit)} limit; raise it or lower the resolution")
         train_keys = [(i, seed_for(f, flip_prob)) for f in flips for i in range(len(train_set))]
@@ -302,7 +294,7 @@ class FeatureCache:
         where = f"{entry.path}" if entry.path is not None else "memory only"
         print(f"scalesearch run: feature cache {spec.backbone} {spec.resolution} px: {entry.images} train images x "
               f"{len(entry.flips)} flip state(s) + {len(entry.val.targets)} val = {gib(entry.bytes)} {self.dtype} "
-              f"(limit {gib(self.limit)}, ${LIMIT_ENV}), {how}: {where}", file=sys.stderr)
+              f"(limit {gib(self.limit)}, {SETTING}), {how}: {where}", file=sys.stderr)
 
 
 # ------------------------------------------------------------------------------- training on them

@@ -7,7 +7,7 @@ weights) of ``train``. What differs from ``train``: the backbone is not fine-tun
 weights stay as loaded), and scale jitter is refused (``train.scale_range`` must be [1, 1]).
 
 Capabilities: intermediate mAP every ``train.eval_every`` steps (pruning works); no prefilter (a trial is cheap).
-Memory: an entry above ``$SCALESEARCH_CACHE_GB`` (default 4 GiB) is refused in one line before it is computed.
+Memory: an entry above ``search.cache_gb`` (default 4 GiB) is refused in one line before it is computed.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ class CachedEstimator(Estimator):
 
         check_augmentation(self.study.config.train_config.scale_range)
         folder = self.study.cache_dir / "features" if self.study.cache_dir is not None else None
-        self.cache = FeatureCache(folder, progress=self.study.progress)
+        self.cache = FeatureCache(folder, limit=int(self.study.config.search.cache_gb * 2**30),
+                                  progress=self.study.progress)
 
     def estimate(self, spec: Any, seed: int, *, threads: int | None = None, on_eval: OnEval | None = None) -> Estimate:
         import torch
