@@ -60,7 +60,10 @@ class TrialRecord:
     of the run that measured the same point with the same seed (``measurement_key``): the sampler proposed it
     again, and this trial reuses that trial's result instead of training it again (``estimate_seconds`` None), or,
     on Ray, was trained concurrently with it (the same measurement all the same). A duplicate is never a seed
-    repeat (``scalesearch.pareto`` leaves it out of every aggregate); None in records written before it existed."""
+    repeat (``scalesearch.pareto`` leaves it out of every aggregate); None in records written before it existed.
+    ``paired_seeds``: seed s drew the same images, augmentations and per-part initial weights as every other
+    point's seed s (common random numbers; False in records written before, whose seeds fixed the data order
+    but not the initialisation)."""
 
     number: int
     state: State
@@ -95,6 +98,7 @@ class TrialRecord:
     estimate_seconds: float | None = None
     estimate_cpu_seconds: float | None = None
     duplicate_of: int | None = None
+    paired_seeds: bool = True
 
     def replace(self, **changes: Any) -> "TrialRecord":
         return dataclasses.replace(self, **changes)
@@ -165,7 +169,7 @@ TRIAL_KINDS: dict[str, str] = {
     "zero_cost": "object[number]?", "latency_ms": "number?", "latency_network_ms": "number?",
     "latency_post_ms": "number?", "latency_iqr_ms": "number?", "latency_exclusive": "bool?", "node": "str?",
     "estimator": "str?", "estimate_seconds": "number?", "estimate_cpu_seconds": "number?",
-    "duplicate_of": "int?", **{key: "number?" for key in ESTIMATE_METRICS},
+    "duplicate_of": "int?", "paired_seeds": "bool", **{key: "number?" for key in ESTIMATE_METRICS},
 }
 
 

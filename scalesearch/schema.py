@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 KEY = "schema_version"
-CURRENT = {"study": 2, "trial": 2, "fidelity": 3}
+CURRENT = {"study": 2, "trial": 3, "fidelity": 3}
 
 
 def upgrade_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -30,6 +30,13 @@ def _trial_1_to_2(row: dict[str, Any]) -> dict[str, Any]:
     """Version 2 adds the estimator and its cost (None before: the proxy training, untimed) and drops the flat
     ``pretrained`` spec field."""
     return upgrade_spec(row)
+
+
+def _trial_2_to_3(row: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 trains every point's seed s from the same per-part initial streams (paired seeds), evaluates
+    the raw and averaged weights (``map_raw``, ``map_ema``) and may reuse an earlier result (``duplicate_of``).
+    Version-2 records: seeds that fixed the data order only, raw weights, nothing reused."""
+    return {**row, "paired_seeds": False}
 
 
 def _fidelity_1_to_2(row: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +60,7 @@ def _study_1_to_2(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 STEPS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
-    ("trial", 1): _trial_1_to_2, ("fidelity", 1): _fidelity_1_to_2, ("fidelity", 2): _fidelity_2_to_3,
+    ("trial", 1): _trial_1_to_2, ("trial", 2): _trial_2_to_3, ("fidelity", 1): _fidelity_1_to_2, ("fidelity", 2): _fidelity_2_to_3,
     ("study", 1): _study_1_to_2,
 }
 

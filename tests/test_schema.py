@@ -28,28 +28,29 @@ def _trial(**extra):
 def test_records_carry_the_current_version_and_round_trip():
     record = _trial(space={"phi": -1.0})
     row = record.to_json()
-    assert row[schema.KEY] == schema.CURRENT["trial"] == 2
+    assert row[schema.KEY] == schema.CURRENT["trial"] == 3 and row["paired_seeds"] is True
     assert TrialRecord.from_json(row) == record and schema.KEY not in TrialRecord.from_json(row).space
 
 
 def test_a_version_1_trial_row_is_upgraded(tmp_path):
     row = _trial().to_json()
-    del row[schema.KEY], row["weights"], row["estimator"]
+    del row[schema.KEY], row["weights"], row["estimator"], row["paired_seeds"]
     row["pretrained"] = False  # records written before ``weights``
-    (tmp_path / "trials.json").write_text(json.dumps([row]))
-    [loaded] = load_records(tmp_path)
-    assert loaded.spec["weights"] == "none" and "pretrained" not in loaded.spec and loaded.estimator is None
-    assert loaded.to_json()[schema.KEY] == 2
+    (tmp_path / "trials.json").write_text(json.dumps([row, {**row, schema.KEY: 2}]))
+    version_1, version_2 = load_records(tmp_path)
+    assert version_1.spec["weights"] == "none" and "pretrained" not in version_1.spec and version_1.estimator is None
+    assert version_1.to_json()[schema.KEY] == 3
+    assert not version_1.paired_seeds and not version_2.paired_seeds  # seeds that fixed the data order only
 
 
 def test_a_newer_trial_file_is_refused_in_one_line(tmp_path):
-    row = {**_trial().to_json(), schema.KEY: 3}
+    row = {**_trial().to_json(), schema.KEY: 4}
     (tmp_path / "trials.json").write_text(json.dumps([row]))
     with pytest.raises(UserError) as info:
         load_records(tmp_path)
     message = str(info.value)
-    assert "\n" not in message and "trials.json: record 0 (trial number 0): schema_version: 3 was written by a " \
-        "newer scalesearch (this one reads up to 2)" in message
+    assert "\n" not in message and "trials.json: record 0 (trial number 0): schema_version: 4 was written by a " \
+        "newer scalesearch (this one reads up to 3)" in message
 
 
 @pytest.mark.parametrize("version", [0, "2", True])
