@@ -120,7 +120,9 @@ def main() -> None:
     spec = preset("lite0").replace(resolution=args.resolution, weights="package")
     train_set = train.make_dataset(pairs[0], "train", spec, cfg, train=True)
     spec = spec.replace(num_classes=train_set.info.num_classes)
-    record = begin_record("cached_step", data=args.data, spec=spec.to_dict(), resolution=args.resolution,
+    from scalesearch.machine import portable_path
+
+    record = begin_record("cached_step", data=portable_path(args.data), spec=spec.to_dict(), resolution=args.resolution,
                           batch_size=args.batch_size, threads=args.threads, steps=args.steps, warmup=args.warmup,
                           rounds=args.rounds, train_images=len(train_set))
     data = fc.FeatureCache(None).get(spec, *pairs, cfg)

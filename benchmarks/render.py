@@ -592,6 +592,12 @@ TITLES["bookkeeping"] = "Bookkeeping per trial: the first trials of a 2,000-tria
 RENDERERS["bookkeeping"], HEADLINES["bookkeeping"] = render_bookkeeping, headline_bookkeeping
 ORDER = (*ORDER, "bookkeeping")
 
+from render_cached_step import headline_cached_step, render_cached_step  # noqa: E402
+
+TITLES["cached_step"] = "Seconds per training step: cached frozen backbone vs live frozen vs fine-tuned"
+RENDERERS["cached_step"], HEADLINES["cached_step"] = render_cached_step, headline_cached_step
+ORDER = (*ORDER, "cached_step")
+
 
 # ---------------------------------------------------------------- readme (benchmarks/bench_readme.py)
 
