@@ -598,6 +598,12 @@ TITLES["cached_step"] = "Seconds per training step: cached frozen backbone vs li
 RENDERERS["cached_step"], HEADLINES["cached_step"] = render_cached_step, headline_cached_step
 ORDER = (*ORDER, "cached_step")
 
+from render_estimators import headline_estimators, render_estimators  # noqa: E402
+
+TITLES["estimators"] = "One table of estimators: CPU-seconds per candidate against tau with the long-budget reference"
+RENDERERS["estimators"], HEADLINES["estimators"] = render_estimators, headline_estimators
+ORDER = (*ORDER, "estimators")
+
 
 # ---------------------------------------------------------------- readme (benchmarks/bench_readme.py)
 
