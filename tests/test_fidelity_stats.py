@@ -78,3 +78,12 @@ def test_history_batches_group_the_seeds_each_call_trained():
                 {**one, "seed": 0, "finished": "2026-12-03 10:07:00 UTC"},))]
     assert [(b["command"], b["finished"], b["points"], b["seeds"], b["trainings"]) for b in batches(rows)] == [
         ("a", "2026-12-03 10:07:00 UTC", ["g0", "g1"], [0], 2), ("b", "2026-12-03 12:09:00 UTC", ["g0"], [1], 1)]
+
+
+def test_the_weights_gap_is_a_paired_comparison_of_each_training():
+    from scalesearch.report.fidelity import weights_differences
+
+    rows = [FidelityRecord("g0", 0, {}, 1e9, 0.1, 4.0, 600, None, (0, 1), (0.5, 0.6), raw_maps=(0.48, 0.61),
+                           ema_maps=(0.5, 0.6), paired=True),
+            FidelityRecord("g1", 1, {}, 1e9, 0.1, 4.0, 600, None, (0,), (0.4,), raw_maps=(0.4,), paired=True)]
+    assert weights_differences(rows) == pytest.approx([0.02, -0.01])  # g1 has no EMA: left out
