@@ -47,8 +47,11 @@ def _stopped_early(run: Run) -> list[str]:
     wanted, finished = search.n_trials, sum(r.state.counted for r in run.records)
     if finished >= wanted:
         return []
-    # The grid sampler stops at grid size x seeds, which may be below n_trials.
-    cap = " (the grid sampler may stop earlier, at grid size x seeds)" if search.sampler == "grid" else ""
+    # An exhaustive sampler (grid, brute force) stops at grid size x seeds, which may be below n_trials.
+    from scalesearch.search.samplers import SAMPLERS
+
+    exhaustive = search.sampler in SAMPLERS.choices() and SAMPLERS.get(search.sampler).exhaustive
+    cap = f" (the {search.sampler} sampler may stop earlier, at grid size x seeds)" if exhaustive else ""
     return [f"**The study stopped early:** {finished} of the {wanted} trials `search.n_trials` asks for finished{cap}; "
             "rerunning `scalesearch run` on this folder resumes it."]
 
