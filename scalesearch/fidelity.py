@@ -239,10 +239,13 @@ def reliability(rows: Sequence[FidelityRecord], weights: str = "scored") -> Reli
 
 
 def kendall_against(rows: Sequence[FidelityRecord], weights: str = "scored") -> tuple[float, float]:
-    """Kendall's tau (and p) of the proxy mAP against the mean over seeds of ``weights``' long-budget mAP."""
+    """Kendall's tau (and p) of the proxy mAP against the mean over seeds of ``weights``' long-budget mAP: over the
+    seeds every row shares (``seed_matrix``, the reference ``reliability`` measures), else each row's own."""
     from scipy import stats
 
-    means = [statistics.fmean(r.weights_maps(weights) or r.maps) for r in rows]
+    shared = seed_matrix(rows, weights)
+    means = ([statistics.fmean(values) for values in shared[1]] if shared is not None else
+             [statistics.fmean(r.weights_maps(weights) or r.maps) for r in rows])
     result = stats.kendalltau([r.proxy_map for r in rows], means)
     return float(result.statistic), float(result.pvalue)
 

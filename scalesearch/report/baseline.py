@@ -103,6 +103,8 @@ class Duel:
     def seeds_text(self) -> str:
         """``4 paired seeds`` / ``unpaired, 3 vs 4 seeds``."""
         if self.paired:
+            if not (self.point.paired and self.base.paired):
+                return f"{len(self.common)} seeds matched by number"
             return f"{len(self.common)} paired seeds"
         return f"unpaired, {len(self.point.maps)} vs {len(self.base.maps)} seeds"
 
@@ -159,7 +161,7 @@ class Duel:
     def outcome(self) -> tuple[str, Test, float]:
         """(verdict, the test it rests on, that test's Holm-adjusted p); the verdict is one of ``VERDICTS``."""
         (sup, ni), faster = self.holm_p, self.faster is True
-        if sup < self.alpha and self.diff > 0:
+        if sup < self.alpha and self.diff > 0 and self.faster is not None:
             return ("dominates" if faster else "better but slower"), self.superiority, sup
         if ni < self.alpha and faster:
             return "non-inferior and faster", self.noninferiority, ni
@@ -330,7 +332,18 @@ def _method(found: list[Duel]) -> str:
             f"{first.alpha:g}. Faster means {faster}. Verdicts: **dominates** (better and faster), **non-inferior "
             "and faster**, **better but slower**, **worse**, or cannot tell with these seeds (none of these shown; "
             "when no mAPs could reach an adjusted p < alpha with these seeds, it says how many paired seeds would). "
-            "Welch's t-test on the seeds' mAPs is given beside, as a secondary check.")
+            "Welch's t-test on the seeds' mAPs is given beside, as a secondary check. A point without a measured "
+            "latency is never called faster or slower." + _matching(found))
+
+
+def _matching(found: list[Duel]) -> str:
+    """What the seed pairing rests on: common random numbers, or (records written before them) seed numbers."""
+    if all(d.point.paired and d.base.paired for d in found):
+        return (" Paired seeds: seed s drew the same images, augmentations and initial weights for every point "
+                "(common random numbers).")
+    return (" Seeds matched by number: these records were trained before paired seeds (common random numbers), "
+            "so seed s fixed the image order and augmentations but not the initial weights; the sign-flip test "
+            "holds for them as for independent runs.")
 
 
 def _conclusion(label: str, found: list[Duel]) -> str:

@@ -237,8 +237,10 @@ class Worker:
 
         record = record.replace(node=socket.gethostname())
         if record.duplicate_of is not None and len(self.config.objectives) == 1:
+            every = self.config.train_config.eval_every
             for step, value in sorted((int(k), v) for k, v in record.intermediate.items() if v is not None):
-                trial.report(value, step)  # what the trial it duplicates reported: the sampler sees a pruned one alike
+                if every and step % every == 0:  # what the trial it duplicates reported (not its learning curve)
+                    trial.report(value, step)
         trial.set_user_attr("record", record.to_json())
         trial.set_user_attr("status", record.state.value)
         if record.state is State.PRUNED:

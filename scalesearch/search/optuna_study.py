@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from scalesearch.errors import UserError
-from scalesearch.records import RecordsFile, State, TrialRecord, best_record
+from scalesearch.records import RecordsFile, State, TrialRecord, best_record, mark_concurrent_duplicates
 
 COUNTED = tuple(s.value for s in State if s.counted)
 
@@ -314,7 +314,7 @@ def trial_record(trial: Any, number: int, duplicate_of: int | None = None) -> Tr
         data["duplicate_of"] = duplicate_of  # the record number (the one in ``record`` was provisional)
     data["state"] = "running" if state == "running" else state
     reported = {str(k): v for k, v in sorted(trial.intermediate_values.items())}
-    data["intermediate"] = reported or data.get("intermediate", {})
+    data["intermediate"] = {**data.get("intermediate", {}), **reported}  # learning-curve steps are not reported
     return TrialRecord.from_json(data)
 
 
@@ -345,7 +345,8 @@ def study_records(study: Any, seeds: int, cache: dict | None = None,
                 cache[key] = record
         if record is not None:
             records.append(record)
-    return sorted(records, key=lambda r: r.number)
+    # Two twins trained at once (the running one could not be watched: another machine on a journal storage)
+    return mark_concurrent_duplicates(sorted(records, key=lambda r: r.number))
 
 
 class RecordsExport:

@@ -105,7 +105,7 @@ def test_no_common_seed_falls_back_to_the_unpaired_test():
 def fid(number, maps, flops, seeds=None, label=None):
     spec = {"topology": "bifpn", "resolution": 256}
     return FidelityRecord(f"p{number}", number, spec, flops, 0.3, 4.0, 600, None,
-                          tuple(seeds or range(len(maps))), tuple(maps), label=label)
+                          tuple(seeds or range(len(maps))), tuple(maps), label=label, paired=True)
 
 
 BASE = (0.50, 0.52, 0.49, 0.51, 0.53, 0.50)  # six seeds: two-sided floor 2/64, one-sided 1/64

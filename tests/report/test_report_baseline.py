@@ -33,7 +33,7 @@ def row(number, maps, samples, label=None, resolution=320):
     spec = {"topology": "bifpn", "fusion": "sum", "activation": "relu6", "resolution": resolution,
             "fpn_channels": 64, "fpn_repeats": 3, "head_repeats": 3}
     return FidelityRecord(f"p{number}", number, spec, 1e9, 0.4, 4.0, 600, None, tuple(range(len(maps))), maps,
-                          label=label, latency=latency(samples))
+                          label=label, latency=latency(samples), paired=True)
 
 
 ROWS = [row(0, BASE_MAPS, np.linspace(20, 24, 40), label="Lite0"),

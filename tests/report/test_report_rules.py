@@ -18,7 +18,7 @@ from scalesearch.report.rules import rung_duels, verdict
 def row(number, maps, label=None, proxy=0.3, rule=None):
     return FidelityRecord(f"p{number}", number, {"resolution": 256, "fpn_channels": 64, "fpn_repeats": 2,
                                                  "head_repeats": 3}, 1e9, proxy, 4.0, 240, None,
-                          tuple(range(len(maps))), maps, label=label, rule=rule)
+                          tuple(range(len(maps))), maps, label=label, rule=rule, paired=True)
 
 
 # seven seeds: the two-sided sign-flip test reaches 2/128 alone, 4/128 after Holm over two rungs
