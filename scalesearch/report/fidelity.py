@@ -44,6 +44,11 @@ def add_section(doc: Document, run: Run, fig_dir: Path | None = None, prefix: st
     doc.table(["trial", "point", "FLOPs", "proxy mAP", f"{factor:g}x-budget mAP", "seeds"],
               [[r.number, r.group, fmt_count(r.flops), f"{r.proxy_map:.4f}", f"{r.long_map:.4f}", len(r.seeds)]
                for r in rows])
+    counts = sorted({len(r.seeds) for r in rows})
+    if len(counts) > 1:
+        doc.para(f"**Unequal seeds:** the points have {counts[0]} to {counts[-1]} long-budget seeds (a retraining still "
+                 "under way, or one given more seeds later); each point's long-budget mAP below is the mean over its "
+                 "own seeds, so the reference is noisier for some points than for others.")
     if len(rows) < 2:
         doc.para("Kendall tau needs at least two retrained specs.")
         return
