@@ -579,30 +579,24 @@ HEADLINES: dict[str, Callable[[dict], list[str]]] = {
 }
 ORDER = ("train_bccd", "pretrained", "zero_cost", "multi_fidelity", "workers", "quickstart_train", "cost", "search", "cli_startup")
 
-# The latency page lives in its own module (it imports this one's helpers when it renders).
-from render_latency import headline_latency, render_latency  # noqa: E402
 
-TITLES["latency"] = "Latency: repeatability of the protocol, FLOPs vs time, ONNX Runtime vs torch eager"
-RENDERERS["latency"], HEADLINES["latency"] = render_latency, headline_latency
-ORDER = (*ORDER, "latency")
+def _register(name: str, title: str | None = None) -> None:
+    """A page whose renderer lives in its own module ``render_<name>`` (``render_<name>`` and ``headline_<name>``,
+    importing this module's helpers when it renders): one entry each in TITLES, RENDERERS, HEADLINES and ORDER."""
+    import importlib
 
-from render_bookkeeping import headline_bookkeeping, render_bookkeeping  # noqa: E402
+    global ORDER
+    module = importlib.import_module(f"render_{name}")
+    if title is not None:
+        TITLES[name] = title
+    RENDERERS[name], HEADLINES[name] = getattr(module, f"render_{name}"), getattr(module, f"headline_{name}")
+    ORDER = (*ORDER, name)
 
-TITLES["bookkeeping"] = "Bookkeeping per trial: the first trials of a 2,000-trial study against the last"
-RENDERERS["bookkeeping"], HEADLINES["bookkeeping"] = render_bookkeeping, headline_bookkeeping
-ORDER = (*ORDER, "bookkeeping")
 
-from render_cached_step import headline_cached_step, render_cached_step  # noqa: E402
-
-TITLES["cached_step"] = "Seconds per training step: cached frozen backbone vs live frozen vs fine-tuned"
-RENDERERS["cached_step"], HEADLINES["cached_step"] = render_cached_step, headline_cached_step
-ORDER = (*ORDER, "cached_step")
-
-from render_estimators import headline_estimators, render_estimators  # noqa: E402
-
-TITLES["estimators"] = "One table of estimators: CPU-seconds per candidate against tau with the long-budget reference"
-RENDERERS["estimators"], HEADLINES["estimators"] = render_estimators, headline_estimators
-ORDER = (*ORDER, "estimators")
+_register("latency", "Latency: repeatability of the protocol, FLOPs vs time, ONNX Runtime vs torch eager")
+_register("bookkeeping", "Bookkeeping per trial: the first trials of a 2,000-trial study against the last")
+_register("cached_step", "Seconds per training step: cached frozen backbone vs live frozen vs fine-tuned")
+_register("estimators", "One table of estimators: CPU-seconds per candidate against tau with the long-budget reference")
 
 
 # ---------------------------------------------------------------- readme (benchmarks/bench_readme.py)

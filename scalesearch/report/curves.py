@@ -24,7 +24,7 @@ def point_curves(records: Sequence[TrialRecord]) -> dict[str, tuple[TrialRecord,
     steps: dict[str, dict[int, list[float]]] = {}
     first: dict[str, TrialRecord] = {}
     for r in records:
-        if r.state is not State.COMPLETE or r.get("map") is None or not r.intermediate or r.get("duplicate_of") is not None:
+        if r.state is not State.COMPLETE or r.get("map") is None or not r.intermediate or pareto.is_duplicate(r):
             continue
         key = pareto.group_key(r)
         first.setdefault(key, r)
@@ -46,7 +46,7 @@ def loss_ranking(records: Sequence[TrialRecord]) -> tuple[float, float, int] | N
     groups: dict[str, list[TrialRecord]] = {}
     for r in records:
         if r.state is State.COMPLETE and r.get("map") is not None and r.get("train_loss") is not None \
-                and r.get("duplicate_of") is None:
+                and not pareto.is_duplicate(r):
             groups.setdefault(pareto.group_key(r), []).append(r)
     if len(groups) < 3:
         return None
