@@ -220,16 +220,20 @@ class Worker:
         """(point index, seed index); a freshly sampled point enqueues its seed repeats. ``below``: the trials
         numbered below this one; the index is final (``optuna_study.point_index``: the export numbers alike)."""
         attrs = trial.user_attrs
-        if "point" in attrs:
+        if "point" in attrs and not attrs.get("repeats_pending"):
             return attrs["point"], attrs.get("seed_index", 0)
-        point = point_index(trial.number, below)
-        for key, value in (("origin", "sampled"), ("point", point), ("seed_index", 0), ("origin_trial", trial.number)):
-            trial.set_user_attr(key, value)
+        if "point" in attrs:  # the retry of an origin interrupted before it enqueued its repeats (optuna_study.retry)
+            point, origin = attrs["point"], attrs["origin_trial"]
+        else:
+            point, origin = point_index(trial.number, below), trial.number
+            for key, value in (("origin", "sampled"), ("point", point), ("seed_index", 0), ("origin_trial", origin)):
+                trial.set_user_attr(key, value)
         for index in range(1, self.config.seeds):
             self.study.enqueue_trial(dict(trial.params), user_attrs={
-                "origin": "repeat", "point": point, "seed_index": index, "repeat_of": trial.number,
-                "origin_trial": trial.number,
+                "origin": "repeat", "point": point, "seed_index": index, "repeat_of": origin, "origin_trial": origin,
                 **({"label": trial.user_attrs["label"]} if "label" in trial.user_attrs else {})})
+        if attrs.get("repeats_pending"):
+            trial.set_user_attr("repeats_pending", False)  # a retry of this trial must not enqueue them again
         return point, 0
 
     def _end(self, trial: Any, record: TrialRecord) -> tuple[Any, list[float] | None]:

@@ -201,13 +201,14 @@ def recover(study: Any, storage: Any, exclusive: bool) -> int:
 
 def retry(study: Any, trial: Any) -> None:
     """Enqueue an interrupted trial's parameters again, keeping its point, seed and budget. A trial interrupted
-    before it took a point index (between its ask and ``Worker._point``) has no record number to keep: its
-    parameters are enqueued as a new point (its own index stays unused: numbers never move)."""
-    keep = ("origin", "point", "seed_index", "label", "origin_trial")
+    before it took its point index (between its ask and ``Worker._point``, e.g. failed by a stale heartbeat on a
+    loaded machine) is still an origin: its retry takes the index it would have had (``point_index``) and
+    enqueues the point's seed repeats when it starts (``repeats_pending``), so numbers stay dense and final."""
+    keep = ("origin", "point", "seed_index", "label", "origin_trial", "repeats_pending")
     attrs = {k: v for k, v in trial.user_attrs.items() if k in keep}
     if "point" not in attrs:
-        study.enqueue_trial(dict(trial.params), user_attrs={k: v for k, v in attrs.items() if k == "label"})
-        return
+        attrs |= {"origin": "sampled", "point": point_index(trial.number, study.get_trials(deepcopy=False)),
+                  "seed_index": 0, "origin_trial": trial.number, "repeats_pending": True}
     study.enqueue_trial(dict(trial.params), user_attrs={**attrs, "retry_of": trial.number})
 
 

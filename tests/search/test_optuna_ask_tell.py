@@ -100,3 +100,27 @@ def test_a_trial_number_is_final_when_it_is_asked():
     records = study_records(study, seeds=2)
     assert [r.number for r in records] == [0, 1, 2, 4]  # point 1 and 2's repeats not asked yet
     assert all(r.number == t.user_attrs["record"]["number"] for r, t in zip(records, (first, repeat, bare, later)))
+
+
+def test_an_origin_failed_before_taking_its_point_is_retried_under_that_point():
+    """A sampled trial failed before its worker wrote anything (a stale heartbeat on a loaded machine): its retry
+    takes the index the trial would have had, so the numbers stay dense (0 and 1 here, not 1 and 2)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from scalesearch.search.optuna_study import retry, study_records
+
+    study = optuna.create_study()
+    lost = study.ask()                                                     # storage 0: never wrote its attributes
+    study.tell(lost, state=TrialState.FAIL)
+    later = study.ask()                                                    # storage 1: point 1
+    for key, value in (("origin", "sampled"), ("point", 1), ("seed_index", 0), ("origin_trial", 1)):
+        later.set_user_attr(key, value)
+    retry(study, study.get_trials(deepcopy=False)[0])
+    again = study.ask()                                                    # storage 2: the retry
+    assert (again.user_attrs["point"], again.user_attrs["retry_of"], again.user_attrs["repeats_pending"]) == (0, 0, True)
+    for trial in (later, again):
+        trial.set_user_attr("status", "complete")
+        trial.set_user_attr("record", {"number": trial.user_attrs["point"], "state": "complete", "seed": 0})
+        study.tell(trial, 0.5)
+    assert [r.number for r in study_records(study, seeds=1)] == [0, 1]
