@@ -597,6 +597,8 @@ _register("latency", "Latency: repeatability of the protocol, FLOPs vs time, ONN
 _register("bookkeeping", "Bookkeeping per trial: the first trials of a 2,000-trial study against the last")
 _register("cached_step", "Seconds per training step: cached frozen backbone vs live frozen vs fine-tuned")
 _register("estimators", "One table of estimators: CPU-seconds per candidate against tau with the long-budget reference")
+_register("report_scale", "Report speed at scale: a 2,000-trial study rendered readably")
+_register("latency_table", "Latency table: per-block predictions against the protocol, and what a prediction costs")
 
 
 # ---------------------------------------------------------------- readme (benchmarks/bench_readme.py)

@@ -197,6 +197,22 @@ class PrefilterConfig(_Model):
     direction: Literal["maximize", "minimize"] = "maximize"  # the published scores: higher is better
 
 
+class SupernetConfig(_Model):
+    """The ``supernet`` estimator's training (``scalesearch.training.supernet``): ``steps`` sandwich steps (None: 4 x
+    ``train.steps``), each training the largest, the smallest and ``random_children`` random sub-networks on one
+    batch at one drawn resolution; ``distill_weight`` of the in-place distillation term (Bernoulli KL from the
+    largest sub-network's class probabilities, normalised as the focal loss); a checkpoint every
+    ``checkpoint_every`` steps; ``calib_images`` training images re-estimate a sub-network's batch-norm statistics
+    before it is scored; ``max_supernets`` caps how many supernets (one per topology) a study may train."""
+
+    steps: int | None = Field(default=None, ge=1)
+    random_children: int = Field(default=2, ge=0)
+    distill_weight: float = Field(default=1.0, ge=0)
+    checkpoint_every: int = Field(default=50, ge=1)
+    calib_images: int = Field(default=128, ge=1)
+    max_supernets: int = Field(default=8, ge=1)
+
+
 class SearchConfig(_Model):
     backend: str = "optuna"
     sampler: str = "tpe"
@@ -212,6 +228,7 @@ class SearchConfig(_Model):
     ray: RayConfig = Field(default_factory=RayConfig)
     estimator: str = "train"  # how a trial's accuracy is estimated (scalesearch.search.estimators)
     cache_gb: float = Field(default=4.0, gt=0)  # memory limit of the ``cached`` estimator's features (GiB)
+    supernet: SupernetConfig = Field(default_factory=SupernetConfig)  # the ``supernet`` estimator's training
 
     @field_validator("backend")
     @classmethod
@@ -265,13 +282,16 @@ class Objective(_Model):
 class LatencyConfig(_Model):
     """How the ``latency_*`` metrics are measured (``scalesearch.measure.latency``): ``runtime`` (``torch`` or
     ``onnxruntime``), intra-op ``threads``, ``batch`` images, ``warmup`` untimed and ``runs`` timed rounds.
-    Used only when an objective or a budget names a latency metric."""
+    ``table``: trials take the per-block table's prediction (``scalesearch.measure.latency_table``, torch only)
+    and, after the search, every point of the final front is measured by the protocol
+    (``scalesearch.search.latency_front``). Used only when an objective or a budget names a latency metric."""
 
     runtime: str = "torch"
     threads: int = Field(default=1, ge=1)
     batch: int = Field(default=1, ge=1)
     warmup: int = Field(default=10, ge=0)
     runs: int = Field(default=40, ge=1)
+    table: bool = False
 
     @field_validator("runtime")
     @classmethod
@@ -279,6 +299,15 @@ class LatencyConfig(_Model):
         from scalesearch.measure.latency import RUNTIMES
 
         return _choice("runtime", value, RUNTIMES.choices())
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: bool, info: ValidationInfo) -> bool:
+        runtime = info.data.get("runtime", "torch")
+        if value and runtime != "torch":
+            raise ValueError(f"the per-block table times torch eager blocks only, but latency.runtime is {runtime!r} "
+                             "(set latency.table: false to measure every trial by the protocol)")
+        return value
 
 
 class CompareConfig(_Model):

@@ -53,7 +53,11 @@ class TrialRecord:
     ``zero_cost`` the zero-cost scores of the untrained spec (``scalesearch.measure.zero_cost``; {} when not scored);
     ``latency_*`` the measured medians (ms) of the study's ``latency`` settings, ``latency_iqr_ms`` the total's
     interquartile range, ``latency_exclusive`` whether no other measurement ran meanwhile (None: not measured,
-    ``scalesearch.measure.latency``); ``node`` where it ran (the host name; on Ray, host and node id); ``estimator`` the
+    ``scalesearch.measure.latency``); ``latency_source`` where ``latency_*`` came from: ``measured`` (the
+    protocol) or ``table`` (the per-block table's prediction, ``latency.table``; no IQR, and ``latency_exclusive``
+    says whether every block was timed holding the lock), None without a latency; ``latency_table_ms`` the
+    table's prediction of the total, kept when a point of the final front is measured after the search
+    (``scalesearch.search.latency_front``); ``node`` where it ran (the host name; on Ray, host and node id); ``estimator`` the
     study's ``search.estimator`` (None in records written before it existed: proxy training), and
     ``estimate_seconds`` / ``estimate_cpu_seconds`` the wall and process CPU seconds of the estimate (None when
     nothing was estimated: infeasible, prefiltered, a duplicate); ``duplicate_of`` the number of an earlier trial
@@ -93,6 +97,8 @@ class TrialRecord:
     latency_post_ms: float | None = None
     latency_iqr_ms: float | None = None
     latency_exclusive: bool | None = None
+    latency_source: str | None = None
+    latency_table_ms: float | None = None
     node: str | None = None
     estimator: str | None = None
     estimate_seconds: float | None = None
@@ -154,6 +160,9 @@ def _state(value: Any) -> State:
 # Decoding run-folder files. A hand-edited or damaged file stops a command with one ``UserError`` line that names
 # the file, the record and the key, before anything is written or trained. Kinds: ``int``, ``number``, ``str``,
 # ``bool``, ``object``, ``list``, ``list[K]`` / ``object[K]`` (every item / value of kind K); ``?`` allows null.
+LATENCY_SOURCES = ("measured", "table")  # ``TrialRecord.latency_source``: the protocol, or the per-block table
+
+
 class RecordError(ValueError):
     """One record breaks the file format; the message names the key, the rule, then the value."""
 
@@ -167,7 +176,8 @@ TRIAL_KINDS: dict[str, str] = {
     "seconds": "number?", "train_seconds": "number?", "eval_seconds": "number?", "images_per_second": "number?",
     "steps": "int?", "threads": "int?", "reason": "str?", "label": "str?", "retry_of": "int?",
     "zero_cost": "object[number]?", "latency_ms": "number?", "latency_network_ms": "number?",
-    "latency_post_ms": "number?", "latency_iqr_ms": "number?", "latency_exclusive": "bool?", "node": "str?",
+    "latency_post_ms": "number?", "latency_iqr_ms": "number?", "latency_exclusive": "bool?", "latency_source": "str?",
+    "latency_table_ms": "number?", "node": "str?",
     "estimator": "str?", "estimate_seconds": "number?", "estimate_cpu_seconds": "number?",
     "duplicate_of": "int?", "paired_seeds": "bool", **{key: "number?" for key in ESTIMATE_METRICS},
 }
@@ -249,6 +259,8 @@ def check_trial(data: dict[str, Any]) -> None:
     """A ``trials.json`` record before ``TrialRecord.from_json``: ``number`` required, every known key of its kind."""
     check_keys(data, TRIAL_KINDS, required=("number",))
     _state(data.get("state", "running"))
+    if data.get("latency_source") not in (None, *LATENCY_SOURCES):
+        raise RecordError(f"unknown latency_source {data['latency_source']!r} (valid: {', '.join(LATENCY_SOURCES)})")
     check_spec(data)
 
 
@@ -300,7 +312,7 @@ def _decode_trial(row: dict[str, Any]) -> TrialRecord:
 # number, sampled parameters, spec, budget and seed, stays its own; nothing is estimated, so no estimate seconds).
 REUSED_FIELDS = ("state", "metrics", "intermediate", "reason", "steps", "threads", "train_seconds", "eval_seconds",
                  "images_per_second", "zero_cost", "latency_ms", "latency_network_ms", "latency_post_ms",
-                 "latency_iqr_ms", "latency_exclusive")
+                 "latency_iqr_ms", "latency_exclusive", "latency_source", "latency_table_ms")
 # States whose result a duplicate reuses: complete (the same training gives the same metrics), infeasible (the same
 # spec and budget give the same verdict, untrained) and pruned (the same training reports the same intermediate mAP;
 # the decision to stop it stands). A failed trial is not reused: a failure may be the machine's (memory, a crash),

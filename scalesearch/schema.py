@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 KEY = "schema_version"
-CURRENT = {"study": 2, "trial": 3, "fidelity": 3}
+CURRENT = {"study": 2, "trial": 4, "fidelity": 3}
 
 
 def upgrade_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +39,13 @@ def _trial_2_to_3(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "paired_seeds": False}
 
 
+def _trial_3_to_4(row: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 says where a latency came from (``latency_source``: the protocol, or the per-block table of
+    ``latency.table``, whose prediction ``latency_table_ms`` is kept when the point is measured after the search).
+    Every version-3 latency was measured by the protocol."""
+    return {**row, "latency_source": "measured" if row.get("latency_ms") is not None else None}
+
+
 def _fidelity_1_to_2(row: dict[str, Any]) -> dict[str, Any]:
     if isinstance(row.get("spec"), dict):
         row = {**row, "spec": upgrade_spec(row["spec"])}
@@ -60,7 +67,8 @@ def _study_1_to_2(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 STEPS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
-    ("trial", 1): _trial_1_to_2, ("trial", 2): _trial_2_to_3, ("fidelity", 1): _fidelity_1_to_2, ("fidelity", 2): _fidelity_2_to_3,
+    ("trial", 1): _trial_1_to_2, ("trial", 2): _trial_2_to_3, ("trial", 3): _trial_3_to_4,
+    ("fidelity", 1): _fidelity_1_to_2, ("fidelity", 2): _fidelity_2_to_3,
     ("study", 1): _study_1_to_2,
 }
 

@@ -119,6 +119,21 @@ def test_against_brute_force_on_random_points(seed):
     assert pareto.study_hypervolume(records, 4e10) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("objectives", [pareto.MAP_FLOPS, ("map", "latency_ms")])
+def test_hypervolume_history_equals_the_sweep_of_every_prefix(objectives):
+    """The front kept as trials arrive gives each prefix's hypervolume, ties, duplicates and infeasible trials included."""
+    rng = np.random.default_rng(7)
+    maps, flops = rng.integers(0, 8, 120) / 10, 10.0 ** (9 + rng.integers(0, 6, 120) / 5)
+    states = rng.choice(["complete", "complete", "complete", "pruned"], 120)
+    records = [rec(i, m if s == "complete" else None, f, state=s, latency_ms=f / 1e8)
+               for i, (m, f, s) in enumerate(zip(maps, flops, states))]
+    ref = 4e10 if objectives == pareto.MAP_FLOPS else 400.0
+    history = pareto.hypervolume_history(records[::-1], ref, objectives)  # any order in: number order out
+    assert [n for n, _ in history] == list(range(120))
+    assert [v for _, v in history] == pytest.approx(
+        [pareto.study_hypervolume(records[: i + 1], ref, objectives) for i in range(120)], abs=1e-12)
+
+
 def test_three_objectives_keep_a_cheaper_params_point():
     records = [rec(0, 0.3, 2e9, params=5e6), rec(1, 0.3, 2e9, params=4e6), rec(2, 0.3, 3e9, params=1e6)]
     objectives = ("map", "flops", "params")

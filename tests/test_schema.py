@@ -28,7 +28,7 @@ def _trial(**extra):
 def test_records_carry_the_current_version_and_round_trip():
     record = _trial(space={"phi": -1.0})
     row = record.to_json()
-    assert row[schema.KEY] == schema.CURRENT["trial"] == 3 and row["paired_seeds"] is True
+    assert row[schema.KEY] == schema.CURRENT["trial"] == 4 and row["paired_seeds"] is True
     assert TrialRecord.from_json(row) == record and schema.KEY not in TrialRecord.from_json(row).space
 
 
@@ -39,18 +39,28 @@ def test_a_version_1_trial_row_is_upgraded(tmp_path):
     (tmp_path / "trials.json").write_text(json.dumps([row, {**row, schema.KEY: 2}]))
     version_1, version_2 = load_records(tmp_path)
     assert version_1.spec["weights"] == "none" and "pretrained" not in version_1.spec and version_1.estimator is None
-    assert version_1.to_json()[schema.KEY] == 3
+    assert version_1.to_json()[schema.KEY] == 4
     assert not version_1.paired_seeds and not version_2.paired_seeds  # seeds that fixed the data order only
 
 
+def test_a_version_3_latency_was_measured_by_the_protocol(tmp_path):
+    timed, untimed = _trial(latency_ms=12.5).to_json(), _trial().to_json()
+    for row in (timed, untimed):
+        del row["latency_source"], row["latency_table_ms"]
+        row[schema.KEY] = 3
+    (tmp_path / "trials.json").write_text(json.dumps([timed, untimed]))
+    timed, untimed = load_records(tmp_path)
+    assert timed.latency_source == "measured" and timed.latency_table_ms is None and untimed.latency_source is None
+
+
 def test_a_newer_trial_file_is_refused_in_one_line(tmp_path):
-    row = {**_trial().to_json(), schema.KEY: 4}
+    row = {**_trial().to_json(), schema.KEY: 5}
     (tmp_path / "trials.json").write_text(json.dumps([row]))
     with pytest.raises(UserError) as info:
         load_records(tmp_path)
     message = str(info.value)
-    assert "\n" not in message and "trials.json: record 0 (trial number 0): schema_version: 4 was written by a " \
-        "newer scalesearch (this one reads up to 3)" in message
+    assert "\n" not in message and "trials.json: record 0 (trial number 0): schema_version: 5 was written by a " \
+        "newer scalesearch (this one reads up to 4)" in message
 
 
 @pytest.mark.parametrize("version", [0, "2", True])

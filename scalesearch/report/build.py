@@ -49,8 +49,9 @@ def build_report(runs: Sequence[Run], out_dir: Path) -> Document:
 
 
 def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, command: str | None = None) -> Path:
-    """Write ``report.md``, ``report.html`` and ``figures/*.png`` to ``out_dir``; returns report.md.
-    ``command`` is the report's own command line, stated under the title."""
+    """Write ``report.md``, ``report.html`` and ``figures/*.png`` to ``out_dir`` (and, for a study too long for its
+    tables, ``trials.csv`` and one CSV per cut table: ``report.tables``); returns report.md. ``command`` is the
+    report's own command line, stated under the title."""
     import datetime as dt
 
     runs = [load_run(p) for p in run_dirs]  # every mistake in the inputs surfaces before anything is written

@@ -16,6 +16,8 @@ from scalesearch.report import plots
 from scalesearch.report.doc import Document
 from scalesearch.report.runs import Run
 
+TOP = 20  # points whose learning curves are drawn in colour; a study's other points are thin grey lines
+
 
 def point_curves(records: Sequence[TrialRecord]) -> dict[str, tuple[TrialRecord, list[tuple[int, float]]]]:
     """Point -> (its first record, [(step, mean mAP over the seeds that reached that step)]): the intermediate
@@ -55,6 +57,15 @@ def loss_ranking(records: Sequence[TrialRecord]) -> tuple[float, float, int] | N
     return kendall(loss, maps)
 
 
+def best_curves(curves: dict[str, tuple[TrialRecord, list[tuple[int, float]]]], top: int = TOP
+                ) -> tuple[dict[str, tuple[TrialRecord, list[tuple[int, float]]]], list[list[tuple[int, float]]]]:
+    """(the ``top`` points with the best final mAP, the others' lines): all of them, none left, when they fit."""
+    if len(curves) <= top:
+        return curves, []
+    ranked = sorted(curves, key=lambda key: (-curves[key][1][-1][1], curves[key][0].number))
+    return {key: curves[key] for key in ranked[:top]}, [curves[key][1] for key in ranked[top:]]
+
+
 def add_section(doc: Document, run: Run, fig_dir: Path | None, colors: dict[str, Any], prefix: str = "") -> None:
     curves = point_curves(run.records)
     ranking = loss_ranking(run.records)
@@ -66,8 +77,11 @@ def add_section(doc: Document, run: Run, fig_dir: Path | None, colors: dict[str,
                  "seeds; the last point of each line is the final mAP). Lines that cross show where a short "
                  "budget would rank points differently from a longer one.")
         if fig_dir is not None:
-            path = plots.curves_plot(curves, fig_dir / f"{prefix}curves.png", colors)
-            doc.figure(path, "Validation mAP against training step per point, one colour and marker per topology.")
+            best, others = best_curves(curves)
+            path = plots.curves_plot(best, fig_dir / f"{prefix}curves.png", colors, others)
+            doc.figure(path, "Validation mAP against training step per point, one colour and marker per topology"
+                       + (f"; the {len(best)} points with the best final mAP, the other {len(others)} grey."
+                          if others else "."))
     if ranking is not None:
         tau, p, n = ranking
         doc.para(f"Training-loss score (`train_loss`, mean training loss over the last half of each run; lower is "

@@ -3,6 +3,7 @@ topologies by their short names (``scalesearch.topology_names``), front headings
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -37,7 +38,13 @@ def cell(value: Any) -> str:
 
 def topology_cell(value: Any) -> str:
     """A topology as a table cell or legend entry: a generated graph by its short name (``gen-3fa2c1``)."""
-    return short_name(value) if isinstance(value, str) else cell(value)
+    return _short_name(value) if isinstance(value, str) else cell(value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _short_name(topology: str) -> str:
+    """``short_name`` once per graph: it parses the graph, and a report of thousands of trials names each often."""
+    return short_name(topology)
 
 
 def point_cell(group: str) -> str:

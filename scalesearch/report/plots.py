@@ -8,6 +8,7 @@ names (``scalesearch.topology_names``).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,15 @@ PALETTE = ("#0067a5", "#be0032", "#008856", "#f38400", "#875692", "#a1caf1", "#e
            "#f6a600", "#b3446c", "#dcd300", "#882d17", "#8db600", "#654522", "#e25822", "#2b3d26", "#f3c300",
            "#c2b280")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+# Thousands of trials (a supernet study): past DENSE points a scatter draws small translucent dots without outlines
+# (rasterised, so a vector copy stays small), rings the front and stars the labelled baselines; past STYLED
+# topologies only those on the front keep a style of their own and the others share one grey; past PRUNED_LABELS
+# pruned trials their rungs are no longer written beside them. Figures of smaller studies are drawn as before.
+DENSE = 150
+STYLED = 20
+PRUNED_LABELS = 40
+CATEGORIES = 20  # values of a categorical parameter a slice panel names on its axis (past them, none)
+OTHERS = "0.6"  # the grey of topologies without a style of their own
 
 
 @dataclass(frozen=True)
@@ -99,35 +109,71 @@ def _has(record: Record, key: str) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def styled(topologies: Iterable[str], front: Sequence[Record]) -> set[str]:
+    """The topologies a figure draws in their own style: every one when there are at most ``STYLED``, else those
+    with a trial on ``front`` (the most front trials first, at most ``STYLED``); the others share one grey."""
+    names = set(topologies)
+    if len(names) <= STYLED:
+        return names
+    counts = Counter(str(r.get("topology")) for r in front)
+    return {t for t, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:STYLED]}
+
+
+def _dots(dense: bool, size: float = 26, alpha: float | None = 0.85) -> dict[str, Any]:
+    """Marker settings of a scatter: ``size`` and ``alpha`` as given, or small translucent rasterised dots."""
+    if dense:
+        return {"s": 7, "alpha": 0.45, "linewidths": 0, "rasterized": True}
+    return {"s": size} if alpha is None else {"s": size, "alpha": alpha}
+
+
+def _by_topology(records: Iterable[Record]) -> dict[str, list[Record]]:
+    groups: dict[str, list[Record]] = {}
+    for r in records:
+        groups.setdefault(str(r.get("topology")), []).append(r)
+    return groups
+
+
 def scatter_front(records: Sequence[Record], cost: str, path: Path, colors: dict[str, Style],
                   budgets: Sequence[float] = (), title: str = "", baselines: frozenset[int] = frozenset()) -> Path:
     """mAP vs ``cost`` ("flops", "params", "latency_ms") for every feasible trial in its topology's style, with the
     overall front (black), per-topology fronts (dashed), budget lines and the paper-rule baselines (stars).
     Pruned trials are hollow, at their last reported mAP, labelled with that step; infeasible and failed trials
-    with a known cost are grey crosses at mAP 0."""
+    with a known cost are grey crosses at mAP 0. Past ``DENSE`` trials the dots shrink, the front's trials are
+    ringed and the labelled trials (an enqueued baseline) are red stars; past ``STYLED`` topologies the ones off
+    the front are grey."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9, 4.8))
+    objectives = ("map", cost)
     good = [r for r in pareto.feasible(records) if _has(r, cost)]
+    front = pareto.pareto_front(records, objectives)
+    dense = len(good) > DENSE
+    shown = styled((str(r.get("topology")) for r in records if _has(r, cost)), front)
+    groups = _by_topology(r for r in good if r.get("number") not in baselines)
     labelled: set[str] = set()
     for topo, style in colors.items():
-        pts = [r for r in good if str(r.get("topology")) == topo and r.get("number") not in baselines]
+        pts = groups.get(topo) if topo in shown else None
         if pts:
             ax.scatter([r.get(cost) for r in pts], [r.get("map") for r in pts], color=style.color,
-                       marker=style.marker, s=26, label=topology_cell(topo), alpha=0.85)
+                       marker=style.marker, label=topology_cell(topo), **_dots(dense))
             labelled.add(topo)
+    _others(ax, [r for topo, pts in groups.items() if topo not in shown for r in pts], cost, dense)
     base = [r for r in good if r.get("number") in baselines]
     if base:
         ax.scatter([r.get(cost) for r in base], [r.get("map") for r in base], marker="*", s=140, color="gold",
                    edgecolor="black", zorder=5, label="paper rule")
-    pruned = _pruned(ax, records, cost, colors, labelled)
-    bad = [r for r in records if not pareto.is_feasible(r) and r not in pruned and _has(r, cost)]
+    pruned = {id(r) for r in _pruned(ax, records, cost, colors, labelled, shown)}
+    bad = [r for r in records if not pareto.is_feasible(r) and id(r) not in pruned and _has(r, cost)]
     if bad:
-        ax.scatter([r.get(cost) for r in bad], [0.0] * len(bad), marker="x", color="grey", s=18,
-                   label="not trained / failed")
-    objectives = ("map", cost)
-    for topo, front in pareto.fronts_by(records, "topology", objectives).items():
-        _step(ax, front, cost, color=_style(colors, topo).color, linestyle="--", linewidth=1)
-    _step(ax, pareto.pareto_front(records, objectives), cost, color="black", linewidth=1.6, label="Pareto front")
+        ax.scatter([r.get(cost) for r in bad], [0.0] * len(bad), marker="x", color="grey", s=8 if dense else 18,
+                   linewidths=0.7 if dense else None, label="not trained / failed")
+    for topo, topo_front in pareto.fronts_by(records, "topology", objectives).items():
+        if topo in shown:
+            _step(ax, topo_front, cost, color=_style(colors, topo).color, linestyle="--",
+                  **({"linewidth": 0.8, "alpha": 0.6} if dense else {"linewidth": 1}))
+    _step(ax, front, cost, color="black", linewidth=1.6, label="Pareto front")
+    if dense:
+        _highlight(ax, front, [r for r in good if r.get("label") and r.get("number") not in baselines
+                               and not pareto.is_duplicate(r)], cost)
     for i, budget in enumerate(budgets):
         ax.axvline(budget, color="red", linestyle=":", linewidth=1, label="budget" if i == 0 else None)
     if good or bad or pruned or budgets:
@@ -138,28 +184,66 @@ def scatter_front(records: Sequence[Record], cost: str, path: Path, colors: dict
     return _save(fig, path)
 
 
+def _others(ax, records: Sequence[Record], cost: str, dense: bool) -> None:
+    """The trials of topologies without a style of their own, one grey, named by how many topologies they are."""
+    if records:
+        count = len({str(r.get("topology")) for r in records})
+        ax.scatter([r.get(cost) for r in records], [r.get("map") for r in records], color=OTHERS, marker="o",
+                   label=f"{count} other topologies", **_dots(dense, 14))
+
+
+def _highlight(ax, front: Sequence[Record], labelled: Sequence[Record], cost: str) -> None:
+    """Among thousands of dots: a ring around each front trial and a red star, named, on each labelled trial."""
+    ax.scatter([r.get(cost) for r in front], [r.get("map") for r in front], s=30, facecolors="none",
+               edgecolors="black", linewidths=0.9, zorder=4)
+    for r in labelled:
+        ax.scatter([r.get(cost)], [r.get("map")], marker="*", s=170, color="red", edgecolor="black", linewidths=0.6,
+                   zorder=6, label=f"{_short(str(r.get('label')))} (trial {r.get('number')})")
+
+
+def _pruned_reports(records: Sequence[Record]) -> list[tuple[Record, tuple[int, float]]]:
+    """(record, its last report) of each pruned trial that reported a mAP before it stopped."""
+    found = [(r, pareto.last_report(r)) for r in records if r.get("state") == "pruned"]
+    return [(r, last) for r, last in found if last is not None]
+
+
 def pruned_note(records: Sequence[Record]) -> str:
     """The caption's words for the hollow markers, when some trial was pruned after reporting a mAP."""
-    drawn = any(r.get("state") == "pruned" and pareto.last_report(r) is not None for r in records)
-    return "; hollow: pruned trials at their last reported mAP, labelled with that step" if drawn else ""
+    drawn = len(_pruned_reports(records))
+    if not drawn:
+        return ""
+    return "; hollow: pruned trials at their last reported mAP" + (", labelled with that step"
+                                                                   if drawn <= PRUNED_LABELS else "")
 
 
-def _pruned(ax, records: Sequence[Record], cost: str, colors: dict[str, Style], labelled: set[str]) -> list[Record]:
+def _pruned(ax, records: Sequence[Record], cost: str, colors: dict[str, Style], labelled: set[str],
+            shown: set[str] | None = None) -> list[Record]:
     """Draw each pruned trial with a known cost hollow at its last reported mAP, labelled with that step (its
-    rung); a topology not yet in the legend (``labelled``, updated) enters it here. Returns those drawn."""
-    drawn = [(r, pareto.last_report(r)) for r in records if r.get("state") == "pruned" and _has(r, cost)]
-    drawn = [(r, last) for r, last in drawn if last is not None]
+    rung) while there are at most ``PRUNED_LABELS``, else one small hollow group per style; a topology not yet in
+    the legend (``labelled``, updated) enters it here; topologies outside ``shown`` are grey. Returns those drawn."""
+    reported = _pruned_reports(records)
+    drawn = [(r, last) for r, last in reported if _has(r, cost)]
+    steps = len(reported) <= PRUNED_LABELS
+    groups: dict[Style, list[tuple[Record, float]]] = {}
     for r, (step, value) in drawn:
         topo = str(r.get("topology"))
-        style, label = _style(colors, topo), None if topo in labelled else topology_cell(topo)
+        own = shown is None or topo in shown
+        style = _style(colors, topo) if own else Style(OTHERS, "o")
+        if not steps:
+            groups.setdefault(style, []).append((r, value))
+            continue
+        label = None if topo in labelled or not own else topology_cell(topo)
         labelled.add(topo)
         ax.scatter([r.get(cost)], [value], facecolors="none", edgecolors=style.color, marker=style.marker, s=26,
                    linewidths=0.9, label=label)
         ax.annotate(str(step), (r.get(cost), value), fontsize=5.5, color="0.35", xytext=(3, -6),
                     textcoords="offset points")
+    for style, pts in groups.items():
+        ax.scatter([r.get(cost) for r, _ in pts], [v for _, v in pts], facecolors="none", edgecolors=style.color,
+                   marker=style.marker, s=12, linewidths=0.6, rasterized=True)
     if drawn:
         ax.scatter([], [], facecolors="none", edgecolors="black", marker="o", s=26,
-                   label="pruned (last reported mAP, at step)")
+                   label="pruned (last reported mAP, at step)" if steps else "pruned (last reported mAP)")
     return [r for r, _ in drawn]
 
 
@@ -221,23 +305,40 @@ def importance_plot(importances: dict[str, dict[str, float]], path: Path) -> Pat
     return _save(fig, path)
 
 
-def slice_plot(records: Sequence[Record], params: Sequence[str], path: Path, colors: dict[str, Style]) -> Path:
-    """mAP against each sampled parameter (one panel per parameter), coloured by topology."""
+def slice_plot(records: Sequence[Record], params: Sequence[str], path: Path, colors: dict[str, Style],
+               objectives: pareto.Objectives = pareto.MAP_FLOPS) -> Path:
+    """mAP against each sampled parameter (one panel per parameter), coloured by topology (past ``STYLED``
+    topologies, those off the front over ``objectives`` grey); past ``DENSE`` trials, one scatter of small dots
+    per topology and panel."""
     plt = _plt()
     cols = min(3, len(params))
     rows = -(-len(params) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
     good = [r for r in pareto.feasible(records) if isinstance(r.get("params_sampled"), dict)]
+    dense = len(good) > DENSE
+    shown = styled((str(r.get("topology")) for r in good), pareto.pareto_front(records, objectives))
     for ax, name in zip(axes.flat, params):
         values = [r.get("params_sampled").get(name) for r in good]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None)
         ticks = sorted({str(v) for v in values if v is not None})
-        xs = [v if numeric else (ticks.index(str(v)) if v is not None else None) for v in values]
-        for x, r in zip(xs, good):
-            if x is not None:
-                style = _style(colors, r.get("topology"))
-                ax.scatter(x, r.get("map"), color=style.color, marker=style.marker, s=14)
-        if not numeric:
+        points: dict[Style, tuple[list, list]] = {}
+        for v, r in zip(values, good):
+            if v is not None:
+                topo = str(r.get("topology"))
+                style = _style(colors, topo) if topo in shown else Style(OTHERS, "o")
+                x = v if numeric else ticks.index(str(v))
+                if not dense:  # a few points: each drawn in turn, as they came
+                    ax.scatter(x, r.get("map"), color=style.color, marker=style.marker, s=14)
+                    continue
+                xs, ys = points.setdefault(style, ([], []))
+                xs.append(x)
+                ys.append(r.get("map"))
+        for style, (xs, ys) in points.items():
+            ax.scatter(xs, ys, color=style.color, marker=style.marker, **_dots(dense))
+        if not numeric and len(ticks) > CATEGORIES:  # e.g. hundreds of generated topologies: no names
+            ax.set_xticks([])
+            ax.set_xlabel(f"{len(ticks)} values (sorted by name)", fontsize=7)
+        elif not numeric:
             ax.set_xticks(range(len(ticks)), ticks, rotation=30, fontsize=7)
         ax.set(title=name, ylabel="mAP")
         ax.grid(alpha=0.3)
@@ -264,10 +365,17 @@ def repeats_plot(groups: Sequence[Record], path: Path, colors: dict[str, Style])
 
 
 def curves_plot(curves: dict[str, tuple[Any, Sequence[tuple[int, float]]]], path: Path,
-                colors: dict[str, Style]) -> Path:
-    """One line per point: validation mAP against training step (``report.curves.point_curves``)."""
+                colors: dict[str, Style], others: Sequence[Sequence[tuple[int, float]]] = ()) -> Path:
+    """One line per point: validation mAP against training step (``report.curves.point_curves``); ``others``
+    (the points a study of thousands leaves unnamed) as thin grey lines behind them, one collection."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8.5, 4.5))
+    if others:
+        from matplotlib.collections import LineCollection
+
+        ax.add_collection(LineCollection([list(points) for points in others], colors=OTHERS, linewidths=0.6,
+                                         alpha=0.5, label=f"{len(others)} other points", rasterized=True))
+        ax.autoscale_view()
     labelled: set[str] = set()
     for record, points in curves.values():
         topo = str(record.get("topology"))
@@ -306,8 +414,8 @@ def baseline_plot(records: Sequence[Record], rows: Sequence[Any], label: str, pa
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     timed = [r for r in pareto.feasible(records) if isinstance(r.get("latency_ms"), (int, float))]
-    ax.scatter([r.get("latency_ms") for r in timed], [r.get("map") for r in timed], color="lightgrey", s=18,
-               label="trials (proxy budget)")
+    ax.scatter([r.get("latency_ms") for r in timed], [r.get("map") for r in timed], color="lightgrey",
+               label="trials (proxy budget)", **_dots(len(timed) > DENSE, 18, None))
     _step(ax, pareto.pareto_front(timed, ("map", "latency_ms")), "latency_ms", color="grey", linewidth=1,
           label="proxy front")
     for i, row in enumerate(rows):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,10 @@ class Run:
         values += [float(r.budget_flops) for r in self.records if r.budget_flops is not None]
         return sorted(set(values))
 
-    @property
+    @cached_property
     def baselines(self) -> frozenset[int]:
-        """Trial numbers of the paper's own scaling rule, run by the study as reference points.
+        """Trial numbers of the paper's own scaling rule, run by the study as reference points (computed once: the
+        sections ask for every record).
 
         A record is one when it says so (``baseline: true``, ``rule: paper``, or an enqueued point's
         ``label`` that names the paper, e.g. ``paper rule``), or when the study

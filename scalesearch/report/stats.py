@@ -442,9 +442,12 @@ def _pair_test(a: str, b: str, tests: list[RungTest]) -> PairTest:
 def compare_topologies(records: Sequence[Record], alpha: float = ALPHA) -> list[PairTest]:
     """One PairTest per pair of topologies that share at least one rung, Holm-adjusted across those pairs."""
     cells = _cells(records)
+    rungs: dict[str, set[str]] = {}
+    for topology, rung in cells:
+        rungs.setdefault(topology, set()).add(rung)
     out = []
-    for a, b in _pair_order(sorted({t for t, _ in cells})):
-        shared = sorted({r for t, r in cells if t == a} & {r for t, r in cells if t == b})
+    for a, b in _pair_order(sorted(rungs)):
+        shared = sorted(rungs[a] & rungs[b])
         if shared:
             out.append(_pair_test(a, b, [_rung_test(rung, cells[a, rung], cells[b, rung]) for rung in shared]))
     adjusted, floors = holm_adjusted([t.p_value for t in out]), holm_floors([t.min_p for t in out])

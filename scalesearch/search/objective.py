@@ -148,7 +148,10 @@ class Evaluator:
 
     def latency(self, record: TrialRecord, spec: Any) -> TrialRecord:
         """The spec's measured latency (the study's ``latency`` settings, ``scalesearch.measure.latency``), once per
-        architecture: cached in memory and in the cost-cache folder, keyed by spec, settings and machine.
+        architecture: cached in memory and in the cost-cache folder, keyed by spec, settings and machine. With
+        ``latency.table``, the per-block table's prediction instead (``scalesearch.measure.latency_table``;
+        ``latency_source: table``): the points of the final front are measured after the search
+        (``scalesearch.search.latency_front``).
 
         Measurements hold a machine-wide lock, so two workers never time at once; the other workers'
         training is not paused, though, and can slow a measurement (``search.workers: 1`` times on an
@@ -158,6 +161,8 @@ class Evaluator:
         s = self.config.latency
         settings = latency.LatencySettings(s.runtime, s.threads, s.batch, s.warmup, s.runs)
         try:
+            if s.table:
+                return _table_latency(record, spec, settings, self.cost_cache)
             result = latency.cached_latency(spec, settings, cache_dir=self.cost_cache)
         except UserError:
             raise
@@ -165,9 +170,7 @@ class Evaluator:
             if not self.contain_errors:
                 raise
             return record.replace(state=State.FAILED, reason=f"latency measurement failed: {_error_line(exc)}")
-        return record.replace(latency_ms=result.median_ms["total"], latency_network_ms=result.median_ms["network"],
-                              latency_post_ms=result.median_ms["post"], latency_iqr_ms=result.iqr_ms["total"],
-                              latency_exclusive=result.exclusive)
+        return record.replace(**measured_fields(result), latency_source="measured")
 
     def estimate(self, record: TrialRecord, spec: Any, on_eval: Callable[[int, float], None] | None = None,
                  threads: int | None = None) -> TrialRecord:
@@ -236,17 +239,40 @@ class Evaluator:
         return record.budget_flops if name == "flops" else getattr(self.config.budgets, name, None)
 
     def values(self, record: TrialRecord) -> tuple[float, ...] | None:
-        """Objective values in the study's order. Complete: as measured. Infeasible: a cost metric keeps
-        its counted value and a latency its measured one, anything training would produce gets the metric's
-        worst (never a flattering 0 for a minimised time). Failed, pruned: None (not a point of the study)."""
-        if record.state not in (State.COMPLETE, State.INFEASIBLE):
-            return None
-        out = []
-        for objective in self.config.objectives:
-            metric = get_metric(objective.metric)
-            known = record.state is State.COMPLETE or metric.source in ("cost", "measurement")
-            out.append(objective_value(metric.name, record.get(metric.name) if known else None))
-        return tuple(out)
+        """``objective_values`` in this study."""
+        return objective_values(self.config, record)
+
+
+def objective_values(config: Any, record: TrialRecord) -> tuple[float, ...] | None:
+    """Objective values of ``record`` in the study's order. Complete: as measured. Infeasible: a cost metric keeps
+    its counted value and a latency its measured one, anything training would produce gets the metric's worst
+    (never a flattering 0 for a minimised time). Failed, pruned: None (not a point of the study)."""
+    if record.state not in (State.COMPLETE, State.INFEASIBLE):
+        return None
+    out = []
+    for objective in config.objectives:
+        metric = get_metric(objective.metric)
+        known = record.state is State.COMPLETE or metric.source in ("cost", "measurement")
+        out.append(objective_value(metric.name, record.get(metric.name) if known else None))
+    return tuple(out)
+
+
+def measured_fields(result: Any) -> dict[str, Any]:
+    """The record fields of a protocol measurement (a ``latency.LatencyResult``); with ``latency_source:
+    measured`` they replace a table prediction, which stays in ``latency_table_ms``."""
+    return {"latency_ms": result.median_ms["total"], "latency_network_ms": result.median_ms["network"],
+            "latency_post_ms": result.median_ms["post"], "latency_iqr_ms": result.iqr_ms["total"],
+            "latency_exclusive": result.exclusive}
+
+
+def _table_latency(record: TrialRecord, spec: Any, settings: Any, cache_dir: Any) -> TrialRecord:
+    """``record`` with the per-block table's prediction (``latency_source: table``; no IQR: no one measurement)."""
+    from scalesearch.measure.latency_table import table_latency
+
+    table = table_latency(spec, settings, cache_dir=cache_dir)
+    return record.replace(latency_ms=table.total_ms, latency_network_ms=table.network_ms,
+                          latency_post_ms=table.post_ms, latency_iqr_ms=None, latency_exclusive=table.exclusive,
+                          latency_source="table", latency_table_ms=table.total_ms)
 
 
 class _Clock:

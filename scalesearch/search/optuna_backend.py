@@ -38,6 +38,7 @@ from typing import Any
 
 from scalesearch.records import REUSABLE, State, TrialRecord, measurement_key
 from scalesearch.search.backend import SearchBackend
+from scalesearch.search.latency_front import measured_overlay
 from scalesearch.search.multi_fidelity import PeerBoard, TrialGates
 from scalesearch.search.optuna_study import (
     DUPLICATE_OF, Heartbeat, RecordsExport, dead_here, enqueue_points, make_storage, open_study, point_index, process_token,
@@ -67,7 +68,8 @@ class Worker:
         self.storage = make_storage(storage_url)  # kept: heartbeats and recovery write to it by trial id
         self.study = open_study(config, self.storage, own_stream=True)  # no two workers draw the same points
         self.stop = False
-        self.export = RecordsExport(run_dir, config.seeds)  # trials.json after every trial
+        # trials.json after every trial, with the front's measured latencies of an earlier run (latency.table)
+        self.export = RecordsExport(run_dir, config.seeds, overlay=measured_overlay(config, run_dir))
         self.on_trial_end = None
         self.share = None  # set by the backend of a one-worker run: re-divide cores between trials
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from scalesearch.errors import UserError
 from scalesearch.records import RecordsFile, State, TrialRecord, best_record, mark_concurrent_duplicates
@@ -352,13 +352,18 @@ def study_records(study: Any, seeds: int, cache: dict | None = None,
 
 class RecordsExport:
     """``trials.json`` from the storage after every trial, at a cost that does not grow with the study:
-    finished trials are decoded once (``study_records``'s cache) and encoded once (``RecordsFile``)."""
+    finished trials are decoded once (``study_records``'s cache) and encoded once (``RecordsFile``). ``overlay``:
+    what the records pass through on their way out (``latency_front.MeasuredLatency``: the front's protocol
+    measurements, which the storage's finished trials cannot hold), or None."""
 
-    def __init__(self, run_dir: Path, seeds: int) -> None:
-        self.file, self.seeds, self.cache = RecordsFile(run_dir), seeds, {}
+    def __init__(self, run_dir: Path, seeds: int, overlay: Callable[[list[TrialRecord]], list[TrialRecord]] | None
+                 = None) -> None:
+        self.file, self.seeds, self.cache, self.overlay = RecordsFile(run_dir), seeds, {}, overlay
 
     def __call__(self, study: Any, trials: list[Any] | None = None) -> list[TrialRecord]:
         records = study_records(study, self.seeds, self.cache, trials)
+        if self.overlay is not None:
+            records = self.overlay(records)
         self.file.write(records)
         return records
 

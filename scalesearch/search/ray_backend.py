@@ -33,6 +33,7 @@ from scalesearch.records import (
     REUSABLE, State, TrialRecord, mark_concurrent_duplicates, measurement_key, write_records,
 )
 from scalesearch.search.backend import SearchBackend
+from scalesearch.search.latency_front import measured_overlay
 
 EXPERIMENT = "ray"
 POINT_KEY = "__point__"  # index of the sampled point, counted by the searcher (repeats share it)
@@ -257,6 +258,8 @@ def run_ray(config: Any, run_dir: Path, progress: bool = True) -> list[TrialReco
         tuner = tune.Tuner(trainable, tune_config=_tune_config(config, tune), run_config=run_config)
     results = tuner.fit()
     records = mark_concurrent_duplicates([result_record(r, config.seeds) for r in results])
+    overlay = measured_overlay(config, run_dir)  # the front's measured latencies of an earlier run (latency.table)
+    records = overlay(records) if overlay is not None else records
     write_records(run_dir, records)
     return records
 

@@ -2,7 +2,9 @@
 
 The runner knows no backend: it picks one from the registry (``scalesearch.search.backend``), holds the
 folder's ``.run.lock`` while a run is alive (so a rerun knows whether trials the storage shows as running
-belong to a dead process) and writes the run's metadata. Rerunning on the same folder resumes.
+belong to a dead process) and writes the run's metadata. Rerunning on the same folder resumes. With
+``latency.table``, once the backend returns, every point of the final front is measured by the latency protocol
+(``scalesearch.search.latency_front``), whichever backend ran the trials.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from scalesearch.files import write_json_atomic
 from scalesearch.machine import machine_info, portable_command, portable_path
 from scalesearch.records import TrialRecord, read_json
 from scalesearch.search.backend import get_backend
+from scalesearch.search.latency_front import measure_front
 
 _SAME_STUDY_KEYS = ("name", "space", "objectives", "budgets", "seeds")
 
@@ -38,6 +41,8 @@ def run_study(config: Any, run_dir: Path, command: str = "", progress: bool = Tr
         meta = _start_meta(config, run_dir, command)
         try:
             records = backend.run(exclusive=exclusive)
+            if config.latency.table and config.measures_latency:  # every final-front point measured, any backend
+                records = measure_front(config, run_dir, records, progress=progress)
         finally:
             meta["end"] = _now()
             write_json_atomic(run_dir / "meta.json", meta)

@@ -24,7 +24,7 @@ def test_table_and_json_from_trials_json_only(tmp_path, capsys):
     assert main(["trials", str(run), "--json", str(tmp_path / "out" / "t.json")]) == 0
     written = json.loads((tmp_path / "out" / "t.json").read_text())
     original = [schema.upgrade("trial", r) for r in json.loads((run / "trials.json").read_text())]  # today's form
-    assert [{k: r[k] for k in original[0]} for r in written] == original and written[0][schema.KEY] == 3
+    assert [{k: r[k] for k in original[0]} for r in written] == original and written[0][schema.KEY] == 4
 
 
 def test_format_table_cells():
