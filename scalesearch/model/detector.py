@@ -62,19 +62,31 @@ def build_detector(spec: DetectorSpec, *, weights: bool = True, init_seed: int |
     architectures whose parts agree in shape get identical initial weights there (e.g. the heads of BiFPN and
     PANet at the same width and depth), whatever the other parts draw. None: one stream, the global one."""
     canonical_fusion(spec.fusion)  # fail on a bad name before building anything
+    get_topology(spec.topology, spec.min_level, spec.max_level)
+    if init_seed is not None:
+        torch.manual_seed(part_seed(init_seed, "backbone"))
+    backbone = build_backbone(spec, weights=weights)
+    fpn, class_net, box_net = build_top(spec, backbone.feature_info.channels(), init_seed=init_seed)
+    return EfficientDet(spec, backbone, fpn, class_net, box_net)
+
+
+def build_top(spec: DetectorSpec, backbone_channels: list[int], *, init_seed: int | None = None
+              ) -> tuple[FeatureNetwork, Head, Head]:
+    """The parts above the backbone, ``(fpn, class_net, box_net)``, for a backbone whose maps have
+    ``backbone_channels``; ``init_seed`` as in ``build_detector`` (the same per-part streams, so they start as the
+    same parts of ``build_detector(spec, init_seed=init_seed)``)."""
+    canonical_fusion(spec.fusion)
     topology = get_topology(spec.topology, spec.min_level, spec.max_level)
 
     def seeded(part: str) -> None:
         if init_seed is not None:
             torch.manual_seed(part_seed(init_seed, part))
 
-    seeded("backbone")
-    backbone = build_backbone(spec, weights=weights)
-    fpn = FeatureNetwork(spec, topology, backbone.feature_info.channels(), seeded=seeded)
+    fpn = FeatureNetwork(spec, topology, backbone_channels, seeded=seeded)
     head_args = (spec.fpn_channels, spec.head_repeats, spec.num_levels, spec.num_anchors)
     seeded("class_net")
     class_net = Head(*head_args, spec.num_classes, tf_compat=spec.tf_compat, prior_bias=True,
                      activation=spec.activation)
     seeded("box_net")
     box_net = Head(*head_args, 4, tf_compat=spec.tf_compat, activation=spec.activation)
-    return EfficientDet(spec, backbone, fpn, class_net, box_net)
+    return fpn, class_net, box_net
