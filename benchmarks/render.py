@@ -599,6 +599,7 @@ _register("cached_step", "Seconds per training step: cached frozen backbone vs l
 _register("estimators", "One table of estimators: CPU-seconds per candidate against tau with the long-budget reference")
 _register("report_scale", "Report speed at scale: a 2,000-trial study rendered readably")
 _register("latency_table", "Latency table: per-block predictions against the protocol, and what a prediction costs")
+_register("supernet", "One-shot: inherited accuracy of a weight-sharing supernet against the long-budget reference")
 
 
 # ---------------------------------------------------------------- readme (benchmarks/bench_readme.py)

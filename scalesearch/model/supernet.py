@@ -146,7 +146,7 @@ class Supernet(nn.Module):
         super().__init__()
         self.base, self.space, self.backbone_channels = fixed_part(base), space, tuple(backbone_channels)
         self.init_seed = init_seed
-        self.skeletons: OrderedDict[tuple, tuple[SubNetwork, dict[str, str]]] = OrderedDict()
+        self.skeletons: OrderedDict[tuple, tuple[SubNetwork, dict[str, str], dict[str, tuple[int, ...]]]] = OrderedDict()
         # Every tensor name any sub-network has, at its largest shape: the deepest sub-networks of every (width,
         # fusion); widths ascending, so the leading slices end as the widest's initial values.
         shapes: dict[str, tuple[int, ...]] = {}
@@ -185,7 +185,8 @@ class Supernet(nn.Module):
         key = self.names[store]
         return self.weights[key] if key in self.weights else getattr(self, f"stat__{key}")
 
-    def _skeleton(self, choice: dict[str, Any]) -> tuple[SubNetwork, dict[str, str]]:
+    def _skeleton(self, choice: dict[str, Any]) -> tuple[SubNetwork, dict[str, str], dict[str, tuple[int, ...]]]:
+        """A module of the choice's shape (its own tensors unused), its storage names and tensor shapes."""
         key = tuple(choice[n] for n in CHOICES if n != "resolution")
         if key in self.skeletons:
             self.skeletons.move_to_end(key)
@@ -194,7 +195,8 @@ class Supernet(nn.Module):
         if any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
                for p in self.weights.values()):
             module = module.to(memory_format=torch.channels_last)
-        found = (module.requires_grad_(False), _storage_names(module))
+        shapes = {name: tuple(t.shape) for name, t in module.state_dict().items()}
+        found = (module.requires_grad_(False), _storage_names(module), shapes)
         self.skeletons[key] = found
         while len(self.skeletons) > SKELETONS:
             self.skeletons.popitem(last=False)
@@ -202,17 +204,16 @@ class Supernet(nn.Module):
 
     def sliced(self, choice: dict[str, Any]) -> dict[str, Tensor]:
         """The sub-network's state (its names -> leading slices of the storage: views, not copies)."""
-        module, names = self._skeleton(choice)
+        module, names, shapes = self._skeleton(choice)
         missing = [store for store in names.values() if store not in self.names]
         if missing:
             raise KeyError(f"supernet: no stored tensor {missing[0]!r} for choice {choice}")
-        shapes = {name: t.shape for name, t in module.state_dict().items()}
         return {name: _leading(self.tensor(store), shapes[name]) for name, store in names.items()}
 
     def run(self, choice: dict[str, Any], features: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         """The sub-network's outputs on ``features``, through the shared weights (train or eval mode as the
         supernet is; in train mode its batch norms update the shared running statistics' slices)."""
-        module, _ = self._skeleton(choice)
+        module = self._skeleton(choice)[0]
         module.train(self.training)
         return torch.func.functional_call(module, self.sliced(choice), (features,), strict=True)
 

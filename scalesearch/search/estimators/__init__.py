@@ -26,6 +26,7 @@ from scalesearch.registry import Registry
 ESTIMATORS: Registry[type["Estimator"]] = Registry("estimator")
 ESTIMATORS.declare("train", "scalesearch.search.estimators.train:TrainEstimator")
 ESTIMATORS.declare("cached", "scalesearch.search.estimators.cached:CachedEstimator")
+ESTIMATORS.declare("supernet", "scalesearch.search.estimators.supernet:SupernetEstimator")
 
 OnEval = Callable[[int, dict[str, float]], None]  # (step, metrics so far); may raise a prune signal
 

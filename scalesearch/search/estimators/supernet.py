@@ -1,0 +1,216 @@
+"""``supernet``: one-shot estimation. For studies that fix a pretrained backbone and vary the feature network's
+width and depth, the heads' depth, the resolution, the fusion and the activation: one weight-sharing supernet per
+topology (``scalesearch.model.supernet``) is trained once per study run on the cached backbone features
+(``prepare_run``: sandwich rule with in-place distillation, ``scalesearch.training.supernet``; resumable from its
+checkpoints under the run's estimator folder, so a rerun, or a run after a SIGKILL, continues where it stopped);
+each trial then extracts its sub-network, re-estimates its batch-norm statistics on ``search.supernet.calib_images``
+train images and COCO-evaluates it on the val features: seconds, not minutes.
+
+Settings: ``search.supernet`` (``config_parts.SupernetConfig``): sandwich steps (default 4 x ``train.steps``), random
+children per step, distillation weight, checkpoint interval, calibration images, how many supernets a study may
+train. What the space may vary: ``fpn_channels``, ``fpn_repeats``, ``head_repeats``, ``resolution``, ``fusion``,
+``activation`` (each a value, a list or a stepped range) and ``topology`` (a list of plain topologies: one supernet
+each); every other spec field fixed, the backbone pretrained, ``train.scale_range`` [1, 1] (the feature cache).
+
+Capabilities: no intermediate mAP (nothing to prune), no prefilter (a trial costs less than a zero-cost score).
+The trial's ``steps`` is 0 (it trains nothing); ``map`` is the scored weights' (``train.scored``: the supernet's
+EMA or raw weights) and is also recorded as ``map_<scored>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scalesearch.errors import UserError
+from scalesearch.search.estimators import Capabilities, Estimate, Estimator, OnEval
+
+ELASTIC_KEYS = ("fpn_channels", "fpn_repeats", "head_repeats", "resolution", "fusion", "activation")
+FIXED_BY_RULE = ("phi",)  # a compound coefficient would move the elastic values together: not a supernet's space
+
+
+@dataclass(frozen=True)
+class SupernetPlan:
+    """What a study's supernets are: the elastic ``space`` (an ``ElasticSpace``'s values, torch-free here) and one
+    ``base`` spec per topology (a spec of that topology; its elastic fields are replaced per sub-network)."""
+
+    values: dict[str, tuple[Any, ...]]
+    bases: dict[str, Any]  # topology -> DetectorSpec
+
+    @property
+    def size(self) -> int:
+        n = len(self.bases)
+        for v in self.values.values():
+            n *= len(v)
+        return n
+
+
+def supernet_plan(config: Any, num_classes: int = 1) -> SupernetPlan:
+    """The study's supernets, or ``UserError`` (one line naming the key) for a space a supernet cannot hold."""
+    from scalesearch.search.space import SearchSpace, _grid_axis, _is_free, _values
+    from scalesearch.topology import canonical_fusion
+
+    space = SearchSpace(config)
+    params = dict(config.space)
+    for key in FIXED_BY_RULE:
+        if key in params and _is_free(params[key]):
+            raise UserError(f"space.{key}: the supernet estimator needs the elastic dimensions given directly "
+                            f"({', '.join(ELASTIC_KEYS)}), not through a free compound coefficient")
+    if space.families:
+        name = sorted(space.families)[0]
+        raise UserError(f"space.topology: the supernet estimator trains one supernet per topology, so it cannot "
+                        f"search the topology family {name!r}; list plain topologies")
+    allowed = set(ELASTIC_KEYS) | {"topology"}
+    for key, value in params.items():
+        if _is_free(value) and key not in allowed:
+            raise UserError(f"space.{key}: the supernet estimator shares weights across {', '.join(ELASTIC_KEYS)} "
+                            f"and topology only, so space.{key} must be fixed")
+    topologies = [str(t) for t in _values(params.get("topology", "bifpn"))]
+    if len(topologies) > config.search.supernet.max_supernets:
+        raise UserError(f"search.supernet.max_supernets: space.topology lists {len(topologies)} topologies (one "
+                        f"supernet each), over the limit {config.search.supernet.max_supernets}; raise it or list fewer")
+    first = {k: _values(v)[0] for k, v in params.items() if _is_free(v)}
+    bases = {t: space.resolve({**first, "topology": t} if "topology" in first else first, num_classes)
+             .replace(topology=t) for t in topologies}
+    any_base = next(iter(bases.values()))
+    values = {}
+    for key in ELASTIC_KEYS:
+        value = params.get(key)
+        axis = _grid_axis(key, value) if value is not None and _is_free(value) else [getattr(any_base, key)]
+        if key == "fusion":
+            axis = [canonical_fusion(str(v)) for v in axis]
+        values[key] = tuple(int(v) if key not in ("fusion", "activation") else str(v) for v in axis)
+    return SupernetPlan(values, bases)
+
+
+def check_supernet_study(config: Any) -> SupernetPlan:
+    """Everything ``prepare_run`` refuses, before anything is built."""
+    from scalesearch.search.estimators.cached import check_pretrained_space
+    from scalesearch.training.feature_cache import check_augmentation
+
+    check_augmentation(config.train_config.scale_range)
+    check_pretrained_space(dict(config.space))
+    return supernet_plan(config)
+
+
+class SupernetEstimator(Estimator):
+    """Per-study state: the feature cache and the trained supernets (one per topology)."""
+
+    capabilities = Capabilities(intermediate=False, prefilter=False)
+
+    # -- once per run: train (or resume) every supernet ---------------------------------------
+    def prepare_run(self) -> None:
+        check_supernet_study(self.study.config)
+        self.prepare()
+        for topology in self.plan.bases:
+            self.supernet(topology)
+
+    def prepare(self) -> None:
+        from scalesearch.training.feature_cache import FeatureCache
+
+        config = self.study.config
+        self.plan = supernet_plan(config, self.study.data.num_classes)
+        folder = self.study.cache_dir / "features" if self.study.cache_dir is not None else None
+        self.cache = getattr(self, "cache", None) or FeatureCache(folder, limit=int(config.search.cache_gb * 2**30),
+                                                                  progress=self.study.progress)
+        self.trained: dict[str, Any] = getattr(self, "trained", {})
+        self.prepared = True
+
+    def settings(self) -> Any:
+        from scalesearch.training.supernet import SandwichConfig
+
+        s = self.study.config.search.supernet
+        steps = s.steps or 4 * (self.study.config.train_config.steps or 150)
+        return SandwichConfig(steps=steps, random_children=s.random_children, distill_weight=s.distill_weight,
+                              checkpoint_every=s.checkpoint_every)
+
+    def features(self, spec: Any) -> Any:
+        """The feature-cache entry of ``spec``'s backbone at its resolution."""
+        cfg = self.study.config.train_config
+        return self.cache.get(spec, self.study.data.train, self.study.data.val, cfg)
+
+    def supernet(self, topology: str) -> Any:
+        """The trained supernet of ``topology``: from memory, or trained now (resuming its checkpoint)."""
+        if topology in self.trained:
+            return self.trained[topology]
+        import torch
+
+        from scalesearch.files import digest
+        from scalesearch.model.supernet import ElasticSpace, Supernet
+        from scalesearch.training.supernet import train_supernet
+
+        config, how = self.study.config, self.settings()
+        cfg = dataclasses.replace(config.train_config, seed=config.seed)
+        space = ElasticSpace(**self.plan.values)
+        base = self.plan.bases[topology]
+        data = {r: self.features(base.replace(resolution=r)) for r in space.resolution}
+        channels = [level.shape[1] for level in next(iter(data.values())).train.levels]
+        key = digest({"base": base.to_dict(), "space": self.plan.values, "how": dataclasses.asdict(how),
+                      "train": dataclasses.asdict(cfg), "features": sorted(str(e.path) for e in data.values())})
+        folder = self.study.cache_dir / "supernet" / f"{_slug(topology)}-{key}" if self.study.cache_dir else None
+        before = torch.get_num_threads()
+        threads = config.search.threads_per_worker or cfg.threads
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            torch.manual_seed(0)
+            supernet = Supernet(base, space, channels, init_seed=cfg.seed)
+            result = train_supernet(supernet, data, cfg, how, folder=folder, progress=self.study.progress, key=key)
+        finally:
+            torch.set_num_threads(before)
+        print(f"scalesearch run: supernet {topology}: {space.size} sub-networks, {result.steps} sandwich steps "
+              f"({'resumed at ' + str(result.resumed_from) if result.resumed_from else 'trained'}; "
+              f"{result.seconds / 60:.1f} min wall, {result.cpu_seconds / 60:.1f} CPU-min in all)", file=sys.stderr)
+        if folder is not None:
+            _write_summary(folder, topology, space, how, result)
+        self.trained[topology] = result
+        return result
+
+    # -- per trial ---------------------------------------------------------------------------
+    def estimate(self, spec: Any, seed: int, *, threads: int | None = None, on_eval: OnEval | None = None) -> Estimate:
+        import torch
+
+        from scalesearch.training.supernet import score_subnetwork
+
+        topology = spec.topology
+        if topology not in self.plan.bases:
+            raise UserError(f"space.topology: {topology!r} has no supernet (trained: {', '.join(self.plan.bases)})")
+        trained = self.supernet(topology)
+        choice = {key: getattr(spec, key) for key in ELASTIC_KEYS}
+        if not trained.model.space.contains(choice):
+            raise UserError(f"search.estimator: supernet: the trial's {choice} lies outside the supernet's space "
+                            f"{self.plan.values}")
+        cfg = self.study.config.trial_train_config(seed)
+        before = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            data = self.features(spec)
+            metrics, times = score_subnetwork(trained.model, choice, data, cfg,
+                                              calib_images=self.study.config.search.supernet.calib_images, seed=seed)
+        finally:
+            torch.set_num_threads(before)
+        metrics = {**metrics, f"map_{trained.scored}": metrics.get("map")}
+        return Estimate(metrics=metrics, steps=0, train_seconds=times["recalibrate"], eval_seconds=times["evaluate"])
+
+
+def _slug(topology: str) -> str:
+    keep = "".join(c if c.isalnum() else "-" for c in Path(topology).stem)
+    return keep[:40] or "topology"
+
+
+def _write_summary(folder: Path, topology: str, space: Any, how: Any, result: Any) -> None:
+    """``folder/summary.json``: what the run's supernet is and what it cost (relative, machine-free facts)."""
+    import json
+
+    from scalesearch.machine import identity
+
+    summary = {"topology": topology, "sub_networks": space.size,
+               "space": {k: list(getattr(space, k)) for k in ELASTIC_KEYS}, "sandwich": dataclasses.asdict(how),
+               "steps": result.steps, "seconds": result.seconds, "cpu_seconds": result.cpu_seconds,
+               "scored": result.scored, "final_loss": result.losses[-1] if result.losses else None,
+               "machine": identity()}
+    (folder / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")

