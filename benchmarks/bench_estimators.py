@@ -71,6 +71,8 @@ def row_specs(steps: int, equal_steps: int | None) -> list[dict[str, Any]]:
                 "map_raw")]
     rows += [row(s, f"zero-cost: {s}", "zero_cost", s, kind="reference") for s in ZERO_COST]
     rows += [row(s, f"{s} (counted)", "recorded", s, cost=None, kind="reference") for s in ("params", "flops")]
+    rows.append(row("supernet", "supernet: inherited mAP (bench_supernet.py's supernets, training amortised over "
+                    "their sub-networks)", "supernet", "map"))
     rows.append(row("recorded_proxy", "recorded proxy mAP (trials.json: raw, its seeds, its machine)", "recorded",
                     "map", cost=None, kind="reference"))
     return rows
@@ -192,8 +194,9 @@ def table(jobs: dict[str, dict], groups: list[str], seeds: list[int], steps: int
     out = []
     for spec in row_specs(steps, equal_steps):
         job = "cached" if spec["job"] == "cached_equal" else spec["job"]
-        run_steps = {"cached_equal": equal_steps, "zero_cost": None, "recorded": None}.get(spec["job"], steps)
-        run_seeds = [None] if spec["job"] in ("zero_cost", "recorded") else seeds
+        run_steps = {"cached_equal": equal_steps, "zero_cost": None, "recorded": None, "supernet": None}.get(
+            spec["job"], steps)
+        run_seeds = [None] if spec["job"] in ("zero_cost", "recorded", "supernet") else seeds
         values = per_point(jobs, job, groups, run_seeds, run_steps, spec["metric"], spec["sign"])
         cost = per_candidate(jobs, job, groups, run_seeds, run_steps, spec["cost"]) if spec["cost"] else {}
         wall = per_candidate(jobs, job, groups, run_seeds, run_steps, "wall") if spec["cost"] else {}
@@ -396,6 +399,31 @@ def measure_all(args: argparse.Namespace, points: list[dict[str, Any]], seeds: l
     return equal
 
 
+def measure_supernets(args: argparse.Namespace, points: list[dict[str, Any]], partial: Partial) -> None:
+    """Phase 3 (``--supernet``): the supernets of ``bench_supernet.py`` (its default elastic space and settings,
+    its ``--cache-dir``: trained there once, read back here), each point inside their space scored by inheritance
+    (one seed: a trial is deterministic but for the recalibration images), charged its trial CPU-seconds measured here
+    plus the supernets' recorded training CPU-seconds over their number of sub-networks."""
+    import bench_supernet
+
+    sargs = bench_supernet.parser().parse_args(["--threads", str(args.threads), "--run", str(args.run)])
+    if args.smoke:
+        bench_supernet.smoke_settings(sargs, Path(args.set[0].split("=", 1)[1]))
+    _, data, estimator, training, space, sub_networks = bench_supernet.prepared(sargs)
+    train_cpu = sum(t["cpu_seconds"] for t in training.values())
+    partial.extra["supernet"] = {"training": training, "training_cpu": round(train_cpu, 1), "sub_networks": sub_networks,
+                                 "space": {k: list(v) for k, v in estimator.plan.values.items()},
+                                 "steps": sargs.steps, "cache_dir": "bench_supernet.py --cache-dir (default)"}
+    partial.save()
+    inside, _ = bench_supernet.inside_points(points, estimator, space, data.num_classes, args.smoke)
+    for i, (g, spec) in enumerate(inside.items()):
+        def measure(spec=spec):
+            found = bench_supernet.score(estimator, spec)
+            return {"map": found["map"], "trial_cpu": found["cpu"], "wall": found["wall"],
+                    "cpu": round(found["cpu"] + train_cpu / sub_networks, 3)}
+        partial.run(job_key("supernet", g, None, None), measure, f"[{i + 1}/{len(inside)}]")
+
+
 def equal_inputs(jobs: dict[str, dict], groups: list[str], seeds: list[int], steps: int) -> tuple[float, float, float]:
     """Medians over points of CPU-seconds per candidate: the ``train`` estimate in all, and the ``cached`` one's
     training and its evaluation (what ``equal_cpu_steps`` reads)."""
@@ -428,6 +456,8 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "scalesearch-estimators",
                         help="feature cache folder (shared by reruns)")
     parser.add_argument("--set", action="append", default=[], help="study override KEY.PATH=VALUE (repeatable)")
+    parser.add_argument("--no-supernet", dest="supernet", action="store_false",
+                        help="leave out the supernet row (bench_supernet.py's supernets, trained if not yet)")
     parser.add_argument("--smoke", action="store_true", help="synthetic data, 2 steps, 3 points, no record")
     parser.add_argument("--out", help="write the record here instead of reports/benchmarks/estimators.json")
     args = parser.parse_args()
@@ -460,6 +490,8 @@ def main() -> None:
                           steps=args.steps, seeds=seeds, threads=args.threads, bootstrap=args.bootstrap,
                           partial=portable_path(args.partial))
     equal = measure_all(args, points, seeds, partial)
+    if args.supernet:
+        measure_supernets(args, points, partial)
     groups = [p["group"] for p in points]
     reference_rows = load_fidelity(args.run)
     ref_seeds, reference = reference_means(reference_rows, groups)
@@ -468,6 +500,7 @@ def main() -> None:
     rows = table(jobs, groups, seeds, args.steps, equal, reference, ceiling, args.bootstrap)
     base = next(r for r in reference_rows if r.group in reference)
     record.update(points=groups, equal_steps=equal, cache=partial.extra.get("cache"), rows=rows,
+                  supernet=partial.extra.get("supernet"),
                   reference={"seeds": ref_seeds, "factor": base.factor, "steps": base.steps, "scored": base.scored, "maps": reference, "ceiling_tau": _finite(ceiling)},
                   front=pareto_front(rows), first=first_per_cpu(rows))
     print(summary(rows, record["first"]))

@@ -72,7 +72,7 @@ def score(estimator: Any, spec: Any) -> dict[str, Any]:
             "wall": round(time.perf_counter() - wall, 3)}
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=RUN, help="run folder: trials.json, fidelity.json, study.yaml")
     parser.add_argument("--steps", type=int, default=600, help="sandwich steps per supernet (4 x the 150-step proxy)")
@@ -84,18 +84,67 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=40, help="extra sub-networks scored to time a trial")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bootstrap", type=int, default=BOOTSTRAP)
-    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "scalesearch-supernet",
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR,
                         help="features and supernet checkpoints (shared by reruns: a rerun resumes)")
     parser.add_argument("--smoke", action="store_true", help="synthetic data, 4 steps, 3 points, no record")
     parser.add_argument("--out", help="write the record here instead of reports/benchmarks/supernet.json")
-    args = parser.parse_args()
+    return parser
+
+
+CACHE_DIR = Path(tempfile.gettempdir()) / "scalesearch-supernet"
+
+
+def smoke_settings(args: argparse.Namespace, data: Path) -> None:
+    """``--smoke``: the synthetic set at ``data``, a few steps, one thread, a fresh cache folder."""
+    args.smoke, args.smoke_data = True, data
+    args.steps, args.sample, args.bootstrap, args.threads, args.calib_images = 4, 3, 50, 1, 8
+    args.resolutions = [SMOKE_SIZE]
+    args.cache_dir = Path(tempfile.mkdtemp(prefix="supernet-smoke-"))
+
+
+def prepared(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, dict], Any, int]:
+    """The study, its data, the ``SupernetEstimator`` with every supernet trained (or read back from
+    ``args.cache_dir``: a rerun with the same settings trains nothing), each supernet's training summary, the
+    elastic space and its number of sub-networks over all topologies."""
+    from scalesearch.model.supernet import ElasticSpace
+    from scalesearch.search.estimators import StudyContext, StudyData
+    from scalesearch.search.estimators.supernet import SupernetEstimator
+    from scalesearch.search.objective import dataset_pairs, num_classes
+
+    config = supernet_study(args.run, args)
+    train_pair, val_pair = dataset_pairs(config.dataset)
+    data = StudyData(train_pair, val_pair, num_classes(train_pair[1]))
+    estimator = SupernetEstimator(StudyContext(config, data, args.cache_dir, progress=True))
+    estimator.prepare_run()
+    training = {t: {"steps": r.steps, "seconds": round(r.seconds, 1), "cpu_seconds": round(r.cpu_seconds, 1),
+                    "resumed_from": r.resumed_from, "final_loss": r.losses[-1] if r.losses else None}
+                for t, r in estimator.trained.items()}
+    space = ElasticSpace(**estimator.plan.values)
+    return config, data, estimator, training, space, space.size * len(estimator.plan.bases)
+
+
+def inside_points(points: list[dict[str, Any]], estimator: Any, space: Any, classes: int,
+                  smoke: bool) -> tuple[dict[str, Any], list[str]]:
+    """The points whose spec lies in a supernet's space (group -> spec) and the groups of those that do not."""
+    from scalesearch.spec import DetectorSpec
+
+    inside, outside = {}, []
+    for p in points:
+        spec = spec_of(DetectorSpec.from_dict(p["spec"]), classes, smoke)
+        choice = {k: getattr(spec, k) for k in space.__dataclass_fields__}
+        if spec.topology in estimator.plan.bases and space.contains(choice):
+            inside[p["group"]] = spec
+        else:
+            outside.append(p["group"])
+    return inside, outside
+
+
+def main() -> None:
+    args = parser().parse_args()
     if args.smoke:
         from scalesearch.data import synthetic_dataset
 
-        args.smoke_data = synthetic_dataset(num_train=16, num_val=8, image_size=SMOKE_SIZE)
-        args.steps, args.sample, args.bootstrap, args.threads, args.calib_images = 4, 3, 50, 1, 8
-        args.resolutions = [SMOKE_SIZE]
-        args.cache_dir = Path(tempfile.mkdtemp(prefix="supernet-smoke-"))
+        smoke_settings(args, synthetic_dataset(num_train=16, num_val=8, image_size=SMOKE_SIZE))
         args.out = args.out or os.devnull
     args.run = args.run.resolve()
 
@@ -106,38 +155,17 @@ def main() -> None:
 
     from scalesearch.fidelity import load_fidelity
     from scalesearch.machine import portable_path
-    from scalesearch.model.supernet import ElasticSpace
-    from scalesearch.search.estimators import StudyContext, StudyData
-    from scalesearch.search.estimators.supernet import SupernetEstimator
-    from scalesearch.search.objective import dataset_pairs, num_classes
-    from scalesearch.spec import DetectorSpec
 
     torch.set_num_threads(args.threads)
-    config = supernet_study(args.run, args)
-    train_pair, val_pair = dataset_pairs(config.dataset)
-    data = StudyData(train_pair, val_pair, num_classes(train_pair[1]))
-    estimator = SupernetEstimator(StudyContext(config, data, args.cache_dir, progress=True))
-    record = begin_record("supernet", run=portable_path(args.run),
-                          data=portable_path(config.dataset.path or "synthetic"), threads=args.threads,
-                          bootstrap=args.bootstrap, steps=args.steps, calib_images=args.calib_images)
     start = time.perf_counter()
-    estimator.prepare_run()
-    training = {t: {"steps": r.steps, "seconds": round(r.seconds, 1), "cpu_seconds": round(r.cpu_seconds, 1),
-                    "resumed_from": r.resumed_from, "final_loss": r.losses[-1] if r.losses else None}
-                for t, r in estimator.trained.items()}
-    space = ElasticSpace(**estimator.plan.values)
-    sub_networks = space.size * len(estimator.plan.bases)
+    record = begin_record("supernet", run=portable_path(args.run), data=None, threads=args.threads,
+                          bootstrap=args.bootstrap, steps=args.steps, calib_images=args.calib_images)
+    config, data, estimator, training, space, sub_networks = prepared(args)
+    record["data"] = portable_path(config.dataset.path or "synthetic")
     print(f"supernets ready in {time.perf_counter() - start:.0f} s: {training}", flush=True)
 
     points = load_points(args.run, 3 if args.smoke else None)
-    inside, outside = {}, []
-    for p in points:
-        spec = spec_of(DetectorSpec.from_dict(p["spec"]), data.num_classes, args.smoke)
-        choice = {k: getattr(spec, k) for k in space.__dataclass_fields__}
-        if spec.topology in estimator.plan.bases and space.contains(choice):
-            inside[p["group"]] = spec
-        else:
-            outside.append(p["group"])
+    inside, outside = inside_points(points, estimator, space, data.num_classes, args.smoke)
     scored = {g: score(estimator, spec) for g, spec in inside.items()}
     for g, s in scored.items():
         print(f"{g}: inherited mAP {s['map']:.4f} ({s['cpu']:.1f} CPU-s)", flush=True)

@@ -90,7 +90,22 @@ def _intro(rec: dict) -> list[str]:
             "trial anyway.", "",
             f"Kendall tau-b against the reference, 95% percentile bootstrap interval over points "
             f"({rec['bootstrap']} resamples); top-1 regret: reference mAP of the best point minus that of the "
-            f"estimator's winner. Ceiling: {ceiling}. Front: not beaten on both CPU-seconds and tau by another row."]
+            f"estimator's winner. Ceiling: {ceiling}. Front: not beaten on both CPU-seconds and tau by another row.",
+            *_supernet(rec)]
+
+
+def _supernet(rec: dict) -> list[str]:
+    """How the supernet row was charged, when the record has one."""
+    sn = rec.get("supernet")
+    if not sn:
+        return []
+    space = ", ".join(f"{k} {v}" for k, v in sn["space"].items())
+    return ["", f"Supernet row: one supernet per topology over {space} ({sn['sub_networks']:,} sub-networks in all), "
+            f"{sn['steps']} sandwich steps each, trained by `benchmarks/bench_supernet.py` ({sn['training_cpu'] / 3600:.2f} "
+            "CPU-hours in all, its recorded training CPU-seconds) and read back here; each point inside the space is "
+            "charged the CPU-seconds of its trial measured here (extract, batch-norm recalibration, COCO evaluation) "
+            f"plus {sn['training_cpu']:.0f} / {sn['sub_networks']:,} CPU-s of training. Points outside the space have "
+            "no value in this row (see its n)."]
 
 
 def render_estimators(rec: dict) -> str:
@@ -110,7 +125,7 @@ def headline_estimators(rec: dict) -> list[str]:
     first = rows.get(rec.get("first"))
     out = [f"first per CPU-second: {first['label']} (tau {first['tau']:+.3f}, {first['cpu_seconds']:.0f} CPU-s)"
            if first else "first per CPU-second: none (no interval above 0)"]
-    for name in ("proxy_raw", "proxy_ema", "cached_ema", "cached_equal_ema"):
+    for name in ("proxy_raw", "proxy_ema", "cached_ema", "cached_equal_ema", "supernet"):
         r = rows.get(name)
         if r and r["tau"] is not None:
             cost = "n/a" if r["cpu_seconds"] is None else f"{r['cpu_seconds']:.0f}"
