@@ -48,13 +48,18 @@ def _command() -> tuple[str, bool]:
     from scalesearch.machine import portable_command
 
     own = portable_command(["python", *sys.argv])
-    try:
-        parent = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")
-        argv = [a.decode() for a in parent if a]
-    except OSError:
-        return own, False
-    if argv and Path(argv[0]).name == "flock" and LOCK in argv:
-        return shlex.join(argv[:argv.index(LOCK) + 1]) + " " + own, True
+    pid = os.getppid()
+    for _ in range(8):  # the parent, or an ancestor when a script run under the lock started this one
+        try:
+            argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return own, False
+        if argv and Path(argv[0]).name == "flock" and LOCK in argv:
+            return shlex.join(argv[:argv.index(LOCK) + 1]) + " " + own, True
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        if pid <= 1:
+            break
     return own, False
 
 

@@ -125,8 +125,9 @@ def headline_estimators(rec: dict) -> list[str]:
     first = rows.get(rec.get("first"))
     out = [f"first per CPU-second: {first['label']} (tau {first['tau']:+.3f}, {first['cpu_seconds']:.0f} CPU-s)"
            if first else "first per CPU-second: none (no interval above 0)"]
-    for name in ("proxy_raw", "proxy_ema", "cached_ema", "cached_equal_ema", "supernet"):
-        r = rows.get(name)
+    for r in rec["rows"]:  # every estimator a study can use, in the table's order
+        if r["kind"] != "estimator" or r["name"] == rec.get("first"):
+            continue
         if r and r["tau"] is not None:
             cost = "n/a" if r["cpu_seconds"] is None else f"{r['cpu_seconds']:.0f}"
             out.append(f"{r['label']}: tau {r['tau']:+.3f}, {cost} CPU-s per candidate")

@@ -48,3 +48,24 @@ def test_shipped_comparison_studies_can_reach_significance(path, monkeypatch):
     if "bccd" in path.stem and not (ROOT.parent / "shared" / "datasets" / "bccd").is_dir():
         pytest.skip("the BCCD dataset is not on this machine")
     assert design_power_warning(load_study(path)) is None
+
+
+@pytest.mark.parametrize("path", [p for p in STUDIES if "bccd" in p.stem], ids=lambda p: p.stem)
+def test_bccd_studies_name_their_estimator_row(path, monkeypatch):
+    """Each BCCD study's header names the row of the committed estimator table it uses (or keeps, with a reason),
+    and that row is an estimator of the kind the study sets."""
+    import json
+    import re
+
+    monkeypatch.chdir(ROOT)
+    if not (ROOT.parent / "shared" / "datasets" / "bccd").is_dir():
+        pytest.skip("the BCCD dataset is not on this machine")
+    record = json.loads((ROOT / "reports" / "benchmarks" / "estimators.json").read_text())
+    jobs = {row["name"]: row["job"] for row in record["rows"] if row["kind"] == "estimator"}
+    found = re.search(r"^# Estimator: (\w+), rows? (\w+)", path.read_text(), re.M)
+    assert found, "no '# Estimator: NAME, row ROW' line"
+    estimator, row = found.groups()
+    assert estimator == load_study(path).search.estimator
+    assert jobs[row] == estimator
+    header = "".join(line for line in path.read_text().splitlines(keepends=True) if line.startswith("#"))
+    assert row == record["first"] or re.search(r"kept:|cannot hold|does not pay", header)  # or it says why not
