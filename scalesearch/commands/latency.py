@@ -20,6 +20,8 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint and given:
         raise UserError(f"{given[0]}: a checkpoint fixes its spec, so give CKPT or spec options, not both")
     settings = LatencySettings(args.runtime, args.threads, args.batch, args.warmup, args.runs)
+    if args.checkpoint and args.checkpoint.endswith(".onnx"):
+        return _onnx_file(args, settings, out)
     model, spec = _model_and_spec(args)
     result = measure_latency(spec, settings, model=model)
     name = args.checkpoint or spec.name or "spec"
@@ -27,6 +29,22 @@ def run(args: argparse.Namespace) -> int:
                          f"{spec.num_classes} classes"))
     if out:
         write_output(out, json.dumps({"spec": spec.to_dict(), **result.to_json()}, indent=1) + "\n")
+    return 0
+
+
+def _onnx_file(args: argparse.Namespace, settings, out) -> int:
+    """An exported graph timed as it is, in ONNX Runtime (NMS inside when it was exported with --nms)."""
+    from scalesearch.commands._files import write_output
+    from scalesearch.errors import UserError
+    from scalesearch.measure.latency import measure_onnx_graph, render
+
+    if args.runtime != "onnxruntime":
+        raise UserError(f"--runtime: an ONNX file ({args.checkpoint}) runs in onnxruntime, but got {args.runtime!r}; "
+                        "add --runtime onnxruntime")
+    result = measure_onnx_graph(args.checkpoint, settings)
+    print(render(result, f"{args.checkpoint}: ONNX graph, R={result.resolution}"))
+    if out:
+        write_output(out, json.dumps({"onnx": args.checkpoint, **result.to_json()}, indent=1) + "\n")
     return 0
 
 
@@ -50,7 +68,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Time a detector on this machine by the protocol of scalesearch.measure.latency: a fixed seeded image, "
                     "W warm-up then R timed runs, median and interquartile range of network (backbone + feature "
                     "network + heads), post-processing (decode + NMS) and both together.")
-    p.add_argument("checkpoint", nargs="?", metavar="CKPT", help="a checkpoint from `scalesearch train --save`")
+    p.add_argument("checkpoint", nargs="?", metavar="CKPT", help="a checkpoint from `scalesearch train --save`, or an ONNX file from `scalesearch export` (timed "
+                        "as it is, NMS inside if exported with --nms; needs --runtime onnxruntime)")
     add_spec_arguments(p)
     p.add_argument("--runtime", default="torch", metavar="NAME",
                    help=f"one of {', '.join(RUNTIMES)} (default: torch, eager)")

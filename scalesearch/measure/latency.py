@@ -227,6 +227,41 @@ def measure_latency(spec: Any, settings: LatencySettings = LatencySettings(), *,
         samples_ms={k: tuple(round(x, 4) for x in v) for k, v in samples.items()})
 
 
+def measure_onnx_graph(path: str | Path, settings: LatencySettings, *, lock: str | Path | None = None) -> LatencyResult:
+    """Time an exported ONNX file as it is (``scalesearch export``, with or without ``--nms``) in ONNX Runtime by
+    the protocol: ``settings.batch`` seeded random images at the graph's own resolution, one ``session.run`` per
+    call, under the latency lock. Only ``total`` is timed (an NMS graph has no separable post-processing); with an
+    NMS graph, ``detections`` counts the boxes it kept."""
+    import numpy as np
+    import torch
+
+    from scalesearch.measure.export import onnx_session
+
+    if settings.runtime != "onnxruntime":
+        raise UserError(f"runtime: an ONNX file runs in onnxruntime, but got {settings.runtime!r}")
+    session = onnx_session(path, threads=settings.threads)
+    shape = session.get_inputs()[0].shape
+    resolution = shape[-1]
+    if not isinstance(resolution, int):
+        raise UserError(f"ONNX model {path}: its input must have a fixed resolution, but it has {shape}")
+    images = torch.rand(settings.batch, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
+    feed = {session.get_inputs()[0].name: images.numpy()}
+    names = [o.name for o in session.get_outputs()]
+    with contextlib.ExitStack() as stack:
+        exclusive = stack.enter_context(exclusive_lock(lock))
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        found = dict(zip(names, session.run(None, feed)))
+        samples = time_parts({"total": lambda: session.run(None, feed)}, settings.warmup, settings.runs)
+    median, iqr = summarise(samples["total"])
+    kept = int(np.asarray(found["num_detections"]).sum()) if "num_detections" in found else None
+    return LatencyResult(
+        median_ms={"total": round(median, 4)}, iqr_ms={"total": round(iqr, 4)}, runtime=settings.runtime,
+        threads=settings.threads, batch=settings.batch, warmup=settings.warmup, runs=settings.runs,
+        resolution=resolution, **identity(), exclusive=bool(exclusive),
+        load_average=None if load is None else round(load, 2), detections=kept,
+        samples_ms={"total": tuple(round(x, 4) for x in samples["total"])})
+
+
 def _runtime_parts(settings: LatencySettings, model: Any, spec: Any, images: Any, max_detections: int,
                    stack: contextlib.ExitStack) -> tuple[dict[str, Callable[[], Any]], dict[str, int]]:
     """The three timed callables for the runtime, and the NMS input/output sizes on the fixed image."""
@@ -335,8 +370,11 @@ def render(result: LatencyResult, title: str = "") -> str:
     """A small table: one line per part (median and IQR, ms), then the machine line."""
     lines = [title] if title else []
     lines.append(f"{'part':<8} {'median ms':>10} {'IQR ms':>9}")
-    for part in PARTS:
+    for part in (p for p in PARTS if p in result.median_ms):  # an ONNX file with NMS inside: total only
         lines.append(f"{part:<8} {result.median_ms[part]:>10.2f} {result.iqr_ms[part]:>9.2f}")
-    lines.append(f"NMS input {result.candidates} candidate boxes, {result.detections} kept")
+    if result.candidates is not None:
+        lines.append(f"NMS input {result.candidates} candidate boxes, {result.detections} kept")
+    elif result.detections is not None:
+        lines.append(f"{result.detections} boxes kept by the graph's NMS")
     lines.append(f"machine: {result.machine_line()}")
     return "\n".join(lines)

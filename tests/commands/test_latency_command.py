@@ -38,6 +38,33 @@ def test_latency_of_a_checkpoint(capsys, tmp_path):
     assert "batch 2, 0 warm-up + 2 timed runs" in out
 
 
+def test_latency_of_an_onnx_file_with_nms_inside(capsys, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from scalesearch.measure.export import export_onnx
+    from scalesearch.model import build_detector
+    from scalesearch.scaling import compound_spec
+
+    spec = compound_spec(-3.0, resolution=128, num_classes=2)
+    path = export_onnx(build_detector(spec, weights=False), spec, tmp_path / "tiny.onnx", nms=True, max_detections=7)
+    out = tmp_path / "tiny.json"
+    assert cli.main(["latency", str(path), "--runtime", "onnxruntime", "--runs", "3", "--warmup", "1",
+                     "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{path}: ONNX graph, R=128"
+    assert [line.split()[0] for line in lines[2:-2]] == ["total"]  # NMS inside: no separable post-processing
+    assert lines[-2].endswith("boxes kept by the graph's NMS") and "onnxruntime, 1 thread(s)" in lines[-1]
+    data = json.loads(out.read_text())
+    assert data["onnx"] == str(path) and data["resolution"] == 128 and len(data["samples_ms"]["total"]) == 3
+    assert 0 <= data["detections"] <= 7 and data["median_ms"]["total"] > 0
+
+
+def test_an_onnx_file_needs_the_onnx_runtime(user_error, tmp_path):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"")
+    assert ("--runtime: an ONNX file (" in user_error("latency", str(path))
+            and "add --runtime onnxruntime" in user_error("latency", str(path)))
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--runtime", "tensorrt"], "--runtime: unknown runtime 'tensorrt' (valid names: onnxruntime, torch)"),
     (["--threads", "0"], "--threads: must be an integer >= 1, but got 0"),

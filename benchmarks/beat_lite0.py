@@ -1,0 +1,187 @@
+"""Does a searched detector beat EfficientDet-Lite0 on this dataset, on this machine? One study, search to verdict,
+every step a fresh process as a user types it, every step's wall and CPU time in one record.
+
+Steps (each resumable on its own, so a rerun after a crash continues where the folder stands):
+
+1. search: ``scalesearch run STUDY --out RUN`` (the study enqueues the labelled baseline, e.g.
+   ``studies/supernet_bccd.yaml``);
+2. retrain: ``scalesearch fidelity RUN --against LABEL --top-k K --factor F --seeds S --save``: the baseline and
+   the K best front points cheaper than it, at F x the study's budget on S paired seeds, latency re-measured after
+   training in interleaved rounds (``scalesearch.retrain.fidelity``), every model kept for export;
+3. export: the winner (the best verdict of ``scalesearch.report.baseline`` -- dominates, non-inferior and faster,
+   better but slower, worse, cannot tell -- then the largest mean paired difference) and the baseline, each its
+   first seed's checkpoint, as ONNX with NMS inside (``scalesearch export CKPT --out RUN/onnx/trialN.onnx --nms``);
+4. onnx latency: both graphs timed as they are in ONNX Runtime (``scalesearch latency FILE.onnx --runtime
+   onnxruntime``), ``--rounds`` rounds in alternating order, the protocol's 10 warm-up + 40 timed runs each, samples
+   pooled per graph; the winner's first round also goes to ``RUN/export_trialN.json`` for the run's report.
+
+Writes ``reports/benchmarks/beat_lite0_<study name>.json`` (rendered by ``benchmarks/render.py``; the README's
+results table per dataset is generated from it). Run alone, under the CPU lock (hours):
+
+    flock /tmp/scalesearch-cpu.lock python benchmarks/beat_lite0.py studies/supernet_bccd.yaml
+
+``--smoke`` runs the whole pipeline in minutes on a tiny budget (``--set`` overrides, 2 seeds, a folder under
+/tmp) and prints the page without writing the record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from render import ROOT, begin_record, save_record  # noqa: E402
+
+SMOKE_SETS = ["search.n_trials=4", "train.steps=6", "train.warmup_steps=2", "train.eval_every=null",
+              "search.supernet.steps=4", "search.supernet.calib_images=8", "space.resolution=[224]",
+              "space.fpn_channels=[32,64]", "space.fpn_repeats=[1,3]", "space.head_repeats=[1,3]",
+              "space.topology=[bifpn]", "space.fusion=[sum]", "space.activation=[relu6]"]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("study", help="a study YAML that enqueues the labelled baseline")
+    p.add_argument("--out", help="run folder (default: reports/runs/<study name>)")
+    p.add_argument("--label", default="EfficientDet-Lite0", help="the enqueued baseline's label")
+    p.add_argument("--top-k", type=int, default=3, help="front points cheaper than the baseline to retrain")
+    p.add_argument("--factor", type=float, default=4.0, help="long budget / the study's budget")
+    p.add_argument("--seeds", type=int, default=5, help="paired seeds per retrained point")
+    p.add_argument("--workers", type=int, default=1, help="retraining workers")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved ONNX Runtime rounds per graph")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="study overrides passed to `scalesearch run`")
+    p.add_argument("--smoke", action="store_true", help="a tiny budget in a temporary folder; nothing saved")
+    return p
+
+
+def timed(step: str, argv: list[str], steps: dict) -> subprocess.CompletedProcess:
+    """Run one step's command, stream its output, record its wall and children's CPU seconds; exit on failure."""
+    print(f"[{step}] {shlex.join(argv)}", flush=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=ROOT)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    steps[step] = {"command": shlex.join(argv), "wall_seconds": round(time.perf_counter() - start, 1),
+                   "cpu_seconds": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
+                   "returncode": done.returncode}
+    if done.returncode != 0:
+        sys.exit(f"{step}: `{shlex.join(argv)}` exited {done.returncode}")
+    return done
+
+
+def verdicts(run_dir: Path, label: str) -> tuple[list[dict], dict, dict]:
+    """(one row per retrained point against the baseline, the winner's row, the baseline's row)."""
+    from scalesearch.report.baseline import VERDICTS, duels, quartiles
+    from scalesearch.report.runs import load_run
+
+    run = load_run(run_dir)
+    found = duels(run, label)
+
+    def row(record, duel=None) -> dict:
+        q = quartiles(record)
+        out = {"number": record.number, "label": record.label, "spec": record.spec, "seeds": list(record.seeds),
+               "maps": list(record.maps), "scored": record.scored, "torch_latency_ms": q and round(q[1], 3),
+               "torch_latency_iqr_ms": q and [round(q[0], 3), round(q[2], 3)]}
+        if duel is not None:
+            name, test, p = duel.outcome
+            out.update(verdict=name, test=test.name, holm_p=p, diff=duel.diff, paired=duel.paired,
+                       faster=duel.faster, text=duel.verdict, seeds_needed=duel.seeds_needed,
+                       noninferiority_holm_p=duel.holm_p[1], superiority_holm_p=duel.holm_p[0])
+        return out
+
+    rows = [row(d.point, d) for d in found]
+    winner = min(rows, key=lambda r: (VERDICTS.index(r["verdict"]), -r["diff"])) if rows else None
+    return rows, winner, row(found[0].base) if found else None
+
+
+def arg(path: Path) -> str:
+    """``path`` as a command argument: relative to the repository root when inside it (records stay portable)."""
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
+def checkpoint(run_dir: Path, row: dict) -> Path:
+    from scalesearch.fidelity import CHECKPOINTS
+
+    return run_dir / CHECKPOINTS / f"trial{row['number']}_seed{row['seeds'][0]}.pt"
+
+
+def onnx_latency(run_dir: Path, graphs: dict[str, Path], rounds: int, steps: dict) -> dict[str, dict]:
+    """Each graph timed ``rounds`` times in alternating order; samples pooled per graph."""
+    pooled: dict[str, list[float]] = {name: [] for name in graphs}
+    first: dict[str, dict] = {}
+    names = list(graphs)
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            out = run_dir / "onnx" / f"{name}_round{r}.json"
+            timed(f"onnx latency {name} round {r}",
+                  ["scalesearch", "latency", arg(graphs[name]), "--runtime", "onnxruntime", "--json", arg(out)], steps)
+            data = json.loads(out.read_text())
+            pooled[name] += data["samples_ms"]["total"]
+            first.setdefault(name, data)
+    import numpy as np
+
+    result = {}
+    for name, samples in pooled.items():
+        q1, median, q3 = np.percentile(np.asarray(samples), [25, 50, 75])
+        result[name] = {"median_ms": round(float(median), 3), "iqr_ms": [round(float(q1), 3), round(float(q3), 3)],
+                        "runs": len(samples), "rounds": rounds, "onnx": arg(graphs[name]),
+                        "detections": first[name].get("detections")}
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from scalesearch.config import load_study
+
+    config = load_study(args.study)
+    sets = list(args.sets)
+    if args.smoke:
+        sets += SMOKE_SETS
+        args.seeds, args.top_k, args.factor, args.rounds = 2, 1, 1.0, 2
+        out = Path(tempfile.mkdtemp(prefix="beat-lite0-smoke-")) / config.name
+    else:
+        out = Path(args.out) if args.out else ROOT / "reports" / "runs" / config.name
+    out = out.resolve()
+    rel = arg(out)
+    record = begin_record(f"beat_lite0_{config.name}", study=Path(args.study).as_posix(), run=rel, label=args.label,
+                          dataset=config.dataset.path, top_k=args.top_k, factor=args.factor, seeds=args.seeds,
+                          rounds=args.rounds, sets=sets)
+    steps = record["steps"] = {}
+    timed("search", ["scalesearch", "run", args.study, "--out", rel, *[f"--set={s}" for s in sets]], steps)
+    timed("retrain", ["scalesearch", "fidelity", rel, "--against", args.label, "--top-k", str(args.top_k),
+                      "--factor", str(args.factor), "--seeds", str(args.seeds), "--workers", str(args.workers),
+                      "--save"], steps)
+    rows, winner, base = verdicts(out, args.label)
+    record.update(points=rows, winner=winner, baseline=base)
+    if winner is not None:
+        (out / "onnx").mkdir(exist_ok=True)
+        graphs = {}
+        for name, row in (("winner", winner), ("baseline", base)):
+            graphs[name] = out / "onnx" / f"trial{row['number']}.onnx"
+            timed(f"export {name}", ["scalesearch", "export", arg(checkpoint(out, row)), "--out", arg(graphs[name]),
+                                     "--nms"], steps)
+        record["onnx_latency"] = onnx_latency(out, graphs, args.rounds, steps)
+        export = out / f"export_trial{winner['number']}.json"
+        export.write_text((out / "onnx" / "winner_round0.json").read_text())
+    for key in ("search", "retrain"):
+        print(f"{key}: {steps[key]['wall_seconds']:.0f} s wall, {steps[key]['cpu_seconds']:.0f} CPU-s")
+    if args.smoke:
+        from render_beat_lite0 import render_beat_lite0
+
+        record.pop("_t0", None)
+        print(render_beat_lite0(record))
+        return 0
+    save_record(record)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

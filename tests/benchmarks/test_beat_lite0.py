@@ -1,0 +1,73 @@
+"""benchmarks/beat_lite0.py's page, headline and README table from a constructed record, rendered through
+render.py's family dispatch (one record per dataset), and the README span it fills (no training)."""
+
+import json
+import sys
+from pathlib import Path
+
+_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(_DIR))
+
+import render  # noqa: E402
+import render_beat_lite0 as page  # noqa: E402
+
+SPEC = {"topology": "bifpn", "fusion": "sum", "activation": "relu6", "resolution": 320, "fpn_channels": 64,
+        "fpn_repeats": 3, "head_repeats": 3}
+
+
+def _row(number, maps, latency, **verdict):
+    return {"number": number, "label": None, "spec": SPEC, "seeds": list(range(len(maps))), "maps": maps,
+            "scored": "ema", "torch_latency_ms": latency, "torch_latency_iqr_ms": [latency - 1, latency + 1], **verdict}
+
+
+def _record(verdict="cannot tell with these seeds", faster=True):
+    win = _row(7, [0.44, 0.45, 0.46], 20.0, verdict=verdict, test="non-inferiority sign-flip test", holm_p=0.25,
+               diff=0.004, paired=True, faster=faster, text=f"{verdict} (x; Holm p = 0.25)", seeds_needed=6,
+               noninferiority_holm_p=0.25, superiority_holm_p=0.5)
+    base = {**_row(0, [0.44, 0.44, 0.45], 30.0), "label": "EfficientDet-Lite0"}
+    return {"benchmark": "beat_lite0_supernet_toy", "command": "python benchmarks/beat_lite0.py studies/toy.yaml",
+            "cpu_lock": True, "machine_line": "toy machine", "started": "2026-12-04 14:00:00 UTC", "seconds": 10.0,
+            "study": "studies/toy.yaml", "run": "reports/runs/toy", "label": "EfficientDet-Lite0", "dataset": "data/toy",
+            "top_k": 3, "factor": 4.0, "seeds": 3, "rounds": 2, "sets": [], "points": [win], "winner": win,
+            "baseline": base,
+            "steps": {"search": {"command": "scalesearch run", "wall_seconds": 600.0, "cpu_seconds": 1100.0},
+                      "retrain": {"command": "scalesearch fidelity", "wall_seconds": 1200.0, "cpu_seconds": 2300.0},
+                      "export winner": {"command": "scalesearch export", "wall_seconds": 30.0, "cpu_seconds": 20.0},
+                      "onnx latency winner round 0": {"command": "scalesearch latency", "wall_seconds": 30.0,
+                                                      "cpu_seconds": 20.0}},
+            "onnx_latency": {"winner": {"median_ms": 12.5, "iqr_ms": [12.0, 13.0], "runs": 80, "rounds": 2,
+                                        "onnx": "reports/runs/toy/onnx/trial7.onnx", "detections": 5},
+                             "baseline": {"median_ms": 18.25, "iqr_ms": [18.0, 19.0], "runs": 80, "rounds": 2,
+                                          "onnx": "reports/runs/toy/onnx/trial0.onnx", "detections": 6}}}
+
+
+def test_page_states_steps_verdict_onnx_and_what_the_closest_point_misses():
+    text = page.render_beat_lite0(_record())
+    assert text.startswith("# Beat EfficientDet-Lite0, search to verdict: supernet_toy\n")
+    assert "| search | 10.0 min | 1100 |" in text and "| retrain | 20.0 min | 2300 |" in text
+    assert "| 0 (EfficientDet-Lite0) | bifpn sum/relu6, 64 x 3, heads 3, 320 px | 0.4433 ± 0.0058 (n 3) | 30.00 ms" in text
+    assert "| winner (`reports/runs/toy/onnx/trial7.onnx`) | 12.50 ms | 12.00 to 13.00 ms | 80 | 5 |" in text
+    assert "closest point (the winner above) misses: mean paired difference +0.0040 mAP" in text
+    assert "6 paired seeds would make p < 0.05 reachable" in text
+    assert "misses" not in page.render_beat_lite0(_record("non-inferior and faster"))
+
+
+def test_readme_table_and_headline():
+    table = page.readme_table(_record("dominates"))
+    assert "| data/toy | mAP mean ± sd (n) at 4x | latency torch | latency ONNX Runtime (NMS inside) | verdict |" in table
+    assert "| winner: trial 7, bifpn sum/relu6, 64 x 3, heads 3, 320 px | 0.4500 ± 0.0100 (n 3) | 20.00 ms | 12.50 ms |" in table
+    assert "search 10 min, retrain 20 min, export 1 min" in table
+    assert page.readme_table({"benchmark": "beat_lite0_x"}) == "not measured yet"
+    lines = page.headline_beat_lite0(_record())
+    assert lines[1] == ("ONNX Runtime: EfficientDet-Lite0 18.25 ms, winner 12.50 ms; wall time: search 10 min, "
+                        "retrain 20 min, export 1 min")
+
+
+def test_family_records_render_through_render_py(tmp_path):
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "beat_lite0_supernet_toy.json").write_text(json.dumps(_record()))
+    assert render.render_benchmarks(folder, tmp_path / "index.md") == 0
+    assert (folder / "beat_lite0_supernet_toy.md").read_text().startswith("# Beat EfficientDet-Lite0, search to verdict")
+    index = (tmp_path / "index.md").read_text()
+    assert "## Beat EfficientDet-Lite0, search to verdict: supernet_toy" in index and "ONNX Runtime:" in index
