@@ -72,12 +72,42 @@ def figure(doc: Document, run: Run, fig_dir: Path, prefix: str, colors: dict[str
 
 
 def front_table(doc: Document, front: list[Any]) -> None:
-    """The mAP/latency front, one row per trial: its architecture, latencies (ms), FLOPs and mAP."""
+    """The mAP/latency front, one row per trial: its architecture, latencies (ms), FLOPs and mAP; with the
+    per-block table in play, where each latency came from and the table's prediction beside a measurement."""
     cols = [c for c in _COLUMNS if any(r.get(c) is not None for r in front)]
-    doc.table(["trial", *cols, "latency (ms)", "IQR (ms)", "network (ms)", "post (ms)", "FLOPs", "mAP"],
-              [[r.number, *(field_cell(c, r.get(c)) for c in cols), _ms(r.latency_ms), _ms(r.latency_iqr_ms),
-                _ms(r.latency_network_ms), _ms(r.latency_post_ms), fmt_count(r.flops), fmt_map(r.get("map"))]
+    tabled = any(r.get("latency_source") == "table" or r.get("latency_table_ms") is not None for r in front)
+    extra = ["source", "table (ms)"] if tabled else []
+    doc.table(["trial", *cols, "latency (ms)", *extra, "IQR (ms)", "network (ms)", "post (ms)", "FLOPs", "mAP"],
+              [[r.number, *(field_cell(c, r.get(c)) for c in cols), _ms(r.latency_ms),
+                *([r.get("latency_source") or "-", _ms(r.get("latency_table_ms"))] if tabled else []),
+                _ms(r.latency_iqr_ms), _ms(r.latency_network_ms), _ms(r.latency_post_ms), fmt_count(r.flops),
+                fmt_map(r.get("map"))]
                for r in front])
+    line = table_line(front)
+    if line:
+        doc.para(line)
+
+
+def table_line(records: list[Any]) -> str:
+    """How the per-block table's predictions compare with the protocol, on the trials that have both (the final
+    front's points, measured after the search): Kendall tau-b and mean absolute percentage error; "" when no
+    trial has both."""
+    both = [r for r in records if r.get("latency_source") == "measured"
+            and isinstance(r.get("latency_table_ms"), (int, float)) and isinstance(r.get("latency_ms"), (int, float))]
+    if not both:
+        return ""
+    table = [float(r.latency_table_ms) for r in both]
+    measured = [float(r.latency_ms) for r in both]
+    mape = 100 * sum(abs(t - m) / m for t, m in zip(table, measured)) / len(both)
+    text = (f"Latency source: every trial's latency was first the per-block table's prediction (`latency.table`); "
+            f"the {len(both)} point(s) above were then measured by the protocol (`latency` column; the table's "
+            f"prediction beside it): mean absolute error {mape:.1f} %")
+    if len(both) >= 3 and len(set(measured)) > 1 and len(set(table)) > 1:
+        from scipy.stats import kendalltau
+
+        tau, p = kendalltau(table, measured)
+        text += f", Kendall tau-b {tau:.3f} (p {p:.2g}, n {len(both)})"
+    return text + "."
 
 
 def budget_line(doc: Document, run: Run) -> None:
