@@ -4,9 +4,11 @@ and what the cache cannot hold (too many bytes, scale jitter) is refused in one 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import torch
@@ -208,3 +210,16 @@ def test_the_key_follows_weights_resolution_and_data(pairs, spec, tmp_path):
     torch.save(build_backbone(TINY, weights=False).state_dict(), other)
     assert fc.entry_key(spec.replace(weights=str(other)), *pairs, (False, True), torch.float16) != key
     assert fc.entry_key(spec, pairs[1], pairs[0], (False, True), torch.float16) != key
+
+
+def test_the_key_follows_the_images_not_the_folder_path(pairs, spec, tmp_path):
+    import shutil
+
+    train, val = pairs
+    key = fc.entry_key(spec, train, val, (False, True), torch.float16)
+    moved = tmp_path / "moved"
+    shutil.copytree(Path(train[0]), moved)  # copy2: names, sizes and modification times kept
+    assert fc.entry_key(spec, (moved, train[1]), val, (False, True), torch.float16) == key
+    image = json.loads(Path(train[1]).read_text())["images"][0]["file_name"]
+    (moved / image).write_bytes((moved / image).read_bytes() + b"\0")  # an edited image
+    assert fc.entry_key(spec, (moved, train[1]), val, (False, True), torch.float16) != key

@@ -123,7 +123,8 @@ def _file_sha(path: str, size: int, mtime_ns: int) -> str:
 def entry_key(spec: DetectorSpec, train_pair: tuple[Path, Path], val_pair: tuple[Path, Path],
               flips: tuple[bool, ...], dtype: torch.dtype) -> dict[str, Any]:
     """Everything the stored features depend on: the backbone (name, multipliers, padding, levels, the weights
-    file's bytes), resolution, input normalisation, each split's annotation file bytes and images folder, flips."""
+    file's bytes), resolution, input normalisation, each split's annotation file bytes and its images' names, sizes
+    and modification times (``images_stamp``), flips."""
     import timm
 
     from scalesearch.model import input_normalization
@@ -135,8 +136,25 @@ def entry_key(spec: DetectorSpec, train_pair: tuple[Path, Path], val_pair: tuple
         "depth": spec.depth_multiplier, "tf_compat": spec.tf_compat, "levels": backbone_levels(spec),
         "weights": file_sha(weights_file(spec)), "resolution": spec.resolution,
         "normalization": input_normalization(spec), "flips": list(flips), "dtype": str(dtype),
-        "data": [[str(Path(images).resolve()), file_sha(ann)] for images, ann in (train_pair, val_pair)],
+        "data": [[images_stamp(images, ann), file_sha(ann)] for images, ann in (train_pair, val_pair)],
     }
+
+
+def images_stamp(images: str | Path, ann: str | Path) -> str:
+    """Digest of (file name, size, modification time) of every image the annotation file names, read in the images
+    folder: an edited, replaced or re-copied image rebuilds the entry, and the same data under another path (a
+    moved checkout) reuses it. Stat only, no image bytes: cheap on a large dataset."""
+    import json
+
+    names = sorted({image["file_name"] for image in json.loads(Path(ann).read_text()).get("images", [])})
+    stamps = []
+    for name in names:
+        try:
+            stat = (Path(images) / name).stat()
+            stamps.append([name, stat.st_size, stat.st_mtime_ns])
+        except OSError:
+            stamps.append([name, None, None])  # the dataset loader names a missing file when it is read
+    return digest(stamps)
 
 
 def row_bytes(spec: DetectorSpec, channels: list[int], dtype: torch.dtype) -> int:
