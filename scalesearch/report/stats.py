@@ -61,13 +61,21 @@ def settings(config: Any) -> tuple[float, float]:
     return float(getattr(compare, "alpha", ALPHA)), float(getattr(compare, "margin", MARGIN))
 
 
-def method(alpha: float = ALPHA, family: int = 1) -> str:
-    """The topology comparison's method paragraph, for a study whose family holds ``family`` pairs."""
+def method(alpha: float = ALPHA, family: int = 1, paired: bool | None = True) -> str:
+    """The topology comparison's method paragraph, for a study whose family holds ``family`` pairs; ``paired``:
+    whether the records' seeds are common random numbers (``TrialRecord.paired_seeds``: True for all, False for
+    none, None when mixed)."""
+    seeds = {True: "(seed s drew the same images, augmentations and initial weights for both: common random numbers)",
+             False: "(these records predate common random numbers: seed s fixed the image order but not the initial "
+                    "weights, so a pair is matched by seed number and its d carries both points' initialisation "
+                    "noise)",
+             None: "(only some records use common random numbers: for the others seed s fixed the image order but not "
+                   "the initial weights, so those pairs are matched by seed number only)"}[paired]
     return (
         "Method: trials are matched at rungs, the same scaling point (every spec field but topology and fusion), "
         "so two topologies are compared at the same scale and their FLOPs differ only by the fusion network. "
         "Per rung: Welch's t-test over seeds (`scipy.stats.ttest_ind(equal_var=False)`), a secondary column. "
-        "Overall: a paired sign-flip test. At each rung, A and B trained with the same seed form a pair, "
+        f"Overall: a paired sign-flip test. At each rung, A and B trained with the same seed form a pair {seeds}, "
         "d = mAP(A) - mAP(B) (a seed trained twice counts once, by its mean); a seed that only one of the two ran at "
         "a rung is left out of the pairing. D = mean over rungs of the rung's mean d; its null distribution flips "
         f"the signs of all pairs jointly (every one of the 2^n assignments for n pairs up to "

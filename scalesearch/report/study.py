@@ -343,7 +343,8 @@ class StudySections:
         tests = [dataclasses.replace(t, a=topology_cell(t.a), b=topology_cell(t.b))
                  for t in stats.compare_topologies(run.records, alpha)]
         doc.heading(2, "Topology comparison beyond seed noise")
-        doc.para(stats.method(alpha, len(tests)))
+        flags = {bool(r.get("paired_seeds")) for r in run.records if r.state == "complete"}
+        doc.para(stats.method(alpha, len(tests), flags.pop() if len(flags) == 1 else (None if flags else True)))
         if not tests:
             doc.para("No two topologies were run at the same scaling point, so none can be compared.")
             return

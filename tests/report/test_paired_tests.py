@@ -170,3 +170,11 @@ def test_points_sharing_fewer_than_two_seeds_are_tested_unpaired():
     few = Duel(fid(1, (0.60, 0.61, 0.62), 8e8, seeds=(0, 4, 5)), fid(0, (0.50, 0.51, 0.52), 1e9), cost="flops")
     assert not few.paired and few.noninferiority.p == pytest.approx(1 / 20)  # one common seed: unpaired
     assert few.outcome[0] == "cannot tell with these seeds"  # 1/20 is not below 0.05
+
+
+def test_method_says_whether_seeds_are_common_random_numbers():
+    from scalesearch.report.stats import method
+
+    assert "(seed s drew the same images, augmentations and initial weights for both" in method(0.05, 3, True)
+    assert "these records predate common random numbers" in method(0.05, 3, False)
+    assert "only some records use common random numbers" in method(0.05, 3, None)
