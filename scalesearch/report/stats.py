@@ -330,6 +330,13 @@ class PairTest:
         return sum(1 for r in self.rungs if len(r.d))
 
     @property
+    def rungs_text(self) -> str:
+        """The rungs the test used: ``3``, or ``2 of 3 (1 without a common seed left out)`` when paired."""
+        left = len(self.rungs) - self.paired_rungs if self.paired else 0
+        return (f"{self.paired_rungs} of {len(self.rungs)} ({left} without a common seed left out)" if left
+                else str(len(self.rungs)))
+
+    @property
     def test_name(self) -> str:
         return "paired sign-flip" if self.paired else "unpaired permutation"
 
@@ -487,7 +494,7 @@ def paper_sentence(test: PairTest) -> str:
                  else f"{relabellings(test.design):,} relabellings")
         floor = test.min_p * test.family if test.floor is None else test.floor
         after = f" ({floor:.3g} after Holm over {test.family} pairs)" if test.family > 1 else ""
-        return head + (f" **Not testable:** with {test.seeds_text} at {len(test.rungs)} rung(s) the {test.test_name} "
+        return head + (f" **Not testable:** with {test.seeds_text} at {test.rungs_text} rung(s) the {test.test_name} "
                        f"test has {count}; its smallest p is {test.min_p:.3g}{after}, so p < {test.alpha:g} cannot be "
                        f"reached by construction, whatever the mAPs; the mean points {lean} the paper. To tell the "
                        f"two apart, {test.fix_text}.")

@@ -360,7 +360,7 @@ class StudySections:
                    f"the {LIMIT} rungs of the pairs with the smallest Holm p", "rungs")
         holm = f"Holm p ({len(tests)} pairs)" if len(tests) > 1 else "Holm p (one pair: p)"
         long_table(doc, ["pair", "rungs", "D = mean(A - B)", "test", "p", holm, "verdict"],
-                   [[f"{t.a} vs {t.b}", len(t.rungs), f"{t.diff:+.4f}", t.test_name, t.p_text, f"{t.p_holm:.3g}",
+                   [[f"{t.a} vs {t.b}", t.rungs_text, f"{t.diff:+.4f}", t.test_name, t.p_text, f"{t.p_holm:.3g}",
                      t.summary] for t in tests], self.out / f"{prefix}topology_pairs.csv", order,
                    f"the {LIMIT} pairs with the smallest Holm p", "pairs")
         doc.table(["paper Table 5 (COCO val AP)", "AP"],

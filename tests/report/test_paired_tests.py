@@ -178,3 +178,13 @@ def test_method_says_whether_seeds_are_common_random_numbers():
     assert "(seed s drew the same images, augmentations and initial weights for both" in method(0.05, 3, True)
     assert "these records predate common random numbers" in method(0.05, 3, False)
     assert "only some records use common random numbers" in method(0.05, 3, None)
+
+
+def test_a_rung_without_a_common_seed_is_counted_as_left_out():
+    rows = [(0, "bifpn", 0, 0.30), (0, "bifpn", 1, 0.34), (0, "fpn", 0, 0.28), (0, "fpn", 1, 0.30),
+            (1, "bifpn", 0, 0.40), (1, "fpn", 1, 0.41)]  # phi=1: no seed both ran
+    (test,) = stats.compare_topologies(typed([record(i, t, phi, s, m) for i, (phi, t, s, m) in enumerate(rows)]))
+    assert test.paired and len(test.rungs) == 2 and test.paired_rungs == 1
+    assert test.rungs_text == "1 of 2 (1 without a common seed left out)"
+    assert test.diff == pytest.approx(0.03)  # the paired rung alone
+    assert stats.compare_topologies(two_rungs())[0].rungs_text == "2"
