@@ -37,7 +37,7 @@ def cell(value: Any) -> str:
 
 
 def topology_cell(value: Any) -> str:
-    """A topology as a table cell or legend entry: a generated graph by its short name (``gen-3fa2c1``)."""
+    """A topology as a table cell or legend entry: a generated graph by its short name (``gen-3fa2c1d0``)."""
     return _short_name(value) if isinstance(value, str) else cell(value)
 
 
