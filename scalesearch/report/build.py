@@ -13,7 +13,7 @@ from pathlib import Path
 from scalesearch import pareto
 from scalesearch.errors import UserError
 from scalesearch.registry import Registry
-from scalesearch.report import baseline, curves, fidelity, plots, rules, zero_cost
+from scalesearch.report import baseline, curves, estimator, fidelity, plots, rules, zero_cost
 from scalesearch.report.compare import comparison
 from scalesearch.report.doc import Document, Para, render_html, render_markdown
 from scalesearch.report.runs import Run, load_run
@@ -24,6 +24,7 @@ from scalesearch.report.study import StudySections
 SECTIONS: Registry[Callable[[StudySections, Run, str], None]] = Registry("report section")
 SECTIONS.add("study", lambda page, run, prefix: page.study(run, prefix))
 SECTIONS.add("latency", lambda page, run, prefix: page.latency(run, prefix))  # first when it is the objective
+SECTIONS.add("estimator", lambda page, run, prefix: estimator.add_section(page.doc, run))
 SECTIONS.add("curves", lambda page, run, prefix: curves.add_section(page.doc, run, page.fig_dir, page.colors, prefix))
 SECTIONS.add("fidelity", lambda page, run, prefix: fidelity.add_section(page.doc, run, page.fig_dir, prefix))
 SECTIONS.add("baseline", lambda page, run, prefix: baseline.add_section(page.doc, run, page.fig_dir, prefix))
