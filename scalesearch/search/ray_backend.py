@@ -1,7 +1,7 @@
 """Ray Tune backend: the same space and objective through ``ray.tune`` for studies that outgrow a machine.
 
 The space goes to ``OptunaSearch`` as a define-by-run function (``SearchSpace.suggest``), with the
-study's Optuna sampler; seed repeats come from Tune's ``Repeater`` (one Tune trial per seed, as one
+study's Optuna sampler; seed repeats come from Tune's ``Repeater`` (``point_repeater``: one Tune trial per seed, as one
 Optuna trial per seed in the default backend); ``search.ray.asha`` adds the ASHA scheduler on the
 intermediate mAP. ``search.ray.address`` joins a running cluster (``auto``: the one started on this machine);
 without it the study starts a private Ray of its own that listens on loopback only (``start_local_ray``);
@@ -302,9 +302,44 @@ def constrained_search(**kwargs: Any) -> Any:
     return ConstrainedOptunaSearch(**kwargs)
 
 
-def _tune_config(config: Any, tune: Any) -> Any:
+def combine_repeats(results: list[dict], metrics: list[str]) -> dict:
+    """One point's final results over its seed repeats, as its searcher is told them: each objective's mean over
+    the repeats that reported values (a pruned repeat has none), each budget constraint's worst (largest), and
+    ``pruned`` when no repeat has values."""
+    import numpy as np
+
+    scored = [r for r in results if not r.get(PRUNED_KEY) and all(isinstance(r.get(m), (int, float)) for m in metrics)]
+    out = {}
+    for key in sorted({k for r in results for k in r if k.startswith(CONSTRAINT_PREFIX)}):
+        values = [float(r[key]) for r in results if r.get(key) is not None]
+        if values:
+            out[key] = max(values)
+    if not scored:
+        return {**out, PRUNED_KEY: True}
+    return {**out, **{m: float(np.mean([r[m] for r in scored])) for m in metrics}, PRUNED_KEY: False}
+
+
+def point_repeater(searcher: Any, repeat: int) -> Any:
+    """Ray's ``Repeater`` (each suggested point run ``repeat`` times, ``__trial_index__`` set), telling the searcher
+    ``combine_repeats`` of the repeats' whole final results. Ray's own tells one metric's mean and nothing else:
+    a multi-objective searcher would get no values, and budget constraints and pruning would be lost."""
     from ray.tune.search import Repeater
 
+    class PointRepeater(Repeater):
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, **kwargs: Any) -> None:
+            group = self._trial_id_to_group.get(trial_id)
+            if group is None:  # not one of ours (Ray's Repeater logs and fails the same way)
+                raise KeyError(f"trial {trial_id} is in no repeat group")
+            group.report(trial_id, dict(result or {}))
+            if group.finished_reporting():
+                metrics = self.searcher.metric if isinstance(self.searcher.metric, list) else [self.searcher.metric]
+                self.searcher.on_trial_complete(group.primary_trial_id,
+                                                result=combine_repeats(group.scores(), metrics), **kwargs)
+
+    return PointRepeater(searcher, repeat=repeat, set_index=True)
+
+
+def _tune_config(config: Any, tune: Any) -> Any:
     from scalesearch.search.optuna_study import make_sampler
 
     space = config.search_space
@@ -315,7 +350,7 @@ def _tune_config(config: Any, tune: Any) -> Any:
                             mode=modes[0] if one else modes, sampler=make_sampler(config),
                             points_to_evaluate=[dict(p.params) for p in config.search.enqueue] or None)
     if config.seeds > 1:
-        searcher = Repeater(searcher, repeat=config.seeds, set_index=True)
+        searcher = point_repeater(searcher, config.seeds)
     scheduler = None
     if config.search.ray.asha:
         from ray.tune.schedulers import ASHAScheduler
