@@ -66,3 +66,31 @@ def front_heading(objectives: Sequence[str] = ("map", "flops")) -> str:
 def fmt_std(values) -> str:
     """Sample standard deviation (ddof=1) of a numpy array; '-' below two values."""
     return f"{values.std(ddof=1):.4f}" if len(values) > 1 else "-"
+
+
+def distinct_front(front: Sequence[Any]) -> tuple[list[Any], dict[int, int]]:
+    """A front's rows for a table: the trials that measured their point (a duplicate, ``duplicate_of`` set, ties
+    with the trial it names and is left out), in front order, and per kept trial how many duplicates of it the
+    front holds. The first duplicate of an original outside ``front`` stands in for it."""
+    numbers = {r.number for r in front if r.get("duplicate_of") is None}
+    kept: list[Any] = []
+    again: dict[int, int] = {}
+    stand: dict[int, int] = {}
+    for r in front:
+        original = r.get("duplicate_of")
+        if original is None:
+            kept.append(r)
+        elif original in numbers or original in stand:
+            holder = original if original in numbers else stand[original]
+            again[holder] = again.get(holder, 0) + 1
+        else:
+            stand[original] = r.number
+            kept.append(r)
+    return kept, again
+
+
+def distinct_sentence(front: Sequence[Any], kept: Sequence[Any]) -> str:
+    """`` (120 distinct points; the other 393 trials are duplicates: the sampler proposed a point again)``, or ""."""
+    extra = len(front) - len(kept)
+    return (f" ({len(kept)} distinct point(s); the other {extra} trial(s) are duplicates: the sampler proposed a "
+            "measured point again, and each row counts them)" if extra else "")

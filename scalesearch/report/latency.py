@@ -12,7 +12,7 @@ from typing import Any
 from scalesearch import pareto
 from scalesearch.report import plots
 from scalesearch.report.doc import Document
-from scalesearch.report.format import field_cell, fmt_count, fmt_map, front_heading
+from scalesearch.report.format import distinct_front, distinct_sentence, field_cell, fmt_count, fmt_map, front_heading
 from scalesearch.report.runs import Run
 from scalesearch.report.status import machine_line
 
@@ -74,14 +74,19 @@ def figure(doc: Document, run: Run, fig_dir: Path, prefix: str, colors: dict[str
 def front_table(doc: Document, front: list[Any]) -> None:
     """The mAP/latency front, one row per trial: its architecture, latencies (ms), FLOPs and mAP; with the
     per-block table in play, where each latency came from and the table's prediction beside a measurement."""
+    everything = list(front)
+    front, again = distinct_front(front)
+    if len(front) < len(everything):
+        doc.para(f"{len(everything)} trial(s) on this front{distinct_sentence(everything, front)}.")
     cols = [c for c in _COLUMNS if any(r.get(c) is not None for r in front)]
     tabled = any(r.get("latency_source") == "table" or r.get("latency_table_ms") is not None for r in front)
     extra = ["source", "table (ms)"] if tabled else []
-    doc.table(["trial", *cols, "latency (ms)", *extra, "IQR (ms)", "network (ms)", "post (ms)", "FLOPs", "mAP"],
+    dup = ["proposed again"] if again else []
+    doc.table(["trial", *cols, "latency (ms)", *extra, "IQR (ms)", "network (ms)", "post (ms)", "FLOPs", "mAP", *dup],
               [[r.number, *(field_cell(c, r.get(c)) for c in cols), _ms(r.latency_ms),
                 *([r.get("latency_source") or "-", _ms(r.get("latency_table_ms"))] if tabled else []),
                 _ms(r.latency_iqr_ms), _ms(r.latency_network_ms), _ms(r.latency_post_ms), fmt_count(r.flops),
-                fmt_map(r.get("map"))]
+                fmt_map(r.get("map")), *([again.get(r.number, 0)] if dup else [])]
                for r in front])
     line = table_line(front)
     if line:
@@ -92,7 +97,7 @@ def table_line(records: list[Any]) -> str:
     """How the per-block table's predictions compare with the protocol, on the trials that have both (the final
     front's points, measured after the search): Kendall tau-b and mean absolute percentage error; "" when no
     trial has both."""
-    both = [r for r in records if r.get("latency_source") == "measured"
+    both = [r for r in distinct_front(records)[0] if r.get("latency_source") == "measured"
             and isinstance(r.get("latency_table_ms"), (int, float)) and isinstance(r.get("latency_ms"), (int, float))]
     if not both:
         return ""
@@ -100,7 +105,7 @@ def table_line(records: list[Any]) -> str:
     measured = [float(r.latency_ms) for r in both]
     mape = 100 * sum(abs(t - m) / m for t, m in zip(table, measured)) / len(both)
     text = (f"Latency source: every trial's latency was first the per-block table's prediction (`latency.table`); "
-            f"the {len(both)} point(s) above were then measured by the protocol (`latency` column; the table's "
+            f"the {len(both)} distinct point(s) above were then measured by the protocol (`latency` column; the table's "
             f"prediction beside it): mean absolute error {mape:.1f} %")
     if len(both) >= 3 and len(set(measured)) > 1 and len(set(table)) > 1:
         from scipy.stats import kendalltau

@@ -15,7 +15,8 @@ from scalesearch import pareto
 from scalesearch.metrics import get_metric
 from scalesearch.report import latency, plots, stats
 from scalesearch.report.doc import Document
-from scalesearch.report.format import (cell, field_cell, fmt_count, fmt_map, fmt_std, front_heading, point_cell,
+from scalesearch.report.format import (cell, distinct_front, distinct_sentence, field_cell, fmt_count, fmt_map, fmt_std,
+                                       front_heading, point_cell,
                                        topology_cell)
 from scalesearch.report.importance import importances
 from scalesearch.report.runs import Run
@@ -142,21 +143,27 @@ class StudySections:
         doc = self.doc
         front = pareto.pareto_front(run.records)
         doc.heading(2, front_heading())
-        doc.para(f"{len(front)} non-dominated feasible trial(s) out of {len(run.feasible)} feasible; "
-                 "trials with exactly equal mAP and FLOPs are all listed.")
+        kept, _ = distinct_front(front)
+        doc.para(f"{len(front)} non-dominated feasible trial(s){distinct_sentence(front, kept)} out of "
+                 f"{len(run.feasible)} feasible; trials with exactly equal mAP and FLOPs are all listed.")
         self.front_table(front, "flops")
         if pair == latency.MAP_LATENCY:
             doc.para(latency.front_change(latency.timed(run)))
         self.topology_fronts(run, pareto.MAP_FLOPS, prefix)
 
     def front_table(self, front: list, cost: str) -> None:
+        """One row per distinct point of the front (``distinct_front``: duplicates counted in their original's row)."""
         if front:
+            front, again = distinct_front(front)
             cols = [c for c in _FRONT_COLUMNS if any(r.get(c) is not None for r in front)]
             extra = [] if cost in ("flops", "params") else [cost]
-            self.doc.table(["trial", *cols, *(get_metric(c).label for c in extra), "FLOPs", "params", "mAP", "mAP50"],
+            dup = ["proposed again"] if again else []
+            self.doc.table(["trial", *cols, *(get_metric(c).label for c in extra), "FLOPs", "params", "mAP", "mAP50",
+                            *dup],
                            [[r.number, *(field_cell(c, r.get(c)) for c in cols),
                              *(_fmt_cost(c, r.get(c)) for c in extra), fmt_count(r.flops),
-                             fmt_count(r.params), fmt_map(r.get("map")), fmt_map(r.get("map50"))] for r in front])
+                             fmt_count(r.params), fmt_map(r.get("map")), fmt_map(r.get("map50")),
+                             *([again.get(r.number, 0)] if dup else [])] for r in front])
 
     def topology_fronts(self, run: Run, pair: pareto.Objectives, prefix: str = "") -> None:
         """One row per topology with a front: its front's trials, cost range and best mAP, by name; past ``LIMIT``
@@ -213,7 +220,8 @@ class StudySections:
         mAP, the labelled ones such as an enqueued baseline), best mAP first, and every trial in ``trials.csv``."""
         if len(run.records) <= MANY_TRIALS:
             return
-        front = pareto.pareto_front(run.records, pair)
+        everything = pareto.pareto_front(run.records, pair)
+        front, again = distinct_front(everything)  # a duplicate is counted in its original's row
         best = sorted(pareto.measurements(run.records), key=lambda r: (-r.get("map"), r.number))[:TOP]
         labelled = [r for r in run.records if r.label and not pareto.is_duplicate(r)]
         on_front = {r.number for r in front}
@@ -225,7 +233,8 @@ class StudySections:
         doc = self.doc
         doc.heading(2, f"Trials: the front, the {TOP} best and the labelled")
         names = ", ".join(f"{r.label} (trial {r.number})" for r in labelled) or "none"
-        doc.para(f"{len(chosen)} of {len(run.records)} trials: the {len(front)} on the {front_heading(pair)}, the "
+        doc.para(f"{len(chosen)} of {len(run.records)} trials: the {len(everything)} on the {front_heading(pair)}"
+                 f"{distinct_sentence(everything, front)}, the "
                  f"{TOP} best by mAP (duplicates aside) and the labelled ones ({names}), best mAP first; the other "
                  f"{len(run.records) - len(chosen)} are left out here. Every trial, one row each from `trials.json`: "
                  f"`{self.trials_csv(run, prefix)}` beside this report.")
@@ -234,7 +243,8 @@ class StudySections:
                   [[r.number, r.label or "", "yes" if r.number in on_front else "", *(field_cell(c, r.get(c)) for c in cols),
                     *("-" if r.get(k) is None else _fmt_cost(k, r.get(k)) for k in extra), fmt_count(r.flops),
                     fmt_count(r.params), fmt_map(r.get("map")), r.state.value + (
-                        f" (duplicate of {r.duplicate_of})" if pareto.is_duplicate(r) else "")] for r in chosen])
+                        f" (duplicate of {r.duplicate_of})" if pareto.is_duplicate(r) else "") + (
+                        f", proposed again {again[r.number]} time(s)" if again.get(r.number) else "")] for r in chosen])
 
     def budget_table(self, run: Run) -> None:
         doc = self.doc

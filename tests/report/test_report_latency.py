@@ -66,5 +66,27 @@ def test_front_table_shows_the_latency_source_and_how_the_table_compares(tmp_pat
     assert [row.split("|")[1].strip() for row in front] == ["0", "1", "2"]
     assert "| 10.00 | measured | 12.00 | 0.50 |" in front[0]
     # MAPE: (2/10 + 2/20 + 3/30) / 3 = 13.3 %; the three orders agree: tau 1
-    assert ("the 3 point(s) above were then measured by the protocol (`latency` column; the table's prediction "
+    assert ("the 3 distinct point(s) above were then measured by the protocol (`latency` column; the table's prediction "
             "beside it): mean absolute error 13.3 %, Kendall tau-b 1.000") in body
+
+
+def test_duplicates_of_a_front_point_are_counted_in_its_row(tmp_path):
+    rows = [record(0, phi=0, map_=0.30, flops=1e9, latency_ms=10.0),
+            record(1, phi=1, map_=0.34, flops=2e9, latency_ms=20.0),
+            record(2, phi=0, map_=0.30, flops=1e9, latency_ms=10.0, duplicate_of=0),
+            record(3, phi=0, map_=0.30, flops=1e9, latency_ms=10.0, duplicate_of=0)]
+    body = report_text(tmp_path, rows).split("## Accuracy vs latency", 1)[1]
+    assert ("4 trial(s) on this front (2 distinct point(s); the other 2 trial(s) are duplicates: the sampler proposed "
+            "a measured point again, and each row counts them).") in body
+    front = section(body, "Pareto front (maximise mAP, minimise latency)")
+    assert [row.split("|")[1].strip() for row in front] == ["0", "1"]
+    assert front[0].rstrip(" |").endswith("| 2") and front[1].rstrip(" |").endswith("| 0")
+
+
+def test_distinct_front_stands_in_for_an_original_outside_it():
+    from scalesearch.report.format import distinct_front
+    from scalesearch.records import TrialRecord
+
+    rows = [TrialRecord.from_json(r) for r in (record(5, duplicate_of=1), record(6, duplicate_of=1), record(7))]
+    kept, again = distinct_front(rows)
+    assert [r.number for r in kept] == [5, 7] and again == {5: 1}
