@@ -77,6 +77,23 @@ def timed(step: str, argv: list[str], steps: dict) -> subprocess.CompletedProces
     return done
 
 
+def finished_search(run_dir: Path, n_trials: int) -> dict | None:
+    """The search step of a run folder that already holds ``n_trials`` finished trials (a committed run, whose
+    storage is not committed): its command and wall time from ``meta.json``; None when the search must run."""
+    from datetime import datetime
+
+    trials, meta = run_dir / "trials.json", run_dir / "meta.json"
+    if not (trials.is_file() and meta.is_file()):
+        return None
+    done = [r for r in json.loads(trials.read_text()) if r.get("state") != "running"]
+    info = json.loads(meta.read_text())
+    if len(done) < n_trials or not (info.get("start") and info.get("end")):
+        return None
+    wall = (datetime.fromisoformat(info["end"]) - datetime.fromisoformat(info["start"])).total_seconds()
+    return {"command": info.get("command", "?"), "wall_seconds": round(wall, 1), "cpu_seconds": None,
+            "returncode": 0, "from": "meta.json of the finished run (not rerun)"}
+
+
 def verdicts(run_dir: Path, label: str) -> tuple[list[dict], dict, dict]:
     """(one row per retrained point against the baseline, the winner's row, the baseline's row)."""
     from scalesearch.report.baseline import VERDICTS, duels, quartiles
@@ -102,15 +119,31 @@ def verdicts(run_dir: Path, label: str) -> tuple[list[dict], dict, dict]:
     return rows, winner, row(found[0].base) if found else None
 
 
+def retrain_wall(run_dir: Path) -> float | None:
+    """Wall seconds of every retraining in ``fidelity.json`` (per seed, training and evaluation), summed over the
+    sessions that trained them: the retrain step's own time covers only this call when it resumed one."""
+    from scalesearch.fidelity import load_fidelity
+
+    walls = [w for r in load_fidelity(run_dir) for w in (r.wall_seconds or ())]
+    return round(sum(walls), 1) if walls else None
+
+
 def arg(path: Path) -> str:
     """``path`` as a command argument: relative to the repository root when inside it (records stay portable)."""
     return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
 
 
 def checkpoint(run_dir: Path, row: dict) -> Path:
+    """The point's model of its first seed whose checkpoint is on this machine (checkpoints are not committed: a
+    retraining resumed on another machine keeps only the seeds it trained there)."""
     from scalesearch.fidelity import CHECKPOINTS
 
-    return run_dir / CHECKPOINTS / f"trial{row['number']}_seed{row['seeds'][0]}.pt"
+    for seed in row["seeds"]:
+        path = run_dir / CHECKPOINTS / f"trial{row['number']}_seed{seed}.pt"
+        if path.is_file():
+            return path
+    sys.exit(f"trial {row['number']}: no checkpoint of seeds {row['seeds']} under {run_dir / CHECKPOINTS}; retrain one "
+             f"seed with `scalesearch fidelity {arg(run_dir)} ... --save` on this machine")
 
 
 def onnx_latency(run_dir: Path, graphs: dict[str, Path], rounds: int, steps: dict) -> dict[str, dict]:
@@ -155,12 +188,17 @@ def main(argv: list[str] | None = None) -> int:
                           dataset=config.dataset.path, top_k=args.top_k, factor=args.factor, seeds=args.seeds,
                           rounds=args.rounds, sets=sets)
     steps = record["steps"] = {}
-    timed("search", ["scalesearch", "run", args.study, "--out", rel, *[f"--set={s}" for s in sets]], steps)
+    done = None if args.smoke else finished_search(out, config.search.n_trials)
+    if done:
+        steps["search"] = done
+        print(f"[search] {rel} already holds its {config.search.n_trials} trials: {done['command']}", flush=True)
+    else:
+        timed("search", ["scalesearch", "run", args.study, "--out", rel, *[f"--set={s}" for s in sets]], steps)
     timed("retrain", ["scalesearch", "fidelity", rel, "--against", args.label, "--top-k", str(args.top_k),
                       "--factor", str(args.factor), "--seeds", str(args.seeds), "--workers", str(args.workers),
                       "--save"], steps)
     rows, winner, base = verdicts(out, args.label)
-    record.update(points=rows, winner=winner, baseline=base)
+    record.update(points=rows, winner=winner, baseline=base, retrain_wall_seconds=retrain_wall(out))
     if winner is not None:
         (out / "onnx").mkdir(exist_ok=True)
         graphs = {}
@@ -172,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         export = out / f"export_trial{winner['number']}.json"
         export.write_text((out / "onnx" / "winner_round0.json").read_text())
     for key in ("search", "retrain"):
-        print(f"{key}: {steps[key]['wall_seconds']:.0f} s wall, {steps[key]['cpu_seconds']:.0f} CPU-s")
+        print(f"{key}: {steps[key]['wall_seconds']:.0f} s wall")
     if args.smoke:
         from render_beat_lite0 import render_beat_lite0
 

@@ -55,6 +55,8 @@ def _main_steps(rec: dict) -> dict[str, dict]:
     """search, retrain, and everything after them summed as export (exports and ONNX Runtime timings)."""
     steps = rec.get("steps", {})
     out = {k: steps[k] for k in ("search", "retrain") if k in steps}
+    if rec.get("retrain_wall_seconds") and "retrain" in out:  # every session's retraining, not this call's alone
+        out["retrain"] = {**out["retrain"], "wall_seconds": rec["retrain_wall_seconds"]}
     rest = [v for k, v in steps.items() if k not in out]
     if rest:
         out["export"] = {"wall_seconds": sum(v["wall_seconds"] for v in rest),
@@ -92,8 +94,12 @@ def render_beat_lite0(rec: dict) -> str:
             f"{rec['rounds']} rounds in alternating order.", "", "## Steps", "",
             "| step | wall | CPU-s | command |", "|---|---|---|---|"]
     for name, step in rec.get("steps", {}).items():
-        body.append(f"| {name} | {step['wall_seconds'] / 60:.1f} min | {step['cpu_seconds']:.0f} | "
-                    f"`{step['command']}` |")
+        cpu = "-" if step.get("cpu_seconds") is None else f"{step['cpu_seconds']:.0f}"
+        note = f" ({step['from']})" if step.get("from") else ""
+        body.append(f"| {name} | {step['wall_seconds'] / 60:.1f} min | {cpu} | `{step['command']}`{note} |")
+    if rec.get("retrain_wall_seconds"):
+        body += ["", f"Retraining, every seed of every point as `fidelity.json` records it (all sessions): "
+                     f"{rec['retrain_wall_seconds'] / 60:.0f} min wall."]
     body += ["", "## Against the baseline", "",
              "| trial | architecture | mAP mean ± sd (n) | torch latency (median) | verdict |", "|---|---|---|---|---|"]
     if rec.get("baseline"):
