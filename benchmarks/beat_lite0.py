@@ -67,7 +67,8 @@ def timed(step: str, argv: list[str], steps: dict) -> subprocess.CompletedProces
     print(f"[{step}] {shlex.join(argv)}", flush=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(argv, cwd=ROOT)
+    run = [sys.executable, "-m", "scalesearch", *argv[1:]] if argv[0] == "scalesearch" else argv  # this venv's
+    done = subprocess.run(run, cwd=ROOT)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     steps[step] = {"command": shlex.join(argv), "wall_seconds": round(time.perf_counter() - start, 1),
                    "cpu_seconds": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
