@@ -6,7 +6,7 @@ Steps (each resumable on its own, so a rerun after a crash continues where the f
 1. search: ``scalesearch run STUDY --out RUN`` (the study enqueues the labelled baseline, e.g.
    ``studies/supernet_bccd.yaml``);
 2. retrain: ``scalesearch fidelity RUN --against LABEL --top-k K --factor F --seeds S --save``: the baseline and
-   the K best front points cheaper than it, at F x the study's budget on S paired seeds, latency re-measured after
+   the K best front points cheaper than it, at F x the study's budget on S paired seeds (default 7), latency re-measured after
    training in interleaved rounds (``scalesearch.retrain.fidelity``), every model kept for export;
 3. export: the winner (the best verdict of ``scalesearch.report.baseline`` -- dominates, non-inferior and faster,
    better but slower, worse, cannot tell -- then the largest mean paired difference) and the baseline, each its
@@ -53,7 +53,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--label", default="EfficientDet-Lite0", help="the enqueued baseline's label")
     p.add_argument("--top-k", type=int, default=3, help="front points cheaper than the baseline to retrain")
     p.add_argument("--factor", type=float, default=4.0, help="long budget / the study's budget")
-    p.add_argument("--seeds", type=int, default=5, help="paired seeds per retrained point")
+    p.add_argument("--seeds", type=int, default=7, help="paired seeds per retrained point (7: the fewest with which "
+                   "a verdict on 3 points can survive Holm, the two-sided test's smallest p being 2 / 2^seeds)")
     p.add_argument("--workers", type=int, default=1, help="retraining workers")
     p.add_argument("--rounds", type=int, default=3, help="interleaved ONNX Runtime rounds per graph")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
