@@ -84,10 +84,12 @@ def finished_search(run_dir: Path, n_trials: int) -> dict | None:
     storage is not committed): its command and wall time from ``meta.json``; None when the search must run."""
     from datetime import datetime
 
-    trials, meta = run_dir / "trials.json", run_dir / "meta.json"
-    if not (trials.is_file() and meta.is_file()):
+    from scalesearch.records import State, load_records, records_path
+
+    meta = run_dir / "meta.json"
+    if not (records_path(run_dir) and meta.is_file()):
         return None
-    done = [r for r in json.loads(trials.read_text()) if r.get("state") != "running"]
+    done = [r for r in load_records(run_dir) if r.state is not State.RUNNING]
     info = json.loads(meta.read_text())
     if len(done) < n_trials or not (info.get("start") and info.get("end")):
         return None

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from scalesearch.records import machine_cores
+from scalesearch.records import machine_cores, read_json, records_path
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "reports" / "benchmarks"
@@ -738,7 +738,7 @@ def study_measured_line(stem: str) -> str | None:
         return None
     run = runs[0]
     meta = json.loads((run / "meta.json").read_text())
-    trials = json.loads((run / "trials.json").read_text())
+    trials = read_json(records_path(run))
     seconds = _meta_seconds(meta)
     machine = meta.get("machine") or {}
     gpu = machine.get("gpu") or ("a lent GPU machine" if "device=cuda" in meta.get("command", "") else None)
@@ -792,8 +792,8 @@ def studies_section() -> list[str]:
              "and Pareto fronts are in the linked reports.", "",
              "| study | command | trials | wall time | best mAP | best AP50 | reports |",
              "|---|---|---|---|---|---|---|"]
-    for run in sorted(p for p in RUNS.glob("*") if (p / "trials.json").exists()):
-        trials = json.loads((run / "trials.json").read_text())
+    for run in sorted(p for p in RUNS.glob("*") if records_path(p)):
+        trials = read_json(records_path(run))
         meta = json.loads((run / "meta.json").read_text()) if (run / "meta.json").exists() else {}
         states: dict[str, int] = {}
         for t in trials:

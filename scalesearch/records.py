@@ -267,6 +267,10 @@ def check_trial(data: dict[str, Any]) -> None:
 def read_json(path: Path) -> Any:
     """The decoded contents of a run-folder file; ``UserError`` naming it when it is not UTF-8 JSON."""
     try:
+        if path.suffix == ".gz":  # a committed run folder too large to keep as text (``records_path``)
+            import gzip
+
+            return json.loads(gzip.decompress(path.read_bytes()).decode("utf-8"))
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         msg = exc.msg.removesuffix(" at")  # "Unterminated string starting at"
@@ -403,13 +407,22 @@ class RecordsFile:
         write_text_atomic(self.path, "[\n" + ",\n".join(lines) + ("\n]\n" if lines else "]\n"))
 
 
+def records_path(run_dir: str | Path) -> Path | None:
+    """A run folder's records: ``trials.json`` as the run writes it, else ``trials.json.gz`` (how a committed run of
+    thousands of trials is kept: ``gzip -k trials.json``, the text file git-ignored); None when it has neither."""
+    for name in ("trials.json", "trials.json.gz"):
+        if (Path(run_dir) / name).is_file():
+            return Path(run_dir) / name
+    return None
+
+
 def load_records(run_dir: str | Path) -> list[TrialRecord]:
-    """The records of a run folder, from its ``trials.json`` (never from a backend's storage)."""
+    """The records of a run folder, from its ``trials.json`` (or ``.gz``; never from a backend's storage)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run folder {str(run_dir)!r}: must exist, but it was not found")
-    path = run_dir / "trials.json"
-    if not path.is_file():
+    path = records_path(run_dir)
+    if path is None:
         raise UserError(f"run folder {str(run_dir)!r}: must hold trials.json (written after every trial), "
                         "but it has none")
     return decode_rows(path, read_json(path), _decode_trial, "trial records", _trial_name)

@@ -18,9 +18,9 @@ from scalesearch.config import DatasetConfig, StudyConfig, read_yaml, validate_s
 from scalesearch.errors import UserError
 from scalesearch.extrapolate import load_extrapolation
 from scalesearch.fidelity import FidelityRecord, load_fidelity
-from scalesearch.records import RecordError, TrialRecord, check_keys, load_records, read_json, show
+from scalesearch.records import RecordError, TrialRecord, check_keys, load_records, read_json, records_path, show
 
-MARKERS = ("trials.json", "meta.json", "study.yaml")
+MARKERS = ("trials.json", "trials.json.gz", "meta.json", "study.yaml")
 
 
 @dataclass
@@ -132,7 +132,7 @@ def load_run(path: str | Path) -> Run:
     # Every file is decoded here, so a damaged one stops the report before anything is written; the JSON files
     # first (cheap), then the study (its validation imports the model code).
     meta = load_meta(run_dir / "meta.json") if (run_dir / "meta.json").is_file() else {}
-    records = load_records(run_dir) if (run_dir / "trials.json").is_file() else []
+    records = load_records(run_dir) if records_path(run_dir) else []
     fidelity, extrapolation = load_fidelity(run_dir), load_extrapolation(run_dir)
     config = load_config(run_dir / "study.yaml") if (run_dir / "study.yaml").is_file() else None
     name = config.name if config else str(meta.get("study_name") or run_dir.resolve().name)

@@ -54,3 +54,18 @@ def test_not_a_run_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="must hold trials.json, meta.json or study.yaml"):
         load_run(tmp_path / "empty")
+
+
+def test_a_run_kept_as_gzipped_records_loads_the_same(tmp_path):
+    import gzip
+
+    from scalesearch.records import load_records, records_path
+
+    run = make_run(tmp_path / "run", [record(0), record(1, phi=1)])
+    plain = load_records(run)
+    text = (run / "trials.json").read_bytes()
+    (run / "trials.json.gz").write_bytes(gzip.compress(text))
+    assert records_path(run) == run / "trials.json"  # what the run writes comes first
+    (run / "trials.json").unlink()
+    assert records_path(run) == run / "trials.json.gz" and load_records(run) == plain
+    assert [r.number for r in load_run(run).records] == [0, 1]
