@@ -30,10 +30,6 @@ def _onnx(rec: dict, which: str) -> str:
     return "n/a" if not found else f"{found['median_ms']:.2f} ms"
 
 
-def _reproduce(rec: dict) -> str:
-    return rec.get("command", "?")
-
-
 def readme_table(rec: dict) -> str:
     """The README's results table for one dataset: the baseline and the winner, and the command."""
     base, win = rec.get("baseline"), rec.get("winner")
@@ -45,7 +41,7 @@ def readme_table(rec: dict) -> str:
              f"{_onnx(rec, 'baseline')} | baseline |",
              f"| winner: trial {win['number']}, {_arch(win)} | {_maps(win)} | {_ms(win['torch_latency_ms'])} | "
              f"{_onnx(rec, 'winner')} | {win['text']} |", "",
-             f"Reproduce: `{_reproduce(rec)}` (search, retraining, export: "
+             f"Reproduce: `{rec.get('command', '?')}` (search, retraining, export: "
              + ", ".join(f"{k} {v['wall_seconds'] / 60:.0f} min" for k, v in _main_steps(rec).items())
              + f"; `reports/benchmarks/{rec['benchmark']}.md`)", ""]
     return "\n".join(lines)

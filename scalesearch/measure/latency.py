@@ -218,11 +218,17 @@ def measure_latency(spec: Any, settings: LatencySettings = LatencySettings(), *,
         stack.enter_context(torch.inference_mode())
         parts, counts = _runtime_parts(settings, model.eval(), spec, images, max_detections, stack)
         samples = time_parts(parts, settings.warmup, settings.runs)
+    return _result(settings, spec.resolution, samples, exclusive, load, **counts)
+
+
+def _result(settings: LatencySettings, resolution: int, samples: dict[str, list[float]], exclusive: bool,
+            load: float | None, **counts: Any) -> LatencyResult:
+    """A measurement's result: median and IQR of each part's samples, the settings and this machine."""
     stats = {name: summarise(values) for name, values in samples.items()}
     return LatencyResult(
         median_ms={k: round(v[0], 4) for k, v in stats.items()}, iqr_ms={k: round(v[1], 4) for k, v in stats.items()},
         runtime=settings.runtime, threads=settings.threads, batch=settings.batch, warmup=settings.warmup,
-        runs=settings.runs, resolution=spec.resolution, **identity(), exclusive=bool(exclusive),
+        runs=settings.runs, resolution=resolution, **identity(), exclusive=bool(exclusive),
         load_average=None if load is None else round(load, 2), **counts,
         samples_ms={k: tuple(round(x, 4) for x in v) for k, v in samples.items()})
 
@@ -252,14 +258,8 @@ def measure_onnx_graph(path: str | Path, settings: LatencySettings, *, lock: str
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         found = dict(zip(names, session.run(None, feed)))
         samples = time_parts({"total": lambda: session.run(None, feed)}, settings.warmup, settings.runs)
-    median, iqr = summarise(samples["total"])
     kept = int(np.asarray(found["num_detections"]).sum()) if "num_detections" in found else None
-    return LatencyResult(
-        median_ms={"total": round(median, 4)}, iqr_ms={"total": round(iqr, 4)}, runtime=settings.runtime,
-        threads=settings.threads, batch=settings.batch, warmup=settings.warmup, runs=settings.runs,
-        resolution=resolution, **identity(), exclusive=bool(exclusive),
-        load_average=None if load is None else round(load, 2), detections=kept,
-        samples_ms={"total": tuple(round(x, 4) for x in samples["total"])})
+    return _result(settings, resolution, samples, exclusive, load, detections=kept)
 
 
 def _runtime_parts(settings: LatencySettings, model: Any, spec: Any, images: Any, max_detections: int,

@@ -90,7 +90,8 @@ def distinct_front(front: Sequence[Any]) -> tuple[list[Any], dict[int, int]]:
 
 
 def distinct_sentence(front: Sequence[Any], kept: Sequence[Any]) -> str:
-    """`` (120 distinct points; the other 393 trials are duplicates: the sampler proposed a point again)``, or ""."""
+    """`` (7 distinct point(s); the other 376 trial(s) are duplicates: ...)`` when ``front`` holds duplicates of
+    ``kept`` (``distinct_front``), else ""."""
     extra = len(front) - len(kept)
     return (f" ({len(kept)} distinct point(s); the other {extra} trial(s) are duplicates: the sampler proposed a "
             "measured point again, and each row counts them)" if extra else "")
