@@ -79,6 +79,11 @@ def front_table(doc: Document, front: list[Any]) -> None:
     if len(front) < len(everything):
         doc.para(f"{len(everything)} trial(s) on this front{distinct_sentence(everything, front)}.")
     cols = [c for c in _COLUMNS if any(r.get(c) is not None for r in front)]
+    if len(front) > 1:  # what every row shares is said once, so the table fits a page beside its new columns
+        same = [c for c in cols if len({repr(r.get(c)) for r in front}) == 1]
+        if same:
+            doc.para("Same in every row: " + ", ".join(f"{c} {field_cell(c, front[0].get(c))}" for c in same) + ".")
+        cols = [c for c in cols if c not in same]
     tabled = any(r.get("latency_source") == "table" or r.get("latency_table_ms") is not None for r in front)
     extra = ["source", "table (ms)"] if tabled else []
     dup = ["proposed again"] if again else []

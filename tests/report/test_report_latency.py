@@ -90,3 +90,11 @@ def test_distinct_front_stands_in_for_an_original_outside_it():
     rows = [TrialRecord.from_json(r) for r in (record(5, duplicate_of=1), record(6, duplicate_of=1), record(7))]
     kept, again = distinct_front(rows)
     assert [r.number for r in kept] == [5, 7] and again == {5: 1}
+
+
+def test_what_every_front_row_shares_is_said_once(tmp_path):
+    rows = [record(0, phi=0, map_=0.30, flops=1e9, latency_ms=10.0), record(1, phi=1, map_=0.34, flops=2e9, latency_ms=20.0)]
+    body = report_text(tmp_path, rows).split("## Accuracy vs latency", 1)[1]
+    assert "Same in every row: topology bifpn, fusion fast, seed 0." in body
+    table = body.split("Same in every row", 1)[1]
+    assert "| trial | phi | resolution | fpn_repeats | latency (ms) |" in table
