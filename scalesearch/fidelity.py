@@ -33,7 +33,10 @@ class FidelityRecord:
     budget). ``paired``: the seeds are the study's common seeds (seed s: the same images, augmentations and
     per-part initial streams for every point), so points compare seed by seed. ``wall_seconds``: training and
     evaluation wall time per seed; ``history``: one entry per trained seed (``batch``: the start of the
-    ``scalesearch fidelity`` call that trained it, ``command``, ``machine``, ``seed``, ``finished``)."""
+    ``scalesearch fidelity`` call that trained it, ``command``, ``machine``, ``seed``, ``finished``); ``curves``: per
+    seed, the learning curve of the scored weights (step as a string -> val mAP at the study's ``train.curve``
+    fractions of the long budget, the final step being ``maps``), None for a seed trained before curves were
+    kept."""
 
     group: str
     number: int
@@ -54,6 +57,7 @@ class FidelityRecord:
     paired: bool = False
     wall_seconds: tuple[float, ...] | None = None
     history: tuple[dict[str, Any], ...] = ()
+    curves: tuple[dict[str, float] | None, ...] | None = None
 
     @property
     def long_map(self) -> float:
@@ -80,7 +84,7 @@ class FidelityRecord:
                          if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
         check_keys(data, KINDS, required)
         check_spec(data["spec"], prefix="spec.")
-        for key in ("maps", "raw_maps", "ema_maps", "wall_seconds"):
+        for key in ("maps", "raw_maps", "ema_maps", "wall_seconds", "curves"):
             if (key == "maps" or data.get(key) is not None) and len(data[key]) != len(data["seeds"]):
                 raise RecordError(f"{key}: must hold one value per seed ({len(data['seeds'])} seeds), but got "
                                   f"{len(data[key])}")
@@ -91,11 +95,12 @@ class FidelityRecord:
         return cls(**{**data, **tuples, "history": tuple(data.get("history", ()))})
 
 
-_TUPLES = ("seeds", "maps", "raw_maps", "ema_maps", "wall_seconds")
+_TUPLES = ("seeds", "maps", "raw_maps", "ema_maps", "wall_seconds", "curves")
 KINDS = {"group": "str", "number": "int", "spec": "object", "flops": "number", "proxy_map": "number",
          "factor": "number", "steps": "int?", "seconds": "number?", "seeds": "list[int]", "maps": "list[number]",
          "label": "str?", "latency": "object?", "rule": "object?", "scored": "str", "raw_maps": "list[number]?",
-         "ema_maps": "list[number]?", "paired": "bool", "wall_seconds": "list[number]?", "history": "list[object]"}
+         "ema_maps": "list[number]?", "paired": "bool", "wall_seconds": "list[number]?", "history": "list[object]",
+         "curves": "list[object[number]?]?"}
 
 
 def _name(row: dict[str, Any]) -> str:

@@ -232,7 +232,8 @@ def _describe(kind: str) -> str:
     item = item.removesuffix("]")
     text = _KIND_NAMES[base][0]
     if item:
-        text += f" of {_KIND_NAMES[item.removesuffix('?')][1]}" + (" or nulls" if item.endswith("?") else "")
+        text += f" of {_KIND_NAMES[item.removesuffix('?').partition('[')[0]][1]}" + (
+            " or nulls" if item.endswith("?") else "")
     return text + (" or null" if nullable else "")
 
 

@@ -153,6 +153,7 @@ def test_study_trainer_saves_a_checkpoint_that_loads(tmp_path):
     model, loaded, info = load_checkpoint(tmp_path / "trial7_seed5.pt")
     assert loaded.resolution == 128 and info["steps"] == 2 and info["seed"] == 5
     assert info["metrics"]["map"] == pytest.approx(map_.map) and len(info["category_names"]) == 4
+    assert set(map_.curve) == {1}  # train.curve's 0.25, 0.5, 0.75 of 2 steps: step 1 only (0 and 2 excluded)
 
 
 def test_per_rung_picks_the_best_of_each_rung_and_every_labelled_point(tmp_path):
@@ -214,3 +215,22 @@ def test_unpaired_records_are_not_extended_with_paired_seeds(tmp_path):
     assert not old[0].paired and old[0].raw_maps == old[0].maps and old[0].scored == "raw"
     with pytest.raises(UserError, match="unpaired seeds"):
         retrain(run, top_k=2, seeds=2, trainer=FakeTrainer({}))
+
+
+def test_learning_curves_are_kept_per_seed_beside_seeds_trained_without_one(tmp_path):
+    """A seed trained before curves were kept has None; later seeds keep the scored weights' curve."""
+    from scalesearch.retrain.fidelity import Trained
+
+    run = make_run(tmp_path / "run")
+    outcomes = iter([Trained(0.5), Trained(0.4), Trained(0.6, curve={25: 0.2, 50: 0.45}),
+                     Trained(0.3, curve={25: 0.1, 50: 0.25})])
+    retrain(run, top_k=2, seeds=1, trainer=lambda spec, seed, number: next(outcomes))
+    assert all(r.curves is None for r in load_fidelity(run))
+    rows = retrain(run, top_k=2, seeds=2, trainer=lambda spec, seed, number: next(outcomes))
+    assert rows[0].curves == (None, {"25": 0.2, "50": 0.45}) and rows[1].curves == (None, {"25": 0.1, "50": 0.25})
+    assert load_fidelity(run) == rows
+    bad = json.loads((run / FILE).read_text())
+    bad[0]["curves"] = [{"25": 0.2}]
+    (run / FILE).write_text(json.dumps(bad))
+    with pytest.raises(UserError, match="curves: must hold one value per seed"):
+        load_fidelity(run)

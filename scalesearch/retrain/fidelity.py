@@ -30,12 +30,14 @@ Trainer = Callable[[dict[str, Any], int, int], "float | Trained"]
 @dataclasses.dataclass(frozen=True)
 class Trained:
     """One long-budget training: the scored weights' mAP (``map``), both weights' (``map_raw``, ``map_ema``; None
-    when not evaluated) and the wall seconds of training and evaluation."""
+    when not evaluated), the wall seconds of training and evaluation, and the learning curve (``curve``: step ->
+    the scored weights' mAP at the ``train.curve`` steps, the final step excluded; None when not recorded)."""
 
     map: float
     map_raw: float | None = None
     map_ema: float | None = None
     wall_seconds: float | None = None
+    curve: dict[int, float] | None = None
 
     @classmethod
     def of(cls, outcome: "float | Trained") -> "Trained":
@@ -135,8 +137,9 @@ def study_trainer(config: Any, factor: float, save_dir: Path | None = None) -> T
                          "label_to_category": result.info.label_to_category}
             save_checkpoint(save_dir / f"trial{number}_seed{seed}.pt", result.model, result.spec, info)
         metrics = result.metrics
+        curve = {int(step): float(m["map"]) for step, m in sorted(result.intermediate.items()) if "map" in m}
         return Trained(float(metrics["map"]), metrics.get("map_raw"), metrics.get("map_ema"),
-                       round(time.perf_counter() - start, 2))
+                       round(time.perf_counter() - start, 2), curve)
 
     return train
 
@@ -326,7 +329,8 @@ def one_seed(base: FidelityRecord, config: Any, seed: int, outcome: Trained, bat
     return dataclasses.replace(
         base, seeds=(seed,), maps=(outcome.map,), scored=train_config.scored if train_config.ema else "raw",
         raw_maps=_one(outcome.map_raw), ema_maps=_one(outcome.map_ema), paired=True,
-        wall_seconds=_one(outcome.wall_seconds), history=({**batch, "seed": seed, "finished": _now()},))
+        wall_seconds=_one(outcome.wall_seconds), history=({**batch, "seed": seed, "finished": _now()},),
+        curves=None if outcome.curve is None else ({str(k): v for k, v in sorted(outcome.curve.items())},))
 
 
 def _now() -> str:
@@ -339,7 +343,7 @@ def _one(value: float | None) -> tuple[float, ...] | None:
 
 def merged(had: FidelityRecord | None, new: FidelityRecord) -> FidelityRecord:
     """``new`` (one seed) added to the point's earlier record: per-seed fields in seed order, histories joined;
-    a per-seed field that either side lacks becomes None."""
+    a per-seed field that either side lacks becomes None, except learning curves: a seed without one has None."""
     if had is None:
         return new
     order = sorted(range(len(had.seeds) + 1), key=lambda i: (*had.seeds, *new.seeds)[i])
@@ -352,5 +356,7 @@ def merged(had: FidelityRecord | None, new: FidelityRecord) -> FidelityRecord:
         return tuple(both[i] for i in order)
 
     per_seed = {key: joined(key) for key in ("seeds", "maps", "raw_maps", "ema_maps", "wall_seconds")}
+    curves = (*(had.curves or (None,) * len(had.seeds)), *(new.curves or (None,) * len(new.seeds)))
+    per_seed["curves"] = tuple(curves[i] for i in order) if any(c is not None for c in curves) else None
     return dataclasses.replace(new, **per_seed, history=(*had.history, *new.history), latency=had.latency,
                                rule=had.rule)
