@@ -18,7 +18,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top-k", type=int, default=3, metavar="K", help="distinct specs to retrain (default 3)")
     parser.add_argument("--factor", type=float, default=4.0, metavar="F",
                         help="long budget = F x the study's steps (or seconds) (default 4)")
-    parser.add_argument("--seeds", type=int, default=1, metavar="S", help="paired seeds per spec: the study's seed and the next S-1, the same for every spec (default 1)")
+    parser.add_argument("--seeds", type=int, default=None, metavar="S",
+                        help="paired seeds per spec: the study's seed and the next S-1, the same for every spec "
+                             "(default 1; 3 with --longer)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="train N specs at once in separate processes, cores divided (default 1)")
     parser.add_argument("--include", action="append", default=[], metavar="LABEL",
@@ -31,6 +33,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--per-rung", action="store_true",
                         help="retrain the K best points of each FLOPs budget rung (labelled trials apart), e.g. "
                              "with --include 'paper rule' to compare a searched scaling rule with the paper's")
+    parser.add_argument("--longer", type=float, metavar="F2",
+                        help="does the verdict last? retrain the labelled baseline of RUN_DIR/fidelity.json and its "
+                             "most accurate other point at F2 x the study's budget (more than fidelity.json's) into "
+                             "RUN_DIR/fidelity_x<F2>.json; `scalesearch report` then gives the verdict at both "
+                             "budgets with learning curves (--top-k, --factor and the picking options do not apply)")
     parser.add_argument("--save", action="store_true",
                         help="keep every retrained model as RUN_DIR/fidelity_checkpoints/trial<N>_seed<S>.pt "
                              "(for `scalesearch export`)")
@@ -46,14 +53,19 @@ def run(args: argparse.Namespace) -> int:
     from scalesearch.errors import UserError
     from scalesearch.fidelity import bootstrap_interval, kendall, spearman, top1_regret
     from scalesearch.machine import portable_command
-    from scalesearch.retrain.fidelity import retrain
+    from scalesearch.retrain.fidelity import longer_file, retrain, retrain_longer
 
     if args.workers < 1:
         raise UserError(f"--workers: must be >= 1, but got {args.workers}")
-    rows = retrain(args.run_dir, args.top_k, args.factor, args.seeds, log=print, workers=args.workers,
-                   include=args.include, against=args.against, save=args.save, per_rung=args.per_rung,
-                   remeasure=args.remeasure, latency=args.latency,
-                   command=portable_command(["scalesearch", *sys.argv[1:]]))
+    command = portable_command(["scalesearch", *sys.argv[1:]])
+    if args.longer is not None:
+        rows = retrain_longer(args.run_dir, args.longer, 3 if args.seeds is None else args.seeds, log=print,
+                              workers=args.workers, save=args.save, command=command)
+        print(f"wrote {args.run_dir}/{longer_file(args.longer)} ({len(rows)} specs)")
+        return 0
+    rows = retrain(args.run_dir, args.top_k, args.factor, 1 if args.seeds is None else args.seeds, log=print,
+                   workers=args.workers, include=args.include, against=args.against, save=args.save,
+                   per_rung=args.per_rung, remeasure=args.remeasure, latency=args.latency, command=command)
     if len(rows) >= 2:
         tau, p = kendall(rows)
         low, high = bootstrap_interval(rows)

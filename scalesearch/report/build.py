@@ -13,7 +13,7 @@ from pathlib import Path
 from scalesearch import pareto
 from scalesearch.errors import UserError
 from scalesearch.registry import Registry
-from scalesearch.report import baseline, curves, estimator, fidelity, plots, rules, zero_cost
+from scalesearch.report import baseline, curves, estimator, fidelity, lasting, plots, rules, zero_cost
 from scalesearch.report.compare import comparison
 from scalesearch.report.doc import Document, Para, render_html, render_markdown
 from scalesearch.report.runs import Run, load_run
@@ -28,6 +28,7 @@ SECTIONS.add("estimator", lambda page, run, prefix: estimator.add_section(page.d
 SECTIONS.add("curves", lambda page, run, prefix: curves.add_section(page.doc, run, page.fig_dir, page.colors, prefix))
 SECTIONS.add("fidelity", lambda page, run, prefix: fidelity.add_section(page.doc, run, page.fig_dir, prefix))
 SECTIONS.add("baseline", lambda page, run, prefix: baseline.add_section(page.doc, run, page.fig_dir, prefix))
+SECTIONS.add("lasting", lambda page, run, prefix: lasting.add_section(page.doc, run, page.fig_dir, prefix))
 SECTIONS.add("rules", lambda page, run, prefix: rules.add_section(page.doc, run))
 SECTIONS.add("zero_cost", lambda page, run, prefix: zero_cost.add_section(page.doc, run))
 

@@ -433,3 +433,26 @@ def baseline_plot(records: Sequence[Record], rows: Sequence[Any], label: str, pa
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
+
+
+def lasting_plot(lines: Sequence[tuple[str, float, bool, Sequence[Sequence[tuple[int, float]]]]], path: Path) -> Path:
+    """Learning curves at several budgets: per (name, factor, is_baseline, per-seed curves of (step, mAP) ending at the
+    final step), each seed a thin line and the mean over seeds a thick one; the baseline red, the other point blue,
+    the longest budget solid and shorter ones dashed."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    longest = max(factor for _, factor, _, _ in lines)
+    for name, factor, base, seeds in lines:
+        color, style = ("tab:red" if base else "tab:blue"), ("-" if factor == longest else "--")
+        for curve in seeds:
+            ax.plot([s for s, _ in curve], [m for _, m in curve], color=color, linestyle=style, linewidth=0.6,
+                    alpha=0.35)
+        steps = sorted({s for curve in seeds for s, _ in curve})
+        mean = [sum(m for curve in seeds for s2, m in curve if s2 == s) /
+                sum(1 for curve in seeds for s2, _ in curve if s2 == s) for s in steps]
+        ax.plot(steps, mean, color=color, linestyle=style, linewidth=2, marker="o", markersize=4,
+                label=f"{name}, {factor:g}x ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})")
+    ax.set(xlabel="training step", ylabel=_axis("map"), title="Does it last? Learning curves at two budgets")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)

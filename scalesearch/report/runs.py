@@ -35,6 +35,7 @@ class Run:
     config: StudyConfig | None = None
     fidelity: list[FidelityRecord] = field(default_factory=list)
     extrapolation: list[FidelityRecord] = field(default_factory=list)  # ``scalesearch extrapolate``
+    longer: dict[float, list[FidelityRecord]] = field(default_factory=dict)  # ``scalesearch fidelity --longer``: F -> rows
 
     @property
     def feasible(self) -> list[TrialRecord]:
@@ -134,6 +135,8 @@ def load_run(path: str | Path) -> Run:
     meta = load_meta(run_dir / "meta.json") if (run_dir / "meta.json").is_file() else {}
     records = load_records(run_dir) if records_path(run_dir) else []
     fidelity, extrapolation = load_fidelity(run_dir), load_extrapolation(run_dir)
+    longer = {rows[0].factor: rows for rows in (load_fidelity(run_dir, p.name, "scalesearch fidelity --longer")
+                                                for p in sorted(run_dir.glob("fidelity_x*.json"))) if rows}
     config = load_config(run_dir / "study.yaml") if (run_dir / "study.yaml").is_file() else None
     name = config.name if config else str(meta.get("study_name") or run_dir.resolve().name)
-    return Run(run_dir, name, sorted(records, key=lambda r: r.number), meta, config, fidelity, extrapolation)
+    return Run(run_dir, name, sorted(records, key=lambda r: r.number), meta, config, fidelity, extrapolation, longer)

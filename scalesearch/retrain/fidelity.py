@@ -189,7 +189,8 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
             trainer: Trainer | None = None, log: Callable[[str], None] = lambda line: None,
             workers: int = 1, include: Sequence[str] = (), against: str | None = None, save: bool = False,
             latency: bool | None = None, per_rung: bool = False,
-            remeasure: bool = False, command: str | None = None) -> list[FidelityRecord]:
+            remeasure: bool = False, command: str | None = None, file: str = FILE,
+            numbers: Sequence[int] = ()) -> list[FidelityRecord]:
     """Retrain the ``pick(top_k, include, against, per_rung)`` points (fronts of the study's objectives) of a finished
     run at ``factor`` times its budget over ``seeds`` paired seeds (the study's seed and the next ones, the same for
     every point: seed s draws the same images, augmentations and per-part initial weights everywhere, so points
@@ -200,20 +201,24 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     keep every trained model as ``RUN/fidelity_checkpoints/trial<N>_seed<S>.pt`` (for ``scalesearch export``).
     ``latency`` (default: when the study measures latency): after all training, measure each retrained point's
     latency again by the study's settings, interleaved over rounds under the latency lock (``measure_latencies``;
-    ``remeasure``: even when every point has one). Returns every record in the file."""
+    ``remeasure``: even when every point has one). ``file``: the records file in the run folder (``retrain_longer``
+    keeps another budget in ``fidelity_x<F>.json``); ``numbers``: retrain these trials (and the ``include`` labels)
+    instead of the picks. Returns every record in the file."""
     from scalesearch.config import load_study
 
-    _check(top_k, factor, seeds, paired=bool(include or against or per_rung))
+    _check(top_k, factor, seeds, paired=bool(include or against or per_rung or numbers))
     run_dir = Path(run_dir)
-    path = run_dir / FILE
+    path = run_dir / file
     records = load_records(run_dir)  # the run's own files first: a damaged one stops here, before anything else
-    done = load_fidelity(run_dir)
+    done = load_fidelity(run_dir, file)
     check_resumable(done, factor, seeds, path)
     config = load_study(run_dir / "study.yaml")
     steps, seconds = long_budget(config.train_config, factor)
-    save_dir = run_dir / CHECKPOINTS if save else None
+    save_dir = run_dir / checkpoints_dir(file) if save else None
     todo = []
-    for record in pick(records, top_k, include, against, study_objectives(config), per_rung):
+    picked = _numbered(records, numbers, include) if numbers else \
+        pick(records, top_k, include, against, study_objectives(config), per_rung)
+    for record in picked:
         group = pareto.group_key(record)
         had = next((d for d in done if d.group == group), None)
         wanted = tuple(config.seed + i for i in range(seeds))
@@ -248,9 +253,69 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
             trainer = trainer or study_trainer(config, factor, save_dir)
             finish(group, seed, Trained.of(trainer(record.spec, seed, record.number)))
     if config.measures_latency if latency is None else latency:
-        measure_latencies(run_dir, config, log, again=remeasure)
-        done = load_fidelity(run_dir)
+        measure_latencies(run_dir, config, log, again=remeasure, file=file)
+        done = load_fidelity(run_dir, file)
     return done
+
+
+def checkpoints_dir(file: str) -> str:
+    """Where ``--save`` keeps the models of the records file ``file``: ``fidelity_checkpoints`` for
+    ``fidelity.json``, ``fidelity_x16_checkpoints`` for ``fidelity_x16.json`` (trial and seed alone would clash)."""
+    return CHECKPOINTS if file == FILE else f"{Path(file).stem}_checkpoints"
+
+
+def _numbered(records: Sequence[TrialRecord], numbers: Sequence[int], include: Sequence[str]) -> list[TrialRecord]:
+    """The finished trials numbered ``numbers`` and the points labelled ``include``, one per distinct point."""
+    finished = pareto.feasible(records)
+    by_number = {r.number: r for r in finished}
+    missing = [n for n in numbers if n not in by_number]
+    if missing:
+        raise UserError(f"no finished trial numbered {missing[0]} in this run")
+    picked = [by_number[n] for n in numbers]
+    for label in include:
+        picked += _labelled(records, finished, label)
+    return list({pareto.group_key(r): r for r in picked}.values())
+
+
+def longer_file(factor: float) -> str:
+    """``fidelity_x16.json``: the records of ``retrain_longer`` at ``factor`` times the study's budget."""
+    return f"fidelity_x{factor:g}.json"
+
+
+def lasting_points(rows: Sequence[FidelityRecord]) -> tuple[list[FidelityRecord], FidelityRecord]:
+    """(the labelled baselines, the most accurate other point) of a retraining against a baseline: the pair whose
+    verdict ``retrain_longer`` checks at a longer budget. ``UserError`` when there is no such pair."""
+    bases = [r for r in rows if r.label]
+    others = [r for r in rows if not r.label]
+    if not bases or not others:
+        raise UserError(f"--longer: {FILE} must hold a labelled baseline and another retrained point (retrain them "
+                        f"first: scalesearch fidelity RUN --against LABEL), but it holds "
+                        f"{len(bases)} labelled and {len(others)} other point(s)")
+    return bases, max(others, key=lambda r: r.long_map)
+
+
+def retrain_longer(run_dir: str | Path, factor: float, seeds: int = 3, trainer: Trainer | None = None,
+                   log: Callable[[str], None] = lambda line: None, workers: int = 1, save: bool = False,
+                   command: str | None = None) -> list[FidelityRecord]:
+    """Does the verdict last? The baseline and the most accurate other point of ``fidelity.json``
+    (``lasting_points``) retrained at ``factor`` times the study's budget (more than ``fidelity.json``'s) on
+    ``seeds`` paired seeds, into ``RUN/fidelity_x<factor>.json`` (resumable as ``retrain``). Latency is not measured
+    again: each record takes its point's latency from ``fidelity.json`` (the same network, measured side by side
+    with the others there), so the report can give the verdict at both budgets. Returns the file's records."""
+    run_dir = Path(run_dir)
+    main = load_fidelity(run_dir)
+    bases, best = lasting_points(main)
+    if not factor > main[0].factor:
+        raise UserError(f"--longer: must exceed the budget of {FILE} ({main[0].factor:g}x), but got {factor:g}")
+    file = longer_file(factor)
+    log(f"does it last: {', '.join(str(b.label) for b in bases)} and trial {best.number} (the most accurate other "
+        f"point at {main[0].factor:g}x) at {factor:g}x into {run_dir / file}")
+    retrain(run_dir, 1, factor, seeds, trainer, log, workers, numbers=[*(b.number for b in bases), best.number],
+            save=save, latency=False, command=command, file=file)
+    latency = {r.group: r.latency for r in main}
+    rows = [dataclasses.replace(r, latency=latency.get(r.group)) for r in load_fidelity(run_dir, file)]
+    write_json_atomic(run_dir / file, [r.to_json() for r in rows])
+    return rows
 
 
 LATENCY_ROUNDS = 3
@@ -258,7 +323,7 @@ LATENCY_ROUNDS = 3
 
 def measure_latencies(run_dir: str | Path, config: Any, log: Callable[[str], None] = lambda line: None,
                       measure: Callable[[Any, Any], Any] | None = None, rounds: int = LATENCY_ROUNDS,
-                      again: bool = False) -> None:
+                      again: bool = False, file: str = FILE) -> None:
     """Measure the latency of the retrained points by the study's ``latency`` settings and store it in their
     records: when any point has none (or ``again``), all of them, interleaved: ``rounds`` rounds, each measuring
     every point once (``scalesearch.measure.latency.measure_latency``, the lock held), and each point's samples pooled
@@ -273,7 +338,7 @@ def measure_latencies(run_dir: str | Path, config: Any, log: Callable[[str], Non
     s = config.latency
     settings = latency.LatencySettings(s.runtime, s.threads, s.batch, s.warmup, s.runs)
     measure = measure or (lambda spec, settings_: latency.measure_latency(spec, settings_))
-    rows = load_fidelity(run_dir)
+    rows = load_fidelity(run_dir, file)
     if not rows or (not again and all(row.latency is not None for row in rows)):
         return
     results: list[list[Any]] = [[] for _ in rows]
@@ -286,7 +351,7 @@ def measure_latencies(run_dir: str | Path, config: Any, log: Callable[[str], Non
         total = pooled["samples_ms"]["total"]
         median, iqr = latency.summarise(total)
         log(f"{row.group}: latency {median:.2f} ms (IQR {iqr:.2f}, {len(total)} calls over {rounds} rounds)")
-    write_json_atomic(run_dir / FILE, [r.to_json() for r in rows])
+    write_json_atomic(run_dir / file, [r.to_json() for r in rows])
 
 
 def _pooled(results: list[Any], rounds: int) -> dict[str, Any]:
