@@ -365,7 +365,7 @@ def _conclusion(label: str, found: list[Duel]) -> str:
         text += (f" The most accurate of the faster points is trial {closest.point.number}: mAP {closest.diff:+.4f} "
                  f"against {label} over {closest.seeds_text} (Holm p {closest.holm_p[0]:.3g} better/worse, "
                  f"{closest.holm_p[1]:.3g} non-inferior; Welch p = {_p_cell(closest.welch_p)}), latency "
-                 f"{_latency_cell(closest.point)} vs {_latency_cell(closest.base)} ms.")
+                 f"{_latency_cell(closest.point)} vs {_latency_cell(closest.base)} ms. {_misses(closest)}")
     blocked = [d for d in found if d.outcome[0] == VERDICTS[-1] and not d.reachable]
     if blocked:
         ni, sup = flips_needed(len(found), found[0].alpha, "greater"), flips_needed(len(found), found[0].alpha)
@@ -373,6 +373,15 @@ def _conclusion(label: str, found: list[Duel]) -> str:
                  f"whatever the mAPs: with {_points(len(found))} in the family, non-inferiority needs {ni} paired "
                  f"seeds per point and better/worse {sup}.")
     return text
+
+
+def _misses(duel: Duel) -> str:
+    """Which condition of *non-inferior and faster* a faster point misses, and by how much."""
+    if duel.diff <= -duel.margin:
+        return (f"It misses non-inferiority by its mean: a mAP loss of {-duel.diff:.4f} is {-duel.diff - duel.margin:.4f} "
+                f"beyond the margin {duel.margin:g}.")
+    return (f"Its mean difference {duel.diff:+.4f} lies above -{duel.margin:g}, but non-inferiority is not shown with "
+            f"these seeds (Holm p {duel.holm_p[1]:.3g}, not below {duel.alpha:g}).")
 
 
 def _points(n: int) -> str:

@@ -97,6 +97,12 @@ def test_nothing_dominates_is_said_with_the_closest_point(tmp_path):
             "error 0.05). Verdicts: cannot tell with these seeds: trial 2. The most accurate of the faster points is "
             "trial 2: mAP +0.0100 against Lite0 over 7 paired seeds (Holm p ") in text
     assert "cannot reach an adjusted p" not in text  # 7 paired seeds could have reached it
+    assert "Its mean difference +0.0100 lies above -0.01, but non-inferiority is not shown with these seeds" in text
+    slow_loss = row(3, tuple(m - 0.05 for m in BASE_MAPS), np.linspace(10, 12, 40))
+    write_json_atomic(run / FILE, [r.to_json() for r in (ROWS[0], slow_loss)])
+    text = write_report([run], tmp_path / "out").read_text()
+    assert ("It misses non-inferiority by its mean: a mAP loss of 0.0500 is 0.0400 beyond the margin 0.01."
+            in text)
 
 
 def test_seeds_too_few_for_the_family_are_named(tmp_path):
