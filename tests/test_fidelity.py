@@ -237,12 +237,15 @@ def test_learning_curves_are_kept_per_seed_beside_seeds_trained_without_one(tmp_
 
 
 def test_longer_retrains_the_baseline_and_the_best_other_point_into_its_own_file(tmp_path):
-    """``--longer``: the labelled baseline and the most accurate other point of fidelity.json at a longer budget,
-    in fidelity_x<F>.json beside it, with the latency measured for fidelity.json; fidelity.json is untouched."""
+    """``--longer``: the labelled baseline (with a latency) and the most accurate other point of fidelity.json at a
+    longer budget, on fresh seeds after fidelity.json's, into fidelity_x<F>.json beside it; fidelity.json untouched."""
     from scalesearch.retrain.fidelity import longer_file, retrain_longer
 
     run = make_run(tmp_path / "run")
     retrain(run, top_k=2, seeds=2, include=["baseline"], trainer=FakeTrainer({256: 0.5, 384: 0.55, 640: 0.52}))
+    with pytest.raises(UserError, match="--longer: fidelity.json must hold a labelled baseline with a measured "
+                                        "latency and another retrained point"):
+        retrain_longer(run, 16.0, trainer=FakeTrainer({}))  # no latency yet: the report could not judge it
     rows = json.loads((run / FILE).read_text())
     for row in rows:
         row["latency"] = {"samples_ms": {"total": [float(row["spec"]["resolution"])]}}
@@ -252,10 +255,9 @@ def test_longer_retrains_the_baseline_and_the_best_other_point_into_its_own_file
         retrain_longer(run, 4.0, trainer=FakeTrainer({}))
     trainer = FakeTrainer({384: 0.6, 640: 0.58})
     longer = retrain_longer(run, 16.0, seeds=3, trainer=trainer)
-    assert trainer.calls == [(640, 0), (384, 0), (640, 1), (384, 1), (640, 2), (384, 2)]  # phi=3 labelled, phi=1 best
+    assert trainer.calls == [(640, 2), (384, 2), (640, 3), (384, 3), (640, 4), (384, 4)]  # phi=3 labelled, phi=1 best
     assert [(r.group, r.label, r.steps, r.seeds) for r in longer] == [
-        ("phi=3", "baseline", 1600, (0, 1, 2)), ("phi=1", None, 1600, (0, 1, 2))]
-    assert [r.latency["samples_ms"]["total"] for r in longer] == [[640.0], [384.0]]
+        ("phi=3", "baseline", 1600, (2, 3, 4)), ("phi=1", None, 1600, (2, 3, 4))]
     assert load_fidelity(run, longer_file(16.0)) == longer and (run / FILE).read_text() == before
     assert retrain_longer(run, 16.0, seeds=3, trainer=FakeTrainer({})) == longer  # resumed: nothing to train
     empty = make_run(tmp_path / "empty")

@@ -4,14 +4,16 @@
 accurate other point at F2 x the study's budget into ``RUN/fidelity_x<F2>.json`` (``retrain.fidelity.retrain_longer``);
 this section reads both files, never trains. At each budget the pair is judged by the tests of the "Against the
 baseline" section (``baseline.Duel``): at the retraining's own budget with that section's Holm correction over all
-its points, at a longer budget as a family of one (only this pair was retrained there). Latency is the one measured
-side by side after the first retraining (the same networks), so *faster* means the same at every budget. The figure
+its points, at a longer budget as a family of one (only this pair was retrained there, on fresh seeds, so its
+choice as the best of the first retraining does not favour it). Latency is the one measured side by side after the
+first retraining (the same networks, read from ``fidelity.json``), so *faster* means the same at every budget. The figure
 draws every seed's learning curve (the scored weights' mAP at the study's ``train.curve`` fractions of each budget,
 then the final mAP) and their mean.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from scalesearch.fidelity import FidelityRecord
@@ -31,9 +33,12 @@ def add_section(doc: Document, run: Run, fig_dir: Path | None = None, prefix: st
     if len(stages) < 2:
         return
     base, point = stages[0][1].base, stages[0][1].point
+    longer = stages[-1][1].base.seeds
     doc.heading(2, f"Does it last? {base.label} and trial {point.number} trained longer")
     doc.para(f"`scalesearch fidelity --longer` retrained {base.label} (trial {base.number}) and trial {point.number}, "
-             f"the most accurate other point of the {stages[0][0]:g}x retraining, at a longer budget, on paired seeds. "
+             f"the most accurate other point of the {stages[0][0]:g}x retraining, at a longer budget, on fresh paired "
+             f"seeds ({', '.join(str(x) for x in longer)}: its choice as the best on the first seeds does not favour "
+             "it there). "
              f"At {stages[0][0]:g}x the verdict is the one of the section above (Holm over its "
              f"{stages[0][1].family} points); at a longer budget only this pair was trained, a family of one. "
              "Latency: the side-by-side measurement after the first retraining (the same networks), so faster means "
@@ -41,9 +46,8 @@ def add_section(doc: Document, run: Run, fig_dir: Path | None = None, prefix: st
     rows = []
     for factor, duel in stages:
         for row, d in ((duel.base, None), (duel.point, duel)):
-            rows.append([f"{factor:g}x ({row.steps} steps)", row.number, row.label or "", maps_cell(row),
-                         "-" if d is None else f"{d.diff:+.4f} ({d.seeds_text}, higher in "
-                         f"{int((d.differences > 0).sum())})",
+            rows.append([f"{factor:g}x" + (f" ({row.steps} steps)" if row.steps else ""), row.number,
+                         row.label or "", maps_cell(row), "-" if d is None else _diff_cell(d),
                          "-" if d is None else f"{d.holm_p[0]:.3g}", "-" if d is None else f"{d.holm_p[1]:.3g}",
                          "baseline" if d is None else d.verdict])
     doc.table(["budget", "trial", "label", "mAP (mean ± sd)", "Δ mAP vs baseline (seeds)", "better/worse Holm p",
@@ -61,22 +65,32 @@ def add_section(doc: Document, run: Run, fig_dir: Path | None = None, prefix: st
 
 
 def _stages(run: Run) -> list[tuple[float, Duel]]:
-    """(factor, duel of the point against the baseline) at the retraining's budget, then at each longer one."""
-    alpha, margin = settings(run.config)
-    label = next((r.label for r in run.fidelity if r.label and r.latency is not None), None)
-    if label is None:
+    """(factor, duel of the point against the baseline) at the retraining's budget, then at each longer one that
+    retrained the same pair (``retrain.fidelity.lasting_points``, matched by point, latency from ``fidelity.json``)."""
+    from scalesearch.errors import UserError
+    from scalesearch.retrain.fidelity import lasting_points
+
+    try:
+        base, point = lasting_points(run.fidelity)
+    except UserError:
         return []
-    first = {d.point.group: d for d in duels(run, label)}
-    stages: list[tuple[float, Duel]] = []
+    alpha, margin = settings(run.config)
+    first = next((d for d in duels(run, str(base.label)) if d.point.group == point.group), None)
+    if first is None or first.base.group != base.group:
+        return []
+    stages: list[tuple[float, Duel]] = [(base.factor, first)]
     for factor, rows in sorted(run.longer.items()):
-        base = next((r for r in rows if r.label == label), None)
-        points = [r for r in rows if not r.label and r.group in first]
-        if base is None or not points:
-            continue
-        if not stages:
-            stages.append((first[points[0].group].base.factor, first[points[0].group]))
-        stages.append((factor, Duel(points[0], base, cost_of(run), alpha, margin)))
+        found = {r.group: dataclasses.replace(r, latency=src.latency) for r in rows
+                 for src in (base, point) if r.group == src.group}
+        if factor > base.factor and base.group in found and point.group in found:
+            stages.append((factor, Duel(found[point.group], found[base.group], cost_of(run), alpha, margin)))
     return stages
+
+
+def _diff_cell(duel: Duel) -> str:
+    """``-0.0500 (3 paired seeds, higher on 0)``; unpaired: no count of seeds."""
+    higher = f", higher on {int((duel.differences > 0).sum())}" if duel.paired else ""
+    return f"{duel.diff:+.4f} ({duel.seeds_text}{higher})"
 
 
 def _curves(row: FidelityRecord) -> list[list[tuple[int, float]]]:
@@ -92,8 +106,9 @@ def _conclusion(stages: list[tuple[float, Duel]]) -> str:
     """Whether the gap keeps its sign at every budget, each budget's verdict, and which budgets' seeds cannot reach
     a verdict whatever the mAPs (their tables show a direction only)."""
     held = len({duel.diff > 0 for _, duel in stages}) == 1
-    parts = [f"at {factor:g}x Δ {duel.diff:+.4f}, higher on {int((duel.differences > 0).sum())} of "
-             f"{len(duel.differences)} seeds ({duel.outcome[0]})" for factor, duel in stages]
+    parts = [f"at {factor:g}x Δ {duel.diff:+.4f}" + (f", higher on {int((duel.differences > 0).sum())} of "
+             f"{len(duel.differences)} seeds" if duel.paired else "") + f" ({duel.outcome[0]})"
+             for factor, duel in stages]
     first, last = stages[0][1], stages[-1][1]
     text = (f"{'**The gap keeps its sign**' if held else '**The gap changes sign**'} when both are trained longer: "
             + "; ".join(parts) + f". It moved by {last.diff - first.diff:+.4f} mAP from {stages[0][0]:g}x to "

@@ -8,6 +8,7 @@ wherever the folder was copied; ``fidelity.json`` (``scalesearch fidelity``) is 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -136,7 +137,8 @@ def load_run(path: str | Path) -> Run:
     records = load_records(run_dir) if records_path(run_dir) else []
     fidelity, extrapolation = load_fidelity(run_dir), load_extrapolation(run_dir)
     longer = {rows[0].factor: rows for rows in (load_fidelity(run_dir, p.name, "scalesearch fidelity --longer")
-                                                for p in sorted(run_dir.glob("fidelity_x*.json"))) if rows}
+                                                for p in sorted(run_dir.glob("fidelity_x*.json"))
+                                                if re.fullmatch(r"fidelity_x[0-9.]+\.json", p.name)) if rows}
     config = load_config(run_dir / "study.yaml") if (run_dir / "study.yaml").is_file() else None
     name = config.name if config else str(meta.get("study_name") or run_dir.resolve().name)
     return Run(run_dir, name, sorted(records, key=lambda r: r.number), meta, config, fidelity, extrapolation, longer)

@@ -190,7 +190,7 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
             workers: int = 1, include: Sequence[str] = (), against: str | None = None, save: bool = False,
             latency: bool | None = None, per_rung: bool = False,
             remeasure: bool = False, command: str | None = None, file: str = FILE,
-            numbers: Sequence[int] = ()) -> list[FidelityRecord]:
+            numbers: Sequence[int] = (), first_seed: int | None = None) -> list[FidelityRecord]:
     """Retrain the ``pick(top_k, include, against, per_rung)`` points (fronts of the study's objectives) of a finished
     run at ``factor`` times its budget over ``seeds`` paired seeds (the study's seed and the next ones, the same for
     every point: seed s draws the same images, augmentations and per-part initial weights everywhere, so points
@@ -203,7 +203,8 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     latency again by the study's settings, interleaved over rounds under the latency lock (``measure_latencies``;
     ``remeasure``: even when every point has one). ``file``: the records file in the run folder (``retrain_longer``
     keeps another budget in ``fidelity_x<F>.json``); ``numbers``: retrain these trials (and the ``include`` labels)
-    instead of the picks. Returns every record in the file."""
+    instead of the picks; ``first_seed``: the paired seeds are ``first_seed`` and the next ones (default: the
+    study's seed). Returns every record in the file."""
     from scalesearch.config import load_study
 
     _check(top_k, factor, seeds, paired=bool(include or against or per_rung or numbers))
@@ -221,7 +222,7 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     for record in picked:
         group = pareto.group_key(record)
         had = next((d for d in done if d.group == group), None)
-        wanted = tuple(config.seed + i for i in range(seeds))
+        wanted = tuple((config.seed if first_seed is None else first_seed) + i for i in range(seeds))
         missing = tuple(seed for seed in wanted if had is None or seed not in had.seeds)
         if missing:
             todo.append((group, record, missing))
@@ -282,16 +283,18 @@ def longer_file(factor: float) -> str:
     return f"fidelity_x{factor:g}.json"
 
 
-def lasting_points(rows: Sequence[FidelityRecord]) -> tuple[list[FidelityRecord], FidelityRecord]:
-    """(the labelled baselines, the most accurate other point) of a retraining against a baseline: the pair whose
-    verdict ``retrain_longer`` checks at a longer budget. ``UserError`` when there is no such pair."""
-    bases = [r for r in rows if r.label]
+def lasting_points(rows: Sequence[FidelityRecord]) -> tuple[FidelityRecord, FidelityRecord]:
+    """(the baseline, the most accurate other point) of a retraining against a baseline: the pair whose verdict
+    ``retrain_longer`` checks at a longer budget. The baseline is the first labelled point with a measured latency,
+    the one the report's "Against the baseline" section judges against. ``UserError`` when there is no such pair."""
+    base = next((r for r in rows if r.label and r.latency is not None), None)
     others = [r for r in rows if not r.label]
-    if not bases or not others:
-        raise UserError(f"--longer: {FILE} must hold a labelled baseline and another retrained point (retrain them "
-                        f"first: scalesearch fidelity RUN --against LABEL), but it holds "
-                        f"{len(bases)} labelled and {len(others)} other point(s)")
-    return bases, max(others, key=lambda r: r.long_map)
+    if base is None or not others:
+        raise UserError(f"--longer: {FILE} must hold a labelled baseline with a measured latency and another "
+                        f"retrained point (retrain them first: scalesearch fidelity RUN --against LABEL), but it holds "
+                        f"{sum(1 for r in rows if r.label and r.latency is not None)} such baseline(s) and "
+                        f"{len(others)} other point(s)")
+    return base, max(others, key=lambda r: r.long_map)
 
 
 def retrain_longer(run_dir: str | Path, factor: float, seeds: int = 3, trainer: Trainer | None = None,
@@ -299,23 +302,21 @@ def retrain_longer(run_dir: str | Path, factor: float, seeds: int = 3, trainer: 
                    command: str | None = None) -> list[FidelityRecord]:
     """Does the verdict last? The baseline and the most accurate other point of ``fidelity.json``
     (``lasting_points``) retrained at ``factor`` times the study's budget (more than ``fidelity.json``'s) on
-    ``seeds`` paired seeds, into ``RUN/fidelity_x<factor>.json`` (resumable as ``retrain``). Latency is not measured
-    again: each record takes its point's latency from ``fidelity.json`` (the same network, measured side by side
-    with the others there), so the report can give the verdict at both budgets. Returns the file's records."""
+    ``seeds`` paired seeds into ``RUN/fidelity_x<factor>.json`` (resumable as ``retrain``). The seeds are fresh ones,
+    after every seed of ``fidelity.json``: the point was picked as the best on those, and reusing them would favour
+    it. Latency is not measured again (the report takes each point's from ``fidelity.json``: the same network,
+    measured side by side with the others there). Returns the file's records."""
     run_dir = Path(run_dir)
     main = load_fidelity(run_dir)
-    bases, best = lasting_points(main)
+    base, best = lasting_points(main)
     if not factor > main[0].factor:
         raise UserError(f"--longer: must exceed the budget of {FILE} ({main[0].factor:g}x), but got {factor:g}")
     file = longer_file(factor)
-    log(f"does it last: {', '.join(str(b.label) for b in bases)} and trial {best.number} (the most accurate other "
-        f"point at {main[0].factor:g}x) at {factor:g}x into {run_dir / file}")
-    retrain(run_dir, 1, factor, seeds, trainer, log, workers, numbers=[*(b.number for b in bases), best.number],
-            save=save, latency=False, command=command, file=file)
-    latency = {r.group: r.latency for r in main}
-    rows = [dataclasses.replace(r, latency=latency.get(r.group)) for r in load_fidelity(run_dir, file)]
-    write_json_atomic(run_dir / file, [r.to_json() for r in rows])
-    return rows
+    first_seed = 1 + max(seed for r in main for seed in r.seeds)
+    log(f"does it last: {base.label} (trial {base.number}) and trial {best.number} (the most accurate other point at "
+        f"{main[0].factor:g}x) at {factor:g}x on seeds {first_seed}-{first_seed + seeds - 1} into {run_dir / file}")
+    return retrain(run_dir, 1, factor, seeds, trainer, log, workers, numbers=[base.number, best.number], save=save,
+                   latency=False, command=command, file=file, first_seed=first_seed)
 
 
 LATENCY_ROUNDS = 3

@@ -23,5 +23,5 @@ def test_missing_run_folder_exits_2(tmp_path, capsys):
 def test_longer_without_a_retraining_against_a_baseline_exits_2(tmp_path, capsys):
     assert main(["fidelity", str(tmp_path), "--longer", "16"]) == 2
     err = capsys.readouterr().err
-    assert "--longer: fidelity.json must hold a labelled baseline and another retrained point" in err
+    assert "--longer: fidelity.json must hold a labelled baseline with a measured latency and another" in err
     assert len(err.strip().splitlines()) == 1

@@ -13,9 +13,9 @@ from scalesearch.report import write_report
 
 
 def longer(row, maps, curves=None):
-    """``row`` retrained at 16x (2400 steps) with ``maps`` on seeds 0.., its latency from the 4x retraining."""
-    return dataclasses.replace(row, factor=16.0, steps=2400, seeds=tuple(range(len(maps))), maps=maps,
-                               curves=curves)
+    """``row`` retrained at 16x (2400 steps) with ``maps`` on fresh seeds 7.. (no latency of its own)."""
+    return dataclasses.replace(row, factor=16.0, steps=2400, seeds=tuple(range(7, 7 + len(maps))), maps=maps,
+                               curves=curves, latency=None)
 
 
 def test_the_verdict_at_both_budgets_and_the_learning_curves(tmp_path):
@@ -27,11 +27,12 @@ def test_the_verdict_at_both_budgets_and_the_learning_curves(tmp_path):
     base16 = longer(ROWS[0], (0.60, 0.61, 0.62), ({"600": 0.4, "1200": 0.5}, None, {"600": 0.42, "1200": 0.52}))
     point16 = longer(ROWS[1], (0.55, 0.57, 0.56), ({"600": 0.45, "1200": 0.5}, None, None))
     write_json_atomic(run / "fidelity_x16.json", [r.to_json() for r in (base16, point16)])
+    write_json_atomic(run / "fidelity_x16_old.json", [r.to_json() for r in (point16, point16)])  # not a --longer file
     text = write_report([run], tmp_path / "out").read_text()
-    assert "## Does it last? Lite0 and trial 1 trained longer" in text
+    assert "## Does it last? Lite0 and trial 1 trained longer" in text and "fresh paired seeds (7, 8, 9" in text
     # 4x: trial 1 dominates (the section above, Holm over 2 points); 16x: 3 seeds all lower, p 0.25 two-sided
-    assert "| 4x (600 steps) | 1 |  | 0.6143 ± 0.0151 (n = 7) | +0.1014 (7 paired seeds, higher in 7) | 0.0312 |" in text
-    assert "| 16x (2400 steps) | 1 |  | 0.5600 ± 0.0100 (n = 3) | -0.0500 (3 paired seeds, higher in 0) | 0.25 |" in text
+    assert "| 4x (600 steps) | 1 |  | 0.6143 ± 0.0151 (n = 7) | +0.1014 (7 paired seeds, higher on 7) | 0.0312 |" in text
+    assert "| 16x (2400 steps) | 1 |  | 0.5600 ± 0.0100 (n = 3) | -0.0500 (3 paired seeds, higher on 0) | 0.25 |" in text
     assert ("**The gap changes sign** when both are trained longer: at 4x Δ +0.1014, higher on 7 of 7 seeds "
             "(dominates); at 16x Δ -0.0500, higher on 0 of 3 seeds (cannot tell with these seeds). It moved by "
             "-0.1514 mAP from 4x to 16x (0.6143 → 0.5600 for trial 1, 0.5129 → 0.6100 for Lite0). At 16x, 3 paired "
