@@ -38,6 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "most accurate other point at F2 x the study's budget (more than fidelity.json's) into "
                              "RUN_DIR/fidelity_x<F2>.json; `scalesearch report` then gives the verdict at both "
                              "budgets with learning curves (--top-k, --factor and the picking options do not apply)")
+    parser.add_argument("--device", metavar="D",
+                        help="train on D (cpu, cuda[:N], auto) instead of the study's train.device; points compare "
+                             "at the same step budget whatever the device")
     parser.add_argument("--save", action="store_true",
                         help="keep every retrained model as RUN_DIR/fidelity_checkpoints/trial<N>_seed<S>.pt "
                              "(for `scalesearch export`)")
@@ -52,20 +55,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from scalesearch.errors import UserError
     from scalesearch.fidelity import bootstrap_interval, kendall, spearman, top1_regret
-    from scalesearch.machine import portable_command
+    from scalesearch.machine import portable_command, resolve_device
     from scalesearch.retrain.fidelity import longer_file, retrain, retrain_longer
 
     if args.workers < 1:
         raise UserError(f"--workers: must be >= 1, but got {args.workers}")
     command = portable_command(["scalesearch", *sys.argv[1:]])
+    device = None if args.device is None else resolve_device(args.device)
     if args.longer is not None:
         rows = retrain_longer(args.run_dir, args.longer, 3 if args.seeds is None else args.seeds, log=print,
-                              workers=args.workers, save=args.save, command=command)
+                              workers=args.workers, save=args.save, command=command, device=device)
         print(f"wrote {args.run_dir}/{longer_file(args.longer)} ({len(rows)} specs)")
         return 0
     rows = retrain(args.run_dir, args.top_k, args.factor, 1 if args.seeds is None else args.seeds, log=print,
                    workers=args.workers, include=args.include, against=args.against, save=args.save,
-                   per_rung=args.per_rung, remeasure=args.remeasure, latency=args.latency, command=command)
+                   per_rung=args.per_rung, remeasure=args.remeasure, latency=args.latency, command=command,
+                   device=device)
     if len(rows) >= 2:
         tau, p = kendall(rows)
         low, high = bootstrap_interval(rows)

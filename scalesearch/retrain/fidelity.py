@@ -113,9 +113,10 @@ def long_budget(train_config: Any, factor: float) -> tuple[int | None, float | N
     return steps, seconds
 
 
-def study_trainer(config: Any, factor: float, save_dir: Path | None = None) -> Trainer:
+def study_trainer(config: Any, factor: float, save_dir: Path | None = None, device: str | None = None) -> Trainer:
     """Train with the study's dataset and recipe at ``factor`` times its budget; with ``save_dir``, each
-    trained model is saved there as ``trial<number>_seed<seed>.pt`` (``number``: the picked trial's)."""
+    trained model is saved there as ``trial<number>_seed<seed>.pt`` (``number``: the picked trial's). ``device``:
+    train there instead of the study's ``train.device`` (``machine.resolve_device``: cpu, cuda[:N], auto)."""
     from scalesearch.training.checkpoint import save_checkpoint
     from scalesearch.search.objective import dataset_pairs
     from scalesearch.spec import DetectorSpec
@@ -126,6 +127,8 @@ def study_trainer(config: Any, factor: float, save_dir: Path | None = None) -> T
 
     def train(spec: dict[str, Any], seed: int, number: int) -> Trained:
         cfg = dataclasses.replace(config.trial_train_config(seed), steps=steps, seconds=seconds)
+        if device is not None:
+            cfg = dataclasses.replace(cfg, device=device)
         start = time.perf_counter()
         result = train_and_evaluate(DetectorSpec.from_dict(spec), train_data, val_data, cfg, progress=False,
                                     keep_model=save_dir is not None)
@@ -171,12 +174,13 @@ def check_resumable(done: list[FidelityRecord], factor: float, seeds: int, path:
 
 
 def _train_point(job: tuple) -> Trained:
-    """One (point, seed) in a worker process: (config, factor, spec, seed, threads, save_dir, number) -> Trained."""
+    """One (point, seed) in a worker process: (config, factor, spec, seed, threads, save_dir, number, device) ->
+    Trained."""
     import torch
 
-    config, factor, spec, seed, threads, save_dir, number = job
+    config, factor, spec, seed, threads, save_dir, number, device = job
     torch.set_num_threads(threads)
-    return Trained.of(study_trainer(config, factor, save_dir)(spec, seed, number))
+    return Trained.of(study_trainer(config, factor, save_dir, device)(spec, seed, number))
 
 
 def _jobs(todo: list) -> list[tuple[str, Any, int]]:
@@ -190,7 +194,8 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
             workers: int = 1, include: Sequence[str] = (), against: str | None = None, save: bool = False,
             latency: bool | None = None, per_rung: bool = False,
             remeasure: bool = False, command: str | None = None, file: str = FILE,
-            numbers: Sequence[int] = (), first_seed: int | None = None) -> list[FidelityRecord]:
+            numbers: Sequence[int] = (), first_seed: int | None = None,
+            device: str | None = None) -> list[FidelityRecord]:
     """Retrain the ``pick(top_k, include, against, per_rung)`` points (fronts of the study's objectives) of a finished
     run at ``factor`` times its budget over ``seeds`` paired seeds (the study's seed and the next ones, the same for
     every point: seed s draws the same images, augmentations and per-part initial weights everywhere, so points
@@ -204,7 +209,8 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     ``remeasure``: even when every point has one). ``file``: the records file in the run folder (``retrain_longer``
     keeps another budget in ``fidelity_x<F>.json``); ``numbers``: retrain these trials (and the ``include`` labels)
     instead of the picks; ``first_seed``: the paired seeds are ``first_seed`` and the next ones (default: the
-    study's seed). Returns every record in the file."""
+    study's seed); ``device``: train there (``study_trainer``; a GPU's mAP at the same step budget stands beside
+    the CPU's, its wall time does not). Returns every record in the file."""
     from scalesearch.config import load_study
 
     _check(top_k, factor, seeds, paired=bool(include or against or per_rung or numbers))
@@ -248,10 +254,10 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
 
     jobs = _jobs(todo)
     if workers > 1 and trainer is None and len(jobs) > 1:
-        _in_processes(config, factor, jobs, workers, finish, save_dir)
+        _in_processes(config, factor, jobs, workers, finish, save_dir, device)
     else:
         for group, record, seed in jobs:
-            trainer = trainer or study_trainer(config, factor, save_dir)
+            trainer = trainer or study_trainer(config, factor, save_dir, device)
             finish(group, seed, Trained.of(trainer(record.spec, seed, record.number)))
     if config.measures_latency if latency is None else latency:
         measure_latencies(run_dir, config, log, again=remeasure, file=file)
@@ -299,7 +305,7 @@ def lasting_points(rows: Sequence[FidelityRecord]) -> tuple[FidelityRecord, Fide
 
 def retrain_longer(run_dir: str | Path, factor: float, seeds: int = 3, trainer: Trainer | None = None,
                    log: Callable[[str], None] = lambda line: None, workers: int = 1, save: bool = False,
-                   command: str | None = None) -> list[FidelityRecord]:
+                   command: str | None = None, device: str | None = None) -> list[FidelityRecord]:
     """Does the verdict last? The baseline and the most accurate other point of ``fidelity.json``
     (``lasting_points``) retrained at ``factor`` times the study's budget (more than ``fidelity.json``'s) on
     ``seeds`` paired seeds into ``RUN/fidelity_x<factor>.json`` (resumable as ``retrain``). The seeds are fresh ones,
@@ -316,7 +322,7 @@ def retrain_longer(run_dir: str | Path, factor: float, seeds: int = 3, trainer: 
     log(f"does it last: {base.label} (trial {base.number}) and trial {best.number} (the most accurate other point at "
         f"{main[0].factor:g}x) at {factor:g}x on seeds {first_seed}-{first_seed + seeds - 1} into {run_dir / file}")
     return retrain(run_dir, 1, factor, seeds, trainer, log, workers, numbers=[base.number, best.number], save=save,
-                   latency=False, command=command, file=file, first_seed=first_seed)
+                   latency=False, command=command, file=file, first_seed=first_seed, device=device)
 
 
 LATENCY_ROUNDS = 3
@@ -369,7 +375,7 @@ def _pooled(results: list[Any], rounds: int) -> dict[str, Any]:
 
 
 def _in_processes(config: Any, factor: float, jobs: list, workers: int, finish: Callable,
-                  save_dir: Path | None = None) -> None:
+                  save_dir: Path | None = None, device: str | None = None) -> None:
     """Train in ``workers`` spawned processes, one job per (point, seed) so that the workers stay busy to the
     end; each seed is recorded as soon as it is in."""
     import multiprocessing
@@ -379,7 +385,7 @@ def _in_processes(config: Any, factor: float, jobs: list, workers: int, finish: 
     threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(_train_point, (config, factor, dict(record.spec), seed, threads, save_dir,
-                                              record.number)): (group, seed) for group, record, seed in jobs}
+                                              record.number, device)): (group, seed) for group, record, seed in jobs}
         for future in as_completed(futures):
             finish(*futures[future], future.result())
 

@@ -25,3 +25,8 @@ def test_longer_without_a_retraining_against_a_baseline_exits_2(tmp_path, capsys
     err = capsys.readouterr().err
     assert "--longer: fidelity.json must hold a labelled baseline with a measured latency and another" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_bad_device_exits_2_before_any_training(tmp_path, capsys):
+    assert main(["fidelity", str(tmp_path), "--device", "tpu"]) == 2
+    assert "--device: must be cpu, cuda[:N] or auto, but got 'tpu'" in capsys.readouterr().err
