@@ -11,6 +11,7 @@ imports no torch, timm, Optuna or Ray: the layer below everything that reads the
 from __future__ import annotations
 
 import dataclasses
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from scalesearch import schema
+from scalesearch.errors import UserError
 from scalesearch.records import RecordError, check_keys, check_spec, decode_rows, read_json
 
 FILE = "fidelity.json"
@@ -114,6 +116,30 @@ def load_fidelity(run_dir: str | Path, file: str = FILE, writer: str = "scalesea
     if not path.is_file():
         return []
     return decode_rows(path, read_json(path), FidelityRecord.from_json, f"records written by `{writer}`", _name)
+
+
+def longer_file(factor: float) -> str:
+    """``fidelity_x16.json``: the records of ``scalesearch fidelity --longer`` at ``factor`` x the study's budget."""
+    return f"fidelity_x{factor:g}.json"
+
+
+def is_longer_file(name: str) -> bool:
+    """Whether ``name`` is one ``longer_file`` writes (not a copy such as ``fidelity_x16_old.json``)."""
+    return re.fullmatch(r"fidelity_x[0-9.]+\.json", name) is not None
+
+
+def lasting_points(rows: Sequence[FidelityRecord]) -> tuple[FidelityRecord, FidelityRecord]:
+    """(the baseline, the most accurate other point) of a retraining against a baseline: the pair whose verdict
+    ``retrain.fidelity.retrain_longer`` checks at a longer budget. The baseline is the first labelled point with a measured latency,
+    the one the report's "Against the baseline" section judges against. ``UserError`` when there is no such pair."""
+    base = next((r for r in rows if r.label and r.latency is not None), None)
+    others = [r for r in rows if not r.label]
+    if base is None or not others:
+        raise UserError(f"--longer: {FILE} must hold a labelled baseline with a measured latency and another "
+                        f"retrained point (retrain them first: scalesearch fidelity RUN --against LABEL), but it holds "
+                        f"{sum(1 for r in rows if r.label and r.latency is not None)} such baseline(s) and "
+                        f"{len(others)} other point(s)")
+    return base, max(others, key=lambda r: r.long_map)
 
 
 def kendall(rows: Sequence[FidelityRecord]) -> tuple[float, float]:

@@ -239,7 +239,8 @@ def test_learning_curves_are_kept_per_seed_beside_seeds_trained_without_one(tmp_
 def test_longer_retrains_the_baseline_and_the_best_other_point_into_its_own_file(tmp_path):
     """``--longer``: the labelled baseline (with a latency) and the most accurate other point of fidelity.json at a
     longer budget, on fresh seeds after fidelity.json's, into fidelity_x<F>.json beside it; fidelity.json untouched."""
-    from scalesearch.retrain.fidelity import longer_file, retrain_longer
+    from scalesearch.fidelity import longer_file
+    from scalesearch.retrain.fidelity import retrain_longer
 
     run = make_run(tmp_path / "run")
     retrain(run, top_k=2, seeds=2, include=["baseline"], trainer=FakeTrainer({256: 0.5, 384: 0.55, 640: 0.52}))

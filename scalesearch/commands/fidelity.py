@@ -54,9 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scalesearch.errors import UserError
-    from scalesearch.fidelity import bootstrap_interval, kendall, spearman, top1_regret
+    from scalesearch.fidelity import bootstrap_interval, kendall, longer_file, spearman, top1_regret
     from scalesearch.machine import portable_command, resolve_device
-    from scalesearch.retrain.fidelity import longer_file, retrain, retrain_longer
+    from scalesearch.retrain.fidelity import retrain, retrain_longer
 
     if args.workers < 1:
         raise UserError(f"--workers: must be >= 1, but got {args.workers}")

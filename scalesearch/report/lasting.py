@@ -16,7 +16,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from scalesearch.fidelity import FidelityRecord
+from scalesearch.errors import UserError
+from scalesearch.fidelity import FidelityRecord, lasting_points
 from scalesearch.report import plots
 from scalesearch.report.baseline import Duel, cost_of, duels, maps_cell
 from scalesearch.report.doc import Document
@@ -66,10 +67,7 @@ def add_section(doc: Document, run: Run, fig_dir: Path | None = None, prefix: st
 
 def _stages(run: Run) -> list[tuple[float, Duel]]:
     """(factor, duel of the point against the baseline) at the retraining's budget, then at each longer one that
-    retrained the same pair (``retrain.fidelity.lasting_points``, matched by point, latency from ``fidelity.json``)."""
-    from scalesearch.errors import UserError
-    from scalesearch.retrain.fidelity import lasting_points
-
+    retrained the same pair (``fidelity.lasting_points``, matched by point, latency from ``fidelity.json``)."""
     try:
         base, point = lasting_points(run.fidelity)
     except UserError:
@@ -87,9 +85,14 @@ def _stages(run: Run) -> list[tuple[float, Duel]]:
     return stages
 
 
+def _higher(duel: Duel) -> int:
+    """On how many paired seeds the point beat the baseline."""
+    return int((duel.differences > 0).sum())
+
+
 def _diff_cell(duel: Duel) -> str:
     """``-0.0500 (3 paired seeds, higher on 0)``; unpaired: no count of seeds."""
-    higher = f", higher on {int((duel.differences > 0).sum())}" if duel.paired else ""
+    higher = f", higher on {_higher(duel)}" if duel.paired else ""
     return f"{duel.diff:+.4f} ({duel.seeds_text}{higher})"
 
 
@@ -106,8 +109,8 @@ def _conclusion(stages: list[tuple[float, Duel]]) -> str:
     """Whether the gap keeps its sign at every budget, each budget's verdict, and which budgets' seeds cannot reach
     a verdict whatever the mAPs (their tables show a direction only)."""
     held = len({duel.diff > 0 for _, duel in stages}) == 1
-    parts = [f"at {factor:g}x Δ {duel.diff:+.4f}" + (f", higher on {int((duel.differences > 0).sum())} of "
-             f"{len(duel.differences)} seeds" if duel.paired else "") + f" ({duel.outcome[0]})"
+    parts = [f"at {factor:g}x Δ {duel.diff:+.4f}" + (f", higher on {_higher(duel)} of {len(duel.differences)} seeds"
+                                                   if duel.paired else "") + f" ({duel.outcome[0]})"
              for factor, duel in stages]
     first, last = stages[0][1], stages[-1][1]
     text = (f"{'**The gap keeps its sign**' if held else '**The gap changes sign**'} when both are trained longer: "

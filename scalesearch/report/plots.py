@@ -447,10 +447,11 @@ def lasting_plot(lines: Sequence[tuple[str, float, bool, Sequence[Sequence[tuple
         for curve in seeds:
             ax.plot([s for s, _ in curve], [m for _, m in curve], color=color, linestyle=style, linewidth=0.6,
                     alpha=0.35)
-        steps = sorted({s for curve in seeds for s, _ in curve})
-        mean = [sum(m for curve in seeds for s2, m in curve if s2 == s) /
-                sum(1 for curve in seeds for s2, _ in curve if s2 == s) for s in steps]
-        ax.plot(steps, mean, color=color, linestyle=style, linewidth=2, marker="o", markersize=4,
+        by_step: dict[int, list[float]] = {}
+        for step, value in (point for curve in seeds for point in curve):
+            by_step.setdefault(step, []).append(value)
+        steps = sorted(by_step)
+        ax.plot(steps, [sum(by_step[s]) / len(by_step[s]) for s in steps], color=color, linestyle=style, linewidth=2, marker="o", markersize=4,
                 label=f"{name}, {factor:g}x ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})")
     ax.set(xlabel="training step", ylabel=_axis("map"), title="Does it last? Learning curves at two budgets")
     ax.grid(alpha=0.3)

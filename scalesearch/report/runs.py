@@ -8,7 +8,6 @@ wherever the folder was copied; ``fidelity.json`` (``scalesearch fidelity``) is 
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,7 +17,7 @@ from scalesearch import pareto
 from scalesearch.config import DatasetConfig, StudyConfig, read_yaml, validate_study
 from scalesearch.errors import UserError
 from scalesearch.extrapolate import load_extrapolation
-from scalesearch.fidelity import FidelityRecord, load_fidelity
+from scalesearch.fidelity import FidelityRecord, is_longer_file, load_fidelity
 from scalesearch.records import RecordError, TrialRecord, check_keys, load_records, read_json, records_path, show
 
 MARKERS = ("trials.json", "trials.json.gz", "meta.json", "study.yaml")
@@ -138,7 +137,7 @@ def load_run(path: str | Path) -> Run:
     fidelity, extrapolation = load_fidelity(run_dir), load_extrapolation(run_dir)
     longer = {rows[0].factor: rows for rows in (load_fidelity(run_dir, p.name, "scalesearch fidelity --longer")
                                                 for p in sorted(run_dir.glob("fidelity_x*.json"))
-                                                if re.fullmatch(r"fidelity_x[0-9.]+\.json", p.name)) if rows}
+                                                if is_longer_file(p.name)) if rows}
     config = load_config(run_dir / "study.yaml") if (run_dir / "study.yaml").is_file() else None
     name = config.name if config else str(meta.get("study_name") or run_dir.resolve().name)
     return Run(run_dir, name, sorted(records, key=lambda r: r.number), meta, config, fidelity, extrapolation, longer)

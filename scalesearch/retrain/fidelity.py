@@ -19,7 +19,7 @@ from typing import Any
 
 from scalesearch import machine, pareto
 from scalesearch.errors import UserError
-from scalesearch.fidelity import CHECKPOINTS, FILE, FidelityRecord, load_fidelity
+from scalesearch.fidelity import CHECKPOINTS, FILE, FidelityRecord, lasting_points, load_fidelity, longer_file
 from scalesearch.files import write_json_atomic
 from scalesearch.records import TrialRecord, load_records
 
@@ -282,25 +282,6 @@ def _numbered(records: Sequence[TrialRecord], numbers: Sequence[int], include: S
     for label in include:
         picked += _labelled(records, finished, label)
     return list({pareto.group_key(r): r for r in picked}.values())
-
-
-def longer_file(factor: float) -> str:
-    """``fidelity_x16.json``: the records of ``retrain_longer`` at ``factor`` times the study's budget."""
-    return f"fidelity_x{factor:g}.json"
-
-
-def lasting_points(rows: Sequence[FidelityRecord]) -> tuple[FidelityRecord, FidelityRecord]:
-    """(the baseline, the most accurate other point) of a retraining against a baseline: the pair whose verdict
-    ``retrain_longer`` checks at a longer budget. The baseline is the first labelled point with a measured latency,
-    the one the report's "Against the baseline" section judges against. ``UserError`` when there is no such pair."""
-    base = next((r for r in rows if r.label and r.latency is not None), None)
-    others = [r for r in rows if not r.label]
-    if base is None or not others:
-        raise UserError(f"--longer: {FILE} must hold a labelled baseline with a measured latency and another "
-                        f"retrained point (retrain them first: scalesearch fidelity RUN --against LABEL), but it holds "
-                        f"{sum(1 for r in rows if r.label and r.latency is not None)} such baseline(s) and "
-                        f"{len(others)} other point(s)")
-    return base, max(others, key=lambda r: r.long_map)
 
 
 def retrain_longer(run_dir: str | Path, factor: float, seeds: int = 3, trainer: Trainer | None = None,
