@@ -606,6 +606,7 @@ _register("report_scale", "Report speed at scale: a 2,000-trial study rendered r
 _register("latency_table", "Latency table: per-block predictions against the protocol, and what a prediction costs")
 _register("supernet", "One-shot: inherited accuracy of a weight-sharing supernet against the long-budget reference")
 _register("beat_lite0", "Beat EfficientDet-Lite0, search to verdict")
+_register("cost_space", "Counting a search space: one trace per spec against repeats extrapolated")
 _register("supernet_samplers", "One supernet space, two samplers: NSGA-II against the exhaustive grid")
 FAMILIES = ("beat_lite0",)  # one renderer for many records, named <family>_<study> (one per dataset)
 

@@ -128,3 +128,30 @@ def test_lite0_flops_equal_a_plain_fvcore_count_of_effdet():
         theirs = FlopCountAnalysis(model, torch.zeros(1, 3, 320, 320)).unsupported_ops_warnings(False).total()
     ours = count_cost(preset("lite0"))
     assert ours.flops == 1_004_248_064 and abs(ours.flops / theirs - 1) < 0.005
+
+
+@pytest.mark.parametrize("spec", [
+    TINY.replace(fpn_repeats=3, head_repeats=4, resolution=256),
+    TINY.replace(topology="qufpn", fusion="fast", fpn_repeats=4, head_repeats=1, resolution=224),
+    TINY.replace(topology="panet", fusion="sum", activation="relu6", fpn_repeats=1, head_repeats=3, resolution=288),
+    TINY.replace(topology="fpn", fpn_repeats=2, head_repeats=2, resolution=320),
+    TINY.replace(backbone="tf_efficientnet_lite0", tf_compat=True, fpn_channels=48, fpn_repeats=3, head_repeats=3,
+                 resolution=384)],
+    ids=["bifpn-r3-h4", "qufpn-r4-h1", "panet-r1-h3", "fpn-r2-h2", "lite0-u3-r3-h3"])
+def test_repeat_extrapolation_equals_plain_trace(spec):
+    """Counted from the variants at repeats 1 and 2 (the search's path) == one plain fvcore trace of the spec."""
+    from scalesearch.measure import cost
+
+    model = build_detector(spec).eval()
+    cost._SHAPES.add(spec.replace(name=None, weights="none", fpn_repeats=1, head_repeats=1))  # not the shape's first
+    assert count_flops(spec) == trace_flops(model, spec.resolution)
+
+
+def test_fit_repeats_rejects_a_part_that_is_not_linear():
+    from scalesearch.measure.cost import _fit_repeats
+
+    assert _fit_repeats({("fpn", "conv"): 10}, {("fpn", "conv"): 16}, {"fpn": 4}) == {("fpn", "conv"): 28}
+    with pytest.raises(RuntimeError, match="not linear"):
+        _fit_repeats({("backbone", "conv"): 10}, {("backbone", "conv"): 11}, {"fpn": 4})
+    with pytest.raises(RuntimeError, match="not linear"):
+        _fit_repeats({("fpn", "conv"): 10}, {("fpn", "conv"): 9}, {"fpn": 4})

@@ -8,6 +8,15 @@ hence to ``u**2`` (convolutions, batch norm, nearest upsampling), or independent
 convolutions of squeeze-excitation blocks, which act on pooled 1x1 maps). So per part and operator
 ``flops(u) = a * u**2 + b`` with integers a, b, solved from ``u = 1`` and ``u = 2``; ``tests/test_cost.py``
 pins the result equal to plain traces.
+
+Repeats are extrapolated the same way, in a second dimension: every BiFPN cell after the first reads and writes
+maps of the network's width at the same sizes, and every head layer is the same, so per part and operator
+``flops(k) = f(1) + (k - 1) * (f(2) - f(1))`` with ``k`` the part's repeats (``fpn_repeats`` for the feature network,
+``head_repeats`` for the heads, 1 for the backbone, whose count must not move). The first spec of a shape (the spec
+without its repeats) is traced as it is; from the second on, the shape's variants at repeats 1 and 2 are traced once
+(kept in memory) and every later spec of that shape is counted from them without a trace. A search that varies
+repeats (16 pairs in a 4 x 4 space) then traces a shape at most 3 times however often it counts it
+(``benchmarks/bench_cost_space.py`` measures both a sparse and a dense draw).
 """
 
 from __future__ import annotations
@@ -91,7 +100,44 @@ def _fit(f1: dict, f2: dict, u: int) -> dict:
     return out
 
 
+REPEATED = {"fpn": "fpn_repeats", "class_net": "head_repeats", "box_net": "head_repeats"}  # part -> its repeats
+_SHALLOW: dict[DetectorSpec, dict[tuple[str, str], int]] = {}  # counts of specs at repeats 1 and 2
+_SHAPES: set[DetectorSpec] = set()  # shapes (specs at repeats 1) counted once already, by a trace of their own
+
+
 def count_flops(spec: DetectorSpec, model: torch.nn.Module | None = None) -> dict[tuple[str, str], int]:
+    """fvcore FLOPs at ``spec.resolution`` per (part, operator). With ``model`` (``spec``'s), or for the first spec
+    of its shape: traced (at the resolution, below). Otherwise from the shape's variants at fpn and head repeats 1
+    and 2 (each traced once per process), extended linearly in each part's repeats (module docstring)."""
+    shape = spec.replace(weights="none", name=None, fpn_repeats=1, head_repeats=1)
+    if model is not None or shape not in _SHAPES:
+        _SHAPES.add(shape)
+        return _at_resolution(spec, model)
+    one, two = (_shallow(spec.replace(fpn_repeats=k, head_repeats=k)) for k in (1, 2))
+    return _fit_repeats(one, two, {part: getattr(spec, key) for part, key in REPEATED.items()})
+
+
+def _shallow(spec: DetectorSpec) -> dict[tuple[str, str], int]:
+    key = spec.replace(weights="none", name=None)
+    if key not in _SHALLOW:
+        _SHALLOW[key] = _at_resolution(key)
+    return _SHALLOW[key]
+
+
+def _fit_repeats(one: dict, two: dict, repeats: dict[str, int]) -> dict:
+    """Per (part, operator), ``f1 + (k - 1) * (f2 - f1)`` with ``k`` the part's repeats (1 for a part not in
+    ``repeats``, whose counts must then be equal); a part whose count would fall with depth is an error."""
+    out = {}
+    for key in set(one) | set(two):
+        f1, f2 = one.get(key, 0), two.get(key, 0)
+        k = repeats.get(key[0], 1)
+        if f2 < f1 or (key[0] not in repeats and f2 != f1):
+            raise RuntimeError(f"cost: {key} FLOPs are not linear in the part's repeats (counts {f1}, {f2})")
+        out[key] = f1 + (k - 1) * (f2 - f1)
+    return out
+
+
+def _at_resolution(spec: DetectorSpec, model: torch.nn.Module | None = None) -> dict[tuple[str, str], int]:
     """fvcore FLOPs at ``spec.resolution`` per (part, operator), from traces at 1x and 2x 2**max_level px."""
     model = model if model is not None else _model(spec)
     stride = 2**spec.max_level
@@ -112,9 +158,8 @@ def _cache_key(spec: DetectorSpec) -> dict:
 
 
 def _compute(spec: DetectorSpec) -> Cost:
-    model = _model(spec)
-    params = {part: sum(p.numel() for p in getattr(model, part).parameters()) for part in PARTS}
-    flops = count_flops(spec, model)
+    params = count_params(spec)
+    flops = count_flops(spec)
     by_part = {part: (params[part], sum(n for (p, _), n in flops.items() if p == part)) for part in PARTS}
     by_op: dict[str, int] = {}
     for (_, op), n in sorted(flops.items()):
