@@ -283,13 +283,15 @@ def kendall_against(rows: Sequence[FidelityRecord], weights: str = "scored") -> 
 
 def batches(rows: Sequence[FidelityRecord]) -> list[dict[str, Any]]:
     """The retraining history as batches (one per ``scalesearch fidelity`` call): its start, last finished seed,
-    command, machine, the points it trained and the seeds, in start order."""
+    command, machine, the points it trained and the seeds, in start order; ``reused_from``: the records file the
+    seeds were copied from (``--reuse``; None: trained for this run)."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
         for entry in row.history:
-            key = (str(entry.get("batch")), str(entry.get("command")))
+            key = (str(entry.get("batch")), str(entry.get("command")), entry.get("reused_from"))
             batch = found.setdefault(key, {"batch": key[0], "command": key[1], "machine": entry.get("machine"),
-                                           "finished": "", "points": set(), "seeds": set(), "trainings": 0})
+                                           "reused_from": key[2], "finished": "", "points": set(), "seeds": set(),
+                                           "trainings": 0})
             batch["finished"] = max(batch["finished"], str(entry.get("finished", "")))
             batch["points"].add(row.group)
             batch["seeds"].add(entry.get("seed"))

@@ -264,3 +264,34 @@ def test_longer_retrains_the_baseline_and_the_best_other_point_into_its_own_file
     empty = make_run(tmp_path / "empty")
     with pytest.raises(UserError, match="--longer: fidelity.json must hold a labelled baseline"):
         retrain_longer(empty, 16.0, trainer=FakeTrainer({}))
+
+
+def test_reuse_copies_the_seeds_another_run_trained_and_trains_only_the_rest(tmp_path):
+    first = make_run(tmp_path / "first")
+    retrain(first, top_k=1, seeds=3, include=["baseline"], trainer=FakeTrainer({256: 0.5, 640: 0.1}),
+            command="scalesearch fidelity first")
+    second = make_run(tmp_path / "second")
+    rows = json.loads((second / "trials.json").read_text())
+    rows[3]["number"], rows[3]["map"] = 7, 0.06  # the baseline is another trial of this run, with its own proxy
+    (second / "trials.json").write_text(json.dumps(rows))
+    trainer = FakeTrainer({256: 0.9, 384: 0.4, 640: 0.9})
+    got = retrain(second, top_k=2, seeds=2, include=["baseline"], trainer=trainer, reuse=first)
+    assert sorted(trainer.calls) == [(384, 0), (384, 1)]  # phi=0 and the baseline came from the first run
+    base = next(r for r in got if r.label == "baseline")
+    assert (base.number, base.seeds, base.maps, base.proxy_map, base.latency) == (7, (0, 1), (0.1, 0.1), 0.06, None)
+    assert len(base.history) == 2 and all(h["reused_from"].endswith("first/fidelity.json") for h in base.history)
+    assert next(r for r in got if r.group == "phi=0").maps == (0.5, 0.5)
+    from scalesearch.fidelity import batches
+
+    found = batches(got)  # the report's history table: one batch copied from the first run, one trained here
+    assert [(b["trainings"], b["reused_from"] is not None) for b in found] == [(4, True), (2, False)]
+
+
+def test_reuse_is_refused_across_recipes_and_without_a_file(tmp_path):
+    first = make_run(tmp_path / "first", steps=100)
+    other = make_run(tmp_path / "other", steps=50)
+    with pytest.raises(UserError, match="--reuse: .*first.*fidelity.json not found"):
+        retrain(other, top_k=2, trainer=FakeTrainer({}), reuse=first)
+    retrain(first, top_k=2, trainer=FakeTrainer({256: 0.5, 384: 0.4}))
+    with pytest.raises(UserError, match=r"--reuse: .* trains differently .*\(train.steps differs\)"):
+        retrain(other, top_k=2, trainer=FakeTrainer({}), reuse=first)

@@ -41,6 +41,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", metavar="D",
                         help="train on D (cpu, cuda[:N], auto) instead of the study's train.device; points compare "
                              "at the same step budget whatever the device")
+    parser.add_argument("--reuse", metavar="OTHER_RUN",
+                        help="copy the seeds that OTHER_RUN/fidelity.json holds for picked points (same spec, "
+                             "budget, data and recipe: e.g. the baseline retrained for another search of the same "
+                             "space) instead of training them again; each copied seed's history says where it came from")
     parser.add_argument("--save", action="store_true",
                         help="keep every retrained model as RUN_DIR/fidelity_checkpoints/trial<N>_seed<S>.pt "
                              "(for `scalesearch export`)")
@@ -63,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     command = portable_command(["scalesearch", *sys.argv[1:]])
     device = None if args.device is None else resolve_device(args.device)
     if args.longer is not None:
+        if args.reuse is not None:
+            raise UserError("--reuse: applies to the picks of fidelity.json, not to --longer")
         rows = retrain_longer(args.run_dir, args.longer, 3 if args.seeds is None else args.seeds, log=print,
                               workers=args.workers, save=args.save, command=command, device=device)
         print(f"wrote {args.run_dir}/{longer_file(args.longer)} ({len(rows)} specs)")
@@ -70,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     rows = retrain(args.run_dir, args.top_k, args.factor, 1 if args.seeds is None else args.seeds, log=print,
                    workers=args.workers, include=args.include, against=args.against, save=args.save,
                    per_rung=args.per_rung, remeasure=args.remeasure, latency=args.latency, command=command,
-                   device=device)
+                   device=device, reuse=args.reuse)
     if len(rows) >= 2:
         tau, p = kendall(rows)
         low, high = bootstrap_interval(rows)

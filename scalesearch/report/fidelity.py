@@ -176,5 +176,6 @@ def _history(doc: Document, rows: list[FidelityRecord]) -> None:
     wall = f" Wall time per training (training + evaluation of both weights): median {statistics.median(walls) / 60:.1f} min over {len(walls)}." if walls else ""
     doc.para(f"Retraining history: {len(found)} batch(es), one per `scalesearch fidelity` call.{wall}")
     doc.table(["started", "last seed done", "command", "machine", "trainings", "points", "seeds"],
-              [[b["batch"], b["finished"], f"`{b['command']}`", b["machine"], b["trainings"], len(b["points"]),
+              [[b["batch"], b["finished"], f"`{b['command']}`" + (f" (reused from `{b['reused_from']}`)"
+                                                             if b.get("reused_from") else ""), b["machine"], b["trainings"], len(b["points"]),
                 ", ".join(map(str, b["seeds"]))] for b in found])

@@ -195,7 +195,7 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
             latency: bool | None = None, per_rung: bool = False,
             remeasure: bool = False, command: str | None = None, file: str = FILE,
             numbers: Sequence[int] = (), first_seed: int | None = None,
-            device: str | None = None) -> list[FidelityRecord]:
+            device: str | None = None, reuse: str | Path | None = None) -> list[FidelityRecord]:
     """Retrain the ``pick(top_k, include, against, per_rung)`` points (fronts of the study's objectives) of a finished
     run at ``factor`` times its budget over ``seeds`` paired seeds (the study's seed and the next ones, the same for
     every point: seed s draws the same images, augmentations and per-part initial weights everywhere, so points
@@ -210,7 +210,9 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     keeps another budget in ``fidelity_x<F>.json``); ``numbers``: retrain these trials (and the ``include`` labels)
     instead of the picks; ``first_seed``: the paired seeds are ``first_seed`` and the next ones (default: the
     study's seed); ``device``: train there (``study_trainer``; a GPU's mAP at the same step budget stands beside
-    the CPU's, its wall time does not). Returns every record in the file."""
+    the CPU's, its wall time does not); ``reuse``: another run folder of the same data and recipe whose records file
+    already holds some picked points at this budget: their seeds are copied, not trained (``reuse_trained``).
+    Returns every record in the file."""
     from scalesearch.config import load_study
 
     _check(top_k, factor, seeds, paired=bool(include or against or per_rung or numbers))
@@ -225,10 +227,12 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     todo = []
     picked = _numbered(records, numbers, include) if numbers else \
         pick(records, top_k, include, against, study_objectives(config), per_rung)
+    wanted = tuple((config.seed if first_seed is None else first_seed) + i for i in range(seeds))
+    if reuse is not None:
+        done = reuse_trained(run_dir, config, Path(reuse), picked, records, done, factor, wanted, file, log)
     for record in picked:
         group = pareto.group_key(record)
         had = next((d for d in done if d.group == group), None)
-        wanted = tuple((config.seed if first_seed is None else first_seed) + i for i in range(seeds))
         missing = tuple(seed for seed in wanted if had is None or seed not in had.seeds)
         if missing:
             todo.append((group, record, missing))
@@ -262,6 +266,72 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     if config.measures_latency if latency is None else latency:
         measure_latencies(run_dir, config, log, again=remeasure, file=file)
         done = load_fidelity(run_dir, file)
+    return done
+
+
+def _first_difference(a: Any, b: Any, prefix: str) -> str | None:
+    """The first key (dotted, under ``prefix``) where two nested dicts differ, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _first_difference(a.get(key), b.get(key), f"{prefix}.{key}")
+            if found:
+                return found
+        return None
+    return None if a == b else prefix
+
+
+def reuse_trained(run_dir: Path, config: Any, other: Path, picked: Sequence[TrialRecord],
+                  records: Sequence[TrialRecord], done: list[FidelityRecord], factor: float, wanted: tuple[int, ...],
+                  file: str = FILE, log: Callable[[str], None] = lambda line: None) -> list[FidelityRecord]:
+    """``done`` with the picked points that ``other``'s records file holds at ``factor`` (and this run's file does
+    not) copied in: the seeds in ``wanted``, renumbered to this run's trial, its proxy mAP this run's, each history
+    entry marked ``reused_from`` and the latency dropped (measured again beside this run's points). Refused (one
+    line naming the key) unless both studies train the same way on the same data: a training is a function of the
+    spec, the seed, the data and the recipe only, so the copied seeds are what training them here would give (on
+    another machine's floating point). The file is written before anything is trained."""
+    from scalesearch.config import load_study
+    from scalesearch.machine import portable_path
+
+    source = other / file
+    if not source.is_file():
+        raise UserError(f"--reuse: {portable_path(source)} not found: nothing trained to reuse")
+    theirs = load_study(other / "study.yaml")
+    mine_keys = {"seed": config.seed, "dataset": config.dataset.model_dump(), "train": dataclasses.asdict(config.train_config)}
+    their_keys = {"seed": theirs.seed, "dataset": theirs.dataset.model_dump(), "train": dataclasses.asdict(theirs.train_config)}
+    for side in (mine_keys, their_keys):
+        path = side["dataset"].get("path")
+        side["dataset"]["path"] = None if path is None else str(Path(path).resolve())
+    differs = _first_difference(mine_keys, their_keys, "study")
+    if differs:
+        raise UserError(f"--reuse: {portable_path(other / 'study.yaml')} trains differently from "
+                        f"{portable_path(run_dir / 'study.yaml')} ({differs.removeprefix('study.')} differs): its "
+                        "trainings are not this run's")
+    rows = {r.group: r for r in load_fidelity(other, file) if r.factor == factor and r.paired}
+    have = {d.group for d in done}
+    copied = 0
+    for record in picked:
+        group = pareto.group_key(record)
+        row = rows.get(group)
+        if group in have or row is None or row.spec != dict(record.spec):
+            continue
+        keep = [i for i, seed in enumerate(row.seeds) if seed in wanted]
+        if not keep:
+            continue
+
+        def pick_(values: Any) -> Any:
+            return None if values is None else tuple(values[i] for i in keep)
+
+        proxy = [r.get("map") for r in pareto.measurements(records) if pareto.group_key(r) == group]
+        history = tuple({**h, "reused_from": portable_path(source)} for h in row.history
+                        if h.get("seed") in {row.seeds[i] for i in keep})
+        done.append(dataclasses.replace(
+            row, number=record.number, proxy_map=statistics.fmean(proxy), label=record.label, latency=None,
+            seeds=pick_(row.seeds), maps=pick_(row.maps), raw_maps=pick_(row.raw_maps), ema_maps=pick_(row.ema_maps),
+            wall_seconds=pick_(row.wall_seconds), curves=pick_(row.curves), history=history))
+        copied += len(keep)
+        log(f"{group}: {len(keep)} seed(s) reused from {portable_path(source)}")
+    if copied:
+        write_json_atomic(run_dir / file, [d.to_json() for d in done])
     return done
 
 
