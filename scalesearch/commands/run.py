@@ -56,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
     best = best_record(records)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
     print(f"{run_dir}: {len(records)} trials ({counts})")
+    repeated = sum(record.get("duplicate_of") is not None for record in records)
+    if repeated:
+        print(f"{repeated} of them re-proposed a measured point (its result reused, not measured again): "
+              f"{len(records) - repeated} distinct" + (
+                  "; search.sampler: grid scores distinct points only" if repeated * 4 >= len(records) else ""))
     if best is not None:
         print(f"best: trial {best.number} map {best.get('map'):.4f} at {best.flops / 1e9:.3f}B FLOPs ({best.group})")
     return 0

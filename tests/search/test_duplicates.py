@@ -61,13 +61,16 @@ def test_a_point_proposed_again_is_trained_once_and_counted_once(tmp_path, fake)
     assert abs(group.map_std - abs(records[0]["map"] - records[1]["map"]) / 2 ** 0.5) < 1e-12
 
 
-def test_a_sampler_proposing_points_again_trains_each_once(tmp_path, fake):
+def test_a_sampler_proposing_points_again_trains_each_once(tmp_path, fake, capsys):
     # 8 trials on the 4 points of phi x topology: at least 4 are proposed again (pigeonhole)
     study = tiny_study(tmp_path, search=_twice(n_trials=8, sampler="random"))
     assert main(["run", str(study), "--quiet"]) == 0
     records = records_json(tmp_path / "run")
     points = {(r["phi"], r["topology"]) for r in records}
     measured = [r for r in records if r["duplicate_of"] is None]
+    said = capsys.readouterr().out  # the summary says how many trials were re-proposals, and what scores only new ones
+    assert f"{8 - len(measured)} of them re-proposed a measured point" in said and f": {len(measured)} distinct; " \
+        "search.sampler: grid scores distinct points only" in said
     assert len(records) == 8 and len(fake) == len(measured) == len(points) <= 4
     assert sorted((s.name, s.topology) for s in fake) == sorted((f"phi={r['phi']:g}", r["topology"]) for r in measured)
     for dup in (r for r in records if r["duplicate_of"] is not None):
