@@ -83,6 +83,9 @@ def _cpu_seconds(args: list[str], env: dict[str, str]) -> float:
 @pytest.mark.parametrize("args", [["--help"], ["trials", "reports/runs/quickstart"]], ids=["help", "trials"])
 def test_the_command_line_starts_fast_without_engines(no_engines, args):
     """CPU time, not wall time: on a 2-core machine shared with a benchmark the wall clock measures the queue.
-    The fastest of three runs, so that one cold page cache does not decide (a bare interpreter takes ~0.03 s)."""
+    The fastest of three runs, so that one cold page cache does not decide. The bound is 0.2 s on a machine whose
+    bare interpreter starts in ~0.03 s CPU, and 6 bare starts on a slower one (machines differ by 2-3x between
+    sessions: one measured 0.07 s bare, 0.26 s for --help); importing torch alone costs over a second either way."""
     seconds = min(_cpu_seconds(["-m", "scalesearch", *args], no_engines) for _ in range(3))
-    assert seconds < 0.2
+    bare = min(_cpu_seconds(["-c", "pass"], no_engines) for _ in range(3))
+    assert seconds < max(0.2, 6 * bare), (seconds, bare)
