@@ -213,12 +213,15 @@ def test_the_key_follows_weights_resolution_and_data(pairs, spec, tmp_path):
 
 
 def test_the_key_follows_the_images_not_the_folder_path(pairs, spec, tmp_path):
+    import os
     import shutil
 
     train, val = pairs
     key = fc.entry_key(spec, train, val, (False, True), torch.float16)
     moved = tmp_path / "moved"
-    shutil.copytree(Path(train[0]), moved)  # copy2: names, sizes and modification times kept
+    shutil.copytree(Path(train[0]), moved, copy_function=shutil.copyfile)  # the bytes, not the times
+    for image in moved.iterdir():
+        os.utime(image, ns=(1_000_000_000, 1_000_000_000))  # a dataset copied again on another day
     assert fc.entry_key(spec, (moved, train[1]), val, (False, True), torch.float16) == key
     image = json.loads(Path(train[1]).read_text())["images"][0]["file_name"]
     (moved / image).write_bytes((moved / image).read_bytes() + b"\0")  # an edited image

@@ -111,7 +111,7 @@ def file_sha(path: str | Path) -> str:
     return _file_sha(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=1 << 16)
 def _file_sha(path: str, size: int, mtime_ns: int) -> str:
     sha = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -123,8 +123,8 @@ def _file_sha(path: str, size: int, mtime_ns: int) -> str:
 def entry_key(spec: DetectorSpec, train_pair: tuple[Path, Path], val_pair: tuple[Path, Path],
               flips: tuple[bool, ...], dtype: torch.dtype) -> dict[str, Any]:
     """Everything the stored features depend on: the backbone (name, multipliers, padding, levels, the weights
-    file's bytes), resolution, input normalisation, each split's annotation file bytes and its images' names, sizes
-    and modification times (``images_stamp``), flips."""
+    file's bytes), resolution, input normalisation, each split's annotation file bytes and its images' names and
+    bytes (``images_stamp``), flips."""
     import timm
 
     from scalesearch.model import input_normalization
@@ -141,19 +141,20 @@ def entry_key(spec: DetectorSpec, train_pair: tuple[Path, Path], val_pair: tuple
 
 
 def images_stamp(images: str | Path, ann: str | Path) -> str:
-    """Digest of (file name, size, modification time) of every image the annotation file names, read in the images
-    folder: an edited, replaced or re-copied image rebuilds the entry, and the same data under another path (a
-    moved checkout) reuses it. Stat only, no image bytes: cheap on a large dataset."""
+    """Digest of (file name, sha256 of the bytes) of every image the annotation file names, read in the images
+    folder: an edited or replaced image rebuilds the entry, and the same bytes under another path or with other
+    modification times (a moved checkout, a dataset copied again) reuse it. Hashing is memoised per (path, size,
+    modification time) within a process; a dataset small enough for a feature cache hashes in well under a second
+    (BCCD, 364 images, 10 MB)."""
     import json
 
     names = sorted({image["file_name"] for image in json.loads(Path(ann).read_text()).get("images", [])})
     stamps = []
     for name in names:
         try:
-            stat = (Path(images) / name).stat()
-            stamps.append([name, stat.st_size, stat.st_mtime_ns])
+            stamps.append([name, file_sha(Path(images) / name)])
         except OSError:
-            stamps.append([name, None, None])  # the dataset loader names a missing file when it is read
+            stamps.append([name, None])  # the dataset loader names a missing file when it is read
     return digest(stamps)
 
 

@@ -138,7 +138,6 @@ class SupernetEstimator(Estimator):
             return self.trained[topology]
         import torch
 
-        from scalesearch.files import digest
         from scalesearch.model.supernet import ElasticSpace, Supernet
         from scalesearch.training.supernet import train_supernet
 
@@ -148,9 +147,7 @@ class SupernetEstimator(Estimator):
         base = self.plan.bases[topology]
         data = {r: self.features(base.replace(resolution=r)) for r in space.resolution}
         channels = [level.shape[1] for level in next(iter(data.values())).train.levels]
-        key = digest({"base": base.to_dict(), "space": self.plan.values, "how": dataclasses.asdict(how),
-                      "train": dataclasses.asdict(cfg), "features": sorted(str(e.path) for e in data.values())})
-        folder = self.study.cache_dir / "supernet" / f"{_slug(topology)}-{key}" if self.study.cache_dir else None
+        key, folder = self.checkpoint(topology, data)
         before = torch.get_num_threads()
         threads = config.search.threads_per_worker or cfg.threads
         if threads:
@@ -168,6 +165,20 @@ class SupernetEstimator(Estimator):
             _write_summary(folder, topology, space, how, result)
         self.trained[topology] = result
         return result
+
+    def checkpoint(self, topology: str, data: dict[int, Any]) -> tuple[str, Path | None]:
+        """(key, folder) of ``topology``'s supernet checkpoint, ``data`` its feature entries by resolution. The
+        features enter the key by entry name (a digest of what they hold), not path: a moved run folder or a dataset
+        copied again (same bytes, new modification times) resumes its supernets."""
+        from scalesearch.files import digest
+
+        config, how = self.study.config, self.settings()
+        cfg = dataclasses.replace(config.train_config, seed=config.seed)
+        features = sorted(e.path.name if e.path is not None else "" for e in data.values())
+        key = digest({"base": self.plan.bases[topology].to_dict(), "space": self.plan.values,
+                      "how": dataclasses.asdict(how), "train": dataclasses.asdict(cfg), "features": features})
+        folder = self.study.cache_dir / "supernet" / f"{_slug(topology)}-{key}" if self.study.cache_dir else None
+        return key, folder
 
     # -- per trial ---------------------------------------------------------------------------
     def estimate(self, spec: Any, seed: int, *, threads: int | None = None, on_eval: OnEval | None = None) -> Estimate:
