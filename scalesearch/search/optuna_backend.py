@@ -208,9 +208,9 @@ class Worker:
         return isinstance(self.storage, RDBStorage) and self.storage.get_heartbeat_interval() is not None
 
     def _claim(self, trial: Any) -> None:
-        pid = os.getpid()
-        for key, value in (("status", "running"), ("host", socket.gethostname()), ("pid", pid),
-                           ("pid_token", process_token(pid)), ("worker", self.worker_id)):
+        pid = os.getpid()  # the token before the pid: a reader that sees the pid sees its token (``dead_here``)
+        for key, value in (("status", "running"), ("host", socket.gethostname()), ("pid_token", process_token(pid)),
+                           ("pid", pid), ("worker", self.worker_id)):
             trial.set_user_attr(key, value)
 
     def _surplus(self, below: list[Any]) -> bool:

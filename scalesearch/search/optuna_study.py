@@ -254,8 +254,9 @@ class Heartbeat:
 
 def dead_here(attrs: dict[str, Any]) -> bool:
     """Whether the process that claimed a trial (its ``host``, ``pid`` and ``pid_token`` attributes) ran on this
-    machine and is gone."""
-    if attrs.get("host") != socket.gethostname() or "pid" not in attrs:
+    machine and is gone. A claim still being written (``pid`` without its ``pid_token``: the attributes are separate
+    writes) is not a dead process: reading it so failed live trials on a loaded machine."""
+    if attrs.get("host") != socket.gethostname() or "pid" not in attrs or "pid_token" not in attrs:
         return False
     return process_token(attrs["pid"]) != attrs.get("pid_token")
 

@@ -131,3 +131,30 @@ def test_grid_sampler_with_seed_repeats_runs_every_point_and_seed(tmp_path, fake
     assert len(records) == 8 and {r["state"] for r in records} == {"complete"}
     points = {(r["topology"], r["phi"], r["seed"]) for r in records}
     assert len(points) == 8  # 2 topologies x 2 phi x 2 seeds, none repeated
+
+
+def test_a_claim_half_written_is_not_a_dead_process(tmp_path):
+    # A trial's claim is several attribute writes. Read between the pid and its token, a live process looked dead
+    # (no token: "the pid was reused"): a loaded CI machine failed live trials and trained duplicates twice.
+    import socket
+
+    from scalesearch.config import load_study
+    from scalesearch.search.optuna_backend import Worker
+    from scalesearch.search.optuna_study import dead_here, process_token
+
+    here, pid = socket.gethostname(), os.getpid()
+    assert not dead_here({"host": here, "pid": pid})  # the token not written yet
+    assert not dead_here({"host": here, "pid": pid, "pid_token": process_token(pid)})
+    assert dead_here({"host": here, "pid": pid, "pid_token": "another start time"})  # the pid was reused
+
+    class Trial:  # records the order of the claim's writes
+        def __init__(self):
+            self.keys = []
+
+        def set_user_attr(self, key, value):
+            self.keys.append(key)
+    config = load_study(tiny_study(tmp_path))
+    worker = Worker(config, tmp_path / "run", f"sqlite:///{tmp_path / 'study.db'}", n_trials=1)
+    trial = Trial()
+    worker._claim(trial)
+    assert trial.keys.index("pid_token") < trial.keys.index("pid") and trial.keys.index("host") < trial.keys.index("pid")

@@ -142,8 +142,12 @@ def test_with_two_workers_a_duplicate_of_a_running_trial_waits_for_it(tmp_path):
     proc = subprocess.Popen([sys.executable, str(FAKE_CLI), "run", str(study), "--quiet"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:  # one worker trains (held), the other has the same point and waits for it
-        wait_for(lambda: _roles(db) == ["deciding", "training"] or proc.poll() is not None,
-                 "one trial training and its duplicate waiting")
+        try:
+            wait_for(lambda: _roles(db) == ["deciding", "training"] or proc.poll() is not None,
+                     "one trial training and its duplicate waiting")
+        except TimeoutError as error:  # say what was seen instead (CI once timed out here, unexplained)
+            trained = log.read_text().splitlines() if log.is_file() else []
+            raise TimeoutError(f"{error}; roles {_roles(db)}, trainings {trained}") from None
         assert proc.poll() is None, proc.communicate()[1]
         hold.touch()
         out, err = proc.communicate(timeout=120)
