@@ -96,14 +96,15 @@ def main() -> None:
             g = group_key(r)
             if g not in predicted:
                 predicted[g] = table_latency(DetectorSpec.from_dict(r.spec), settings, cache_dir=cache_dir).total_ms
-            points.append({"number": r.number, "group": g, "map": r.map, "latency_ms": predicted[g],
+            points.append({"number": r.number, "group": g, "map": r.get("map"), "latency_ms": predicted[g],
                            "label": r.label, "seconds": r.seconds})
         summaries = sorted((run / "estimator" / "supernet").glob("*/summary.json"))
         training = {read_json(p)["topology"]: round(read_json(p)["seconds"], 1) for p in summaries}
+        losses = {read_json(p)["topology"]: round(read_json(p)["final_loss"], 4) for p in summaries}
         per_run.append({"run": portable_path(run), "study": study.name, "sampler": study.search.sampler,
                         "trials": len(load_records_all(run)), "distinct": len(points), "points": points,
                         "trial_seconds": round(sum(p["seconds"] for p in points), 1),
-                        "supernet_seconds": training, "start": meta.get("start"), "end": meta.get("end")})
+                        "supernet_seconds": training, "supernet_final_loss": losses, "start": meta.get("start"), "end": meta.get("end")})
         print(f"{run.name}: {len(points)} distinct sub-networks ({time.perf_counter() - start:.0f} s)", flush=True)
 
     slowest = max(p["latency_ms"] for run in per_run for p in run["points"])
@@ -122,12 +123,20 @@ def main() -> None:
     maps = [{p["group"]: p["map"] for p in run["points"]} for run in per_run]
     common = sorted(set(maps[0]) & set(maps[1]))
     diffs = [abs(maps[0][g] - maps[1][g]) for g in common]
+    agreement = rank_agreement([maps[0][g] for g in common], [maps[1][g] for g in common])
+    both = sorted(set(per_run[0]["supernet_seconds"]) & set(per_run[1]["supernet_seconds"]))
+    # the same recipe's supernet training time, second run over first: how much slower the second run's machine was
+    speed = (sum(per_run[1]["supernet_seconds"][t] for t in both) / sum(per_run[0]["supernet_seconds"][t] for t in both)
+             if both else None)
     retrained = {row.group for row in load_fidelity(runs[0]) if getattr(row, "group", None)}
     grid = per_run[1]
     record.update(
         reference_point={"latency_ms": ref[0], "map": ref[1]},
         common={"n": len(common), "max_abs_map_diff": max(diffs) if diffs else None,
-                "identical": sum(d == 0 for d in diffs)},
+                "identical": sum(d == 0 for d in diffs), **agreement},
+        same_supernets=all(per_run[0]["supernet_final_loss"].get(t) == per_run[1]["supernet_final_loss"].get(t)
+                           for t in both) and bool(both),
+        supernet_time_ratio=None if speed is None else round(speed, 2),
         retrained_in=portable_path(runs[0] / "fidelity.json"),
         to_retrain=[p["group"] for p in grid["front"] if p["faster_than_lite0"] and p["group"] not in retrained],
         already_retrained=[p["group"] for p in grid["front"] if p["faster_than_lite0"] and p["group"] in retrained],
@@ -136,6 +145,28 @@ def main() -> None:
               for run in per_run],
     )
     save_record(record)
+
+
+def rank_agreement(a: list[float], b: list[float]) -> dict[str, Any]:
+    """How two runs' inherited mAPs of the same sub-networks agree: Kendall tau with its bootstrap 95% interval,
+    Spearman rho, and the mean difference (second minus first). Empty below 3 sub-networks."""
+    if len(a) < 3:
+        return {}
+    import numpy as np
+    from scipy import stats
+
+    x, y = np.asarray(a), np.asarray(b)
+    rng = np.random.default_rng(0)
+    boot = []
+    for _ in range(1000):
+        i = rng.integers(0, len(x), len(x))
+        tau = stats.kendalltau(x[i], y[i]).statistic
+        if np.isfinite(tau):
+            boot.append(tau)
+    return {"kendall_tau": round(float(stats.kendalltau(x, y).statistic), 3),
+            "kendall_tau_ci": [round(float(q), 3) for q in np.percentile(boot, [2.5, 97.5])],
+            "spearman": round(float(stats.spearmanr(x, y).statistic), 3),
+            "mean_map_diff": round(float(np.mean(y - x)), 4)}
 
 
 def load_records_all(run: Path) -> list[Any]:

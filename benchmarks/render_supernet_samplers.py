@@ -17,8 +17,18 @@ def render_supernet_samplers(rec: dict) -> str:
     from render import benchmark_page
 
     runs = rec["runs"]
-    body = [f"Both runs search one space through the same supernets; each point's latency is the per-block table's "
-            f"prediction from one table (the cost cache of `{rec['table_run']}`), so the runs share one clock. "
+    same = rec.get("same_supernets", True)
+    trained = ("Both runs search one space through the same supernets" if same else
+               "Both runs search one space, each through supernets of its own, trained by one recipe and seed in "
+               "different sessions (final losses " + "; ".join(
+                   f"{t} {a['supernet_final_loss'].get(t, float('nan')):.4f} vs {b['supernet_final_loss'].get(t, float('nan')):.4f}"
+                   for a, b in [runs] for t in sorted(a.get("supernet_final_loss", {}))) + ")")
+    ratio = rec.get("supernet_time_ratio")
+    clock = ("" if not ratio or abs(ratio - 1) < 0.25 else
+             f" Trial and supernet times are each run's own machine's: the same supernet recipe took {ratio:.2f}x as "
+             "long in the second run, so compare distinct sub-networks per hour only after that factor.")
+    body = [f"{trained}; each point's latency is the per-block table's "
+            f"prediction from one table (the cost cache of `{rec['table_run']}`), so the runs share one clock.{clock} "
             f"Hypervolume: the area the front dominates in (table latency, mAP) up to {rec['reference_point']['latency_ms']:.2f} "
             f"ms and mAP {rec['reference_point']['map']:g} (larger is better).", "",
             "| run | sampler | trials | distinct sub-networks | trial time | distinct per hour of trial time | "
@@ -34,7 +44,12 @@ def render_supernet_samplers(rec: dict) -> str:
     common = rec["common"]
     if common["n"]:
         body += ["", f"Sub-networks both runs scored: {common['n']}; their inherited mAPs differ by at most "
-                     f"{common['max_abs_map_diff']:.2g} ({common['identical']} identical)."]
+                     f"{common['max_abs_map_diff']:.2g} ({common['identical']} identical)"
+                 + (f"; their ranks agree at Kendall tau {common['kendall_tau']:.3f} (95% bootstrap "
+                    f"[{common['kendall_tau_ci'][0]:.3f}, {common['kendall_tau_ci'][1]:.3f}]), Spearman "
+                    f"{common['spearman']:.3f}; mean difference (second minus first) {common['mean_map_diff']:+.4f}"
+                    + (": two trainings of one supernet recipe rank sub-networks this differently" if not same else "")
+                    if "kendall_tau" in common else "") + "."]
     for run in runs:
         lite0 = run["lite0"]
         body += ["", f"### Front of `{run['run']}` ({run['sampler']})", ""]
@@ -57,4 +72,6 @@ def headline_supernet_samplers(rec: dict) -> list[str]:
     a, b = rec["runs"]
     return [f"supernet samplers: {a['sampler']} {a['distinct']:,} distinct of {a['trials']:,} trials (hypervolume "
             f"{a['hypervolume']:.4f}) vs {b['sampler']} {b['distinct']:,} of {b['trials']:,} ({b['hypervolume']:.4f}); "
-            f"{len(rec['to_retrain'])} grid front point(s) faster than Lite0 not retrained yet"]
+            f"{len(rec['to_retrain'])} grid front point(s) faster than Lite0 not retrained yet"
+            + (f"; the two runs' inherited mAPs of {rec['common']['n']} shared sub-networks agree at Kendall tau "
+               f"{rec['common']['kendall_tau']:.3f}" if "kendall_tau" in rec["common"] else "")]

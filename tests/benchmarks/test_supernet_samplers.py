@@ -53,3 +53,29 @@ def test_page_and_headline_from_a_record():
     assert "differ by at most 0 (3 identical)" in page
     head = render.HEADLINES["supernet_samplers"](rec)[0]
     assert "nsga2 3 distinct of 2,000 trials" in head and "1 grid front point(s)" in head
+
+
+def test_rank_agreement_of_two_runs():
+    same = bench.rank_agreement([0.1, 0.2, 0.3, 0.4], [0.2, 0.3, 0.4, 0.5])
+    assert (same["kendall_tau"], same["spearman"], same["mean_map_diff"]) == (1.0, 1.0, 0.1)
+    flipped = bench.rank_agreement([0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1])
+    assert flipped["kendall_tau"] == -1.0 and flipped["kendall_tau_ci"][1] <= 0
+    assert bench.rank_agreement([0.1, 0.2], [0.1, 0.2]) == {}
+
+
+def test_page_says_when_each_run_trained_its_own_supernets():
+    front = [{**_p(1, 0.45, 30.0), "faster_than_lite0": True, "dominated_by": None}]
+    a, b = _run("a", "nsga2", POINTS[:3], front), _run("b", "grid", POINTS, front)
+    a["supernet_final_loss"], b["supernet_final_loss"] = {"fpn": 2.5}, {"fpn": 2.6}
+    rec = {"benchmark": "supernet_samplers", "command": "python benchmarks/bench_supernet_samplers.py",
+           "cpu_lock": True, "machine_line": "toy machine", "started": "2026-12-05 08:00:00 UTC", "seconds": 5.0,
+           "table_run": "reports/runs/b", "reference_point": {"latency_ms": 60.0, "map": 0.0},
+           "common": {"n": 5, "max_abs_map_diff": 0.1, "identical": 0, "kendall_tau": 0.4,
+                      "kendall_tau_ci": [0.3, 0.5], "spearman": 0.55, "mean_map_diff": 0.01},
+           "same_supernets": False, "supernet_time_ratio": 3.46, "retrained_in": "reports/runs/a/fidelity.json",
+           "to_retrain": [], "already_retrained": [], "runs": [a, b]}
+    page = render.RENDERERS["supernet_samplers"](rec)
+    assert "each through supernets of its own" in page and "fpn 2.5000 vs 2.6000" in page
+    assert "took 3.46x as long in the second run" in page
+    assert "Kendall tau 0.400 (95% bootstrap [0.300, 0.500]), Spearman 0.550" in page
+    assert "agree at Kendall tau 0.400" in render.HEADLINES["supernet_samplers"](rec)[0]
