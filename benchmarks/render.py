@@ -709,6 +709,9 @@ def render_readme_file(text: str, rec: dict | None) -> str:
 
     for path in sorted(FOLDER.glob("beat_lite0_*.json")):
         spans[path.stem] = readme_table(json.loads(path.read_text()))
+    samplers = FOLDER / "supernet_samplers.json"
+    if samplers.is_file():  # the headline of the two-sampler comparison (benchmarks/bench_supernet_samplers.py)
+        spans["supernet_samplers"] = HEADLINES["supernet_samplers"](json.loads(samplers.read_text()))[0]
     return GENERATED.sub(lambda m: f"<!-- generated: {m.group(1)} -->{spans.get(m.group(1), 'not measured yet')}"
                                    "<!-- /generated -->", text)
 
