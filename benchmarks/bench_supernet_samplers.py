@@ -98,9 +98,9 @@ def main() -> None:
                 predicted[g] = table_latency(DetectorSpec.from_dict(r.spec), settings, cache_dir=cache_dir).total_ms
             points.append({"number": r.number, "group": g, "map": r.get("map"), "latency_ms": predicted[g],
                            "label": r.label, "seconds": r.seconds})
-        summaries = sorted((run / "estimator" / "supernet").glob("*/summary.json"))
-        training = {read_json(p)["topology"]: round(read_json(p)["seconds"], 1) for p in summaries}
-        losses = {read_json(p)["topology"]: round(read_json(p)["final_loss"], 4) for p in summaries}
+        summaries = [read_json(p) for p in sorted((run / "estimator" / "supernet").glob("*/summary.json"))]
+        training = {m["topology"]: round(m["seconds"], 1) for m in summaries}
+        losses = {m["topology"]: round(m["final_loss"], 4) for m in summaries}
         per_run.append({"run": portable_path(run), "study": study.name, "sampler": study.search.sampler,
                         "trials": len(load_records_all(run)), "distinct": len(points), "points": points,
                         "trial_seconds": round(sum(p["seconds"] for p in points), 1),
@@ -128,7 +128,7 @@ def main() -> None:
     # the same recipe's supernet training time, second run over first: how much slower the second run's machine was
     speed = (sum(per_run[1]["supernet_seconds"][t] for t in both) / sum(per_run[0]["supernet_seconds"][t] for t in both)
              if both else None)
-    retrained = {row.group for row in load_fidelity(runs[0]) if getattr(row, "group", None)}
+    retrained = {row.group for run in runs for row in load_fidelity(run) if getattr(row, "group", None)}
     grid = per_run[1]
     record.update(
         reference_point={"latency_ms": ref[0], "map": ref[1]},
@@ -137,7 +137,7 @@ def main() -> None:
         same_supernets=all(per_run[0]["supernet_final_loss"].get(t) == per_run[1]["supernet_final_loss"].get(t)
                            for t in both) and bool(both),
         supernet_time_ratio=None if speed is None else round(speed, 2),
-        retrained_in=portable_path(runs[0] / "fidelity.json"),
+        retrained_in=" or ".join(f"`{portable_path(run / 'fidelity.json')}`" for run in runs),
         to_retrain=[p["group"] for p in grid["front"] if p["faster_than_lite0"] and p["group"] not in retrained],
         already_retrained=[p["group"] for p in grid["front"] if p["faster_than_lite0"] and p["group"] in retrained],
         runs=[{k: v for k, v in run.items() if k != "points"} | {"points": [[round(p["map"], 5), p["latency_ms"]]
@@ -148,25 +148,20 @@ def main() -> None:
 
 
 def rank_agreement(a: list[float], b: list[float]) -> dict[str, Any]:
-    """How two runs' inherited mAPs of the same sub-networks agree: Kendall tau with its bootstrap 95% interval,
+    """How two runs' inherited mAPs of the same sub-networks agree, by the library's fidelity statistics (``a`` in
+    the place of the proxy, ``b`` of the reference): Kendall tau with its 95% bootstrap interval over sub-networks,
     Spearman rho, and the mean difference (second minus first). Empty below 3 sub-networks."""
     if len(a) < 3:
         return {}
-    import numpy as np
-    from scipy import stats
+    from bench_estimators import _pairs
 
-    x, y = np.asarray(a), np.asarray(b)
-    rng = np.random.default_rng(0)
-    boot = []
-    for _ in range(1000):
-        i = rng.integers(0, len(x), len(x))
-        tau = stats.kendalltau(x[i], y[i]).statistic
-        if np.isfinite(tau):
-            boot.append(tau)
-    return {"kendall_tau": round(float(stats.kendalltau(x, y).statistic), 3),
-            "kendall_tau_ci": [round(float(q), 3) for q in np.percentile(boot, [2.5, 97.5])],
-            "spearman": round(float(stats.spearmanr(x, y).statistic), 3),
-            "mean_map_diff": round(float(np.mean(y - x)), 4)}
+    from scalesearch.fidelity import bootstrap_interval, kendall, spearman
+
+    pairs = _pairs(dict(enumerate(a)), dict(enumerate(b)))
+    return {"kendall_tau": round(kendall(pairs)[0], 3),
+            "kendall_tau_ci": [round(q, 3) for q in bootstrap_interval(pairs, "kendall", seed=0)],
+            "spearman": round(spearman(pairs)[0], 3),
+            "mean_map_diff": round(sum(y - x for x, y in zip(a, b)) / len(a), 4)}
 
 
 def load_records_all(run: Path) -> list[Any]:

@@ -18,11 +18,11 @@ def render_supernet_samplers(rec: dict) -> str:
 
     runs = rec["runs"]
     same = rec.get("same_supernets", True)
+    first, second = (run.get("supernet_final_loss", {}) for run in runs)
     trained = ("Both runs search one space through the same supernets" if same else
                "Both runs search one space, each through supernets of its own, trained by one recipe and seed in "
                "different sessions (final losses " + "; ".join(
-                   f"{t} {a['supernet_final_loss'].get(t, float('nan')):.4f} vs {b['supernet_final_loss'].get(t, float('nan')):.4f}"
-                   for a, b in [runs] for t in sorted(a.get("supernet_final_loss", {}))) + ")")
+                   f"{t} {first[t]:.4f} vs {second[t]:.4f}" for t in sorted(set(first) & set(second))) + ")")
     ratio = rec.get("supernet_time_ratio")
     clock = ("" if not ratio or abs(ratio - 1) < 0.25 else
              f" Trial and supernet times are each run's own machine's: the same supernet recipe took {ratio:.2f}x as "
@@ -61,7 +61,7 @@ def render_supernet_samplers(rec: dict) -> str:
         for p in run["front"]:
             body.append(f"| {p['number']} | {p['group']} | {p['map']:.4f} | {p['latency_ms']:.2f} ms | "
                         f"{'yes' if p['faster_than_lite0'] else 'no'} | {_beaten(p)} |")
-    body += ["", f"The grid front's points faster than Lite0 already retrained alone in `{rec['retrained_in']}`: "
+    body += ["", f"The grid front's points faster than Lite0 already retrained alone in {rec['retrained_in']}: "
              f"{len(rec['already_retrained'])}" + (f" ({'; '.join(rec['already_retrained'])})" if rec['already_retrained'] else "")
              + f"; not retrained yet: {len(rec['to_retrain'])}"
              + (f" ({'; '.join(rec['to_retrain'])})" if rec["to_retrain"] else "") + "."]

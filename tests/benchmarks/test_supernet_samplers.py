@@ -43,13 +43,13 @@ def test_page_and_headline_from_a_record():
     rec = {"benchmark": "supernet_samplers", "command": "python benchmarks/bench_supernet_samplers.py",
            "cpu_lock": True, "machine_line": "toy machine", "started": "2026-12-05 08:00:00 UTC", "seconds": 5.0,
            "table_run": "reports/runs/b", "reference_point": {"latency_ms": 60.0, "map": 0.0},
-           "common": {"n": 3, "max_abs_map_diff": 0.0, "identical": 3}, "retrained_in": "reports/runs/a/fidelity.json",
+           "common": {"n": 3, "max_abs_map_diff": 0.0, "identical": 3}, "retrained_in": "`reports/runs/a/fidelity.json`",
            "to_retrain": ["g4"], "already_retrained": [],
            "runs": [_run("a", "nsga2", POINTS[:3], f1), _run("b", "grid", POINTS, f2)]}
     page = render.RENDERERS["supernet_samplers"](rec)
     assert "| `reports/runs/b` | grid | 2,000 | 5 | 0.00 h | 1,200 | 0.31 h | 1 | 1 | 12.3456 | 1 of 1 |" in page
     assert "yes, by trial 1 (0.4500, 30.00 ms)" in page
-    assert "not retrained yet: 1 (g4)" in page
+    assert "not retrained yet: 1 (g4)" in page and "retrained alone in `reports/runs/a/fidelity.json`: 0;" in page
     assert "differ by at most 0 (3 identical)" in page
     head = render.HEADLINES["supernet_samplers"](rec)[0]
     assert "nsga2 3 distinct of 2,000 trials" in head and "1 grid front point(s)" in head
@@ -72,7 +72,7 @@ def test_page_says_when_each_run_trained_its_own_supernets():
            "table_run": "reports/runs/b", "reference_point": {"latency_ms": 60.0, "map": 0.0},
            "common": {"n": 5, "max_abs_map_diff": 0.1, "identical": 0, "kendall_tau": 0.4,
                       "kendall_tau_ci": [0.3, 0.5], "spearman": 0.55, "mean_map_diff": 0.01},
-           "same_supernets": False, "supernet_time_ratio": 3.46, "retrained_in": "reports/runs/a/fidelity.json",
+           "same_supernets": False, "supernet_time_ratio": 3.46, "retrained_in": "`reports/runs/a/fidelity.json`",
            "to_retrain": [], "already_retrained": [], "runs": [a, b]}
     page = render.RENDERERS["supernet_samplers"](rec)
     assert "each through supernets of its own" in page and "fpn 2.5000 vs 2.6000" in page

@@ -145,7 +145,7 @@ def test_with_two_workers_a_duplicate_of_a_running_trial_waits_for_it(tmp_path):
         try:
             wait_for(lambda: _roles(db) == ["deciding", "training"] or proc.poll() is not None,
                      "one trial training and its duplicate waiting")
-        except TimeoutError as error:  # say what was seen instead (CI once timed out here, unexplained)
+        except TimeoutError as error:  # say what was seen (CI timed out here once: a claim read half-written)
             trained = log.read_text().splitlines() if log.is_file() else []
             raise TimeoutError(f"{error}; roles {_roles(db)}, trainings {trained}") from None
         assert proc.poll() is None, proc.communicate()[1]
