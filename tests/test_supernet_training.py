@@ -178,3 +178,37 @@ def test_a_subnetwork_is_scored_after_recalibration(setup):
     assert times["recalibrate"] > 0 and times["evaluate"] > 0
     again, _ = st.score_subnetwork(trained.model, choice, data[96], CFG, calib_images=8)
     assert again == metrics  # deterministic: the same calibration images, the same weights
+
+
+def test_a_finished_training_is_loaded_from_its_final_file_without_training(setup, tmp_path):
+    """``supernet_final.pt`` (what a run folder commits) alone restores the scored weights: no step is trained, the
+    cost and losses are the training's, and a sub-network scores exactly as on the trained supernet. A file of
+    another key, or of fewer steps than asked, is not taken."""
+    spec, data, channels = load(setup)
+    how = st.SandwichConfig(steps=3, random_children=1, checkpoint_every=2)
+
+    def fresh():
+        torch.manual_seed(0)
+        return Supernet(spec, SPACE, channels, init_seed=1)
+
+    trained = st.train_supernet(fresh(), data, CFG, how, folder=tmp_path, key="k")
+    (tmp_path / st.CHECKPOINT).unlink()  # what a new checkout has: the committed final file only
+    saved = torch.load(tmp_path / st.FINAL, weights_only=False)
+    assert set(saved) == {"format", "key", "step", "seconds", "cpu_seconds", "losses", "scored", "weights"}
+    assert "optimizer" not in saved and saved["step"] == 3 and saved["scored"] == trained.scored
+
+    loaded = st.train_supernet(fresh(), data, CFG, how, folder=tmp_path, key="k")
+    assert loaded.resumed_from == loaded.steps == 3 and loaded.losses == trained.losses
+    assert (loaded.seconds, loaded.cpu_seconds) == (trained.seconds, trained.cpu_seconds)
+    assert not (tmp_path / st.CHECKPOINT).exists()  # nothing was trained
+    for (name, a), b in zip(trained.model.state_dict().items(), loaded.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    choice = SPACE.largest(resolution=96)
+    scored = st.score_subnetwork(trained.model, choice, data[96], CFG, calib_images=8)[0]
+    assert st.score_subnetwork(loaded.model, choice, data[96], CFG, calib_images=8)[0] == scored
+
+    other = st.train_supernet(fresh(), data, CFG, how, folder=tmp_path, key="other settings", stop_after=1)
+    assert other.resumed_from == 0 and other.steps == 1  # another key trains
+    longer = st.SandwichConfig(steps=4, random_children=1, checkpoint_every=2)
+    again = st.train_supernet(fresh(), data, CFG, longer, folder=tmp_path, key="k", stop_after=1)
+    assert again.resumed_from == 0 and again.steps == 1  # the final file holds 3 steps, 4 are asked: trained

@@ -14,7 +14,10 @@ recipe of ``train`` (AdamW, warm-up + cosine, ``train.clip_grad``) and an EMA of
 
 Checkpoints (``checkpoint_every`` steps and at the end) hold the weights, the optimiser, the EMA, the step and the
 seconds spent; they are written to a temp file and moved over ``supernet.pt``, so a SIGKILL loses at most the
-steps since the last one and a rerun continues from it with the same result.
+steps since the last one and a rerun continues from it with the same result. A finished training also writes
+``supernet_final.pt``: the key, the cost and the weights that are scored (the EMA's, or the raw ones), nothing to
+resume from. It is a few MB (the backbone is not in it), so a run folder can keep it under version control: a new
+checkout of the run then scores its sub-networks without training the supernet again, with the same results.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from scalesearch.model.supernet import ElasticSpace, Supernet, recalibrate
 from scalesearch.training import detection as det
 
 CHECKPOINT = "supernet.pt"
+FINAL = "supernet_final.pt"
 FORMAT = 1
 
 
@@ -147,13 +151,20 @@ def train_supernet(supernet: Supernet, data: dict[int, Any], cfg: Any, how: Sand
     with ``cfg``'s recipe (a ``TrainConfig``: lr, warm-up, optimiser, clipping, EMA, batch size, flips, seed, threads)
     for ``how.steps`` sandwich steps; with ``folder``, resumes from and writes ``folder/supernet.pt`` (a checkpoint
     of another ``key``, e.g. other settings, is not resumed: it is replaced). ``stop_after``: return after that many
-    steps of this call (tests interrupt a training with it)."""
+    steps of this call (tests interrupt a training with it). A ``folder/supernet_final.pt`` of this ``key`` and
+    ``how.steps`` (``FINAL``) is a finished training: its weights are loaded and nothing is trained."""
     from tqdm import tqdm
 
     from scalesearch.training.train import TrainingFailed, _make_ema, lr_factor, make_optimizer
 
     if cfg.channels_last:
         supernet = supernet.to(memory_format=torch.channels_last)
+    final = Path(folder) / FINAL if folder is not None else None
+    finished = load_checkpoint(final, key)
+    if finished is not None and finished["step"] == how.steps:
+        supernet.load_state_dict(finished["weights"])
+        return SupernetTraining(supernet.eval(), finished["step"], finished["seconds"], finished["cpu_seconds"],
+                                finished["losses"], finished["step"], finished["scored"])
     opt = make_optimizer(supernet, cfg)
     ema = _make_ema(supernet, cfg)
     step, seconds, cpu_seconds, losses = 0, 0.0, 0.0, []
@@ -199,6 +210,8 @@ def train_supernet(supernet: Supernet, data: dict[int, Any], cfg: Any, how: Sand
         bar.close()
     scored = "ema" if ema is not None and cfg.scored == "ema" else "raw"
     model = ema.module if scored == "ema" else supernet
+    if final is not None and step == how.steps:
+        save_final(final, key, model, step, seconds, cpu_seconds, losses, scored)
     return SupernetTraining(model.eval(), step, seconds, cpu_seconds, losses, resumed_from, scored)
 
 
@@ -211,6 +224,18 @@ def save_checkpoint(path: Path, key: str, supernet: Supernet, opt: Any, ema: Any
     save_atomic({"format": FORMAT, "key": key, "step": step, "seconds": seconds, "cpu_seconds": cpu_seconds,
                  "losses": list(losses), "weights": supernet.state_dict(), "optimizer": opt.state_dict(),
                  "ema": ema.module.state_dict() if ema is not None else None}, path)
+
+
+def save_final(path: Path, key: str, model: Supernet, step: int, seconds: float, cpu_seconds: float,
+               losses: list[float], scored: str) -> None:
+    """A finished training's ``FINAL`` file: the weights that are scored and what they cost, written atomically.
+    The weights are stored contiguous (an EMA copy of a channels-last model is not), so the file is the same
+    bytes whatever the memory format."""
+    from scalesearch.training.feature_cache import save_atomic
+
+    weights = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
+    save_atomic({"format": FORMAT, "key": key, "step": step, "seconds": seconds, "cpu_seconds": cpu_seconds,
+                 "losses": list(losses), "scored": scored, "weights": weights}, path)
 
 
 def load_checkpoint(path: Path | None, key: str) -> dict[str, Any] | None:

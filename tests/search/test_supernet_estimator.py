@@ -1,11 +1,12 @@
 """The ``supernet`` estimator (``scalesearch.search.estimators.supernet``): a member without intermediate mAP or
 prefilter; a study's space becomes one supernet per topology, refused in one line where a supernet cannot hold it;
-a study run trains its supernets once (a rerun resumes them, training nothing) and scores every trial by extraction,
+a study run trains its supernets once (a rerun loads them, training nothing; so does a new checkout of the committed run folder, scoring the same mAPs) and scores every trial by extraction,
 recalibration and COCO evaluation, training no step."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -79,7 +80,18 @@ def test_a_study_trains_its_supernets_once_and_scores_every_trial(tmp_path, monk
     assert len(summaries) == 2
     summary = json.loads(summaries[0].read_text())
     assert summary["steps"] == 4 and summary["sub_networks"] == 8 and summary["cpu_seconds"] > 0
-    # A rerun of the finished study resumes both supernets from their last checkpoint: no step trained again.
+    # A rerun of the finished study loads both finished supernets: no step trained again.
     assert main(["run", str(study), "--quiet"]) == 0
     err = capfd.readouterr().err
-    assert err.count("sandwich steps (resumed at 4;") == 2 and "(trained;" not in err
+    assert err.count("sandwich steps (loaded from supernet_final.pt") == 2 and "(trained;" not in err
+    # What a run folder commits (records, summaries, supernet_final.pt) is enough to score the same sub-networks
+    # again on a new checkout: no storage, no checkpoints, no feature cache; the same mAP trial by trial.
+    run = tmp_path / "run"
+    for path in [*run.glob("estimator/supernet/*/supernet.pt"), run / "study.db", run / "trials.json"]:
+        path.unlink()
+    shutil.rmtree(run / "estimator" / "features")
+    assert main(["run", str(study), "--quiet"]) == 0
+    err = capfd.readouterr().err
+    assert err.count("sandwich steps (loaded from supernet_final.pt") == 2 and "(trained;" not in err
+    again = {r["number"]: r["map"] for r in records_json(run)}
+    assert again == {r["number"]: r["map"] for r in records}

@@ -2,7 +2,9 @@
 width and depth, the heads' depth, the resolution, the fusion and the activation: one weight-sharing supernet per
 topology (``scalesearch.model.supernet``) is trained once per study run on the cached backbone features
 (``prepare_run``: sandwich rule with in-place distillation, ``scalesearch.training.supernet``; resumable from its
-checkpoints under the run's estimator folder, so a rerun, or a run after a SIGKILL, continues where it stopped);
+checkpoints under the run's estimator folder, so a rerun, or a run after a SIGKILL, continues where it stopped; a
+finished one leaves ``supernet_final.pt`` there, which a run folder keeps under version control, so a new checkout
+scores with the same supernet instead of training another);
 each trial then extracts its sub-network, re-estimates its batch-norm statistics on ``search.supernet.calib_images``
 train images and COCO-evaluates it on the val features: seconds, not minutes.
 
@@ -159,7 +161,7 @@ class SupernetEstimator(Estimator):
         finally:
             torch.set_num_threads(before)
         print(f"scalesearch run: supernet {topology}: {space.size} sub-networks, {result.steps} sandwich steps "
-              f"({'resumed at ' + str(result.resumed_from) if result.resumed_from else 'trained'}; "
+              f"({_how_made(result)}; "
               f"{result.seconds / 60:.1f} min wall, {result.cpu_seconds / 60:.1f} CPU-min in all)", file=sys.stderr)
         if folder is not None:
             _write_summary(folder, topology, space, how, result)
@@ -206,6 +208,15 @@ class SupernetEstimator(Estimator):
             torch.set_num_threads(before)
         metrics = {**metrics, f"map_{trained.scored}": metrics.get("map")}
         return Estimate(metrics=metrics, steps=0, train_seconds=times["recalibrate"], eval_seconds=times["evaluate"])
+
+
+def _how_made(result: Any) -> str:
+    """How a run got its supernet: trained here, resumed from a checkpoint, or loaded finished (``FINAL``)."""
+    from scalesearch.training.supernet import FINAL
+
+    if result.resumed_from == result.steps:
+        return f"loaded from {FINAL}, trained earlier"
+    return f"resumed at {result.resumed_from}" if result.resumed_from else "trained"
 
 
 def _slug(topology: str) -> str:
