@@ -295,3 +295,14 @@ def test_reuse_is_refused_across_recipes_and_without_a_file(tmp_path):
     retrain(first, top_k=2, trainer=FakeTrainer({256: 0.5, 384: 0.4}))
     with pytest.raises(UserError, match=r"--reuse: .* trains differently .*\(train.steps differs\)"):
         retrain(other, top_k=2, trainer=FakeTrainer({}), reuse=first)
+
+
+def test_progress_counts_the_trainings_and_keeps_the_log_lines_whole(tmp_path, capsys):
+    run = make_run(tmp_path / "run")
+    lines = []
+    retrain(run, top_k=2, seeds=2, trainer=FakeTrainer({256: 0.5, 384: 0.4}), log=lines.append, progress=True)
+    err = capsys.readouterr().err
+    assert "retrain" in err and "4/4" in err and "trial 1 seed 1" in err  # 2 points x 2 seeds, the last one named
+    assert len(lines) == 4 and all("long-budget mAP" in line for line in lines)
+    retrain(run, top_k=2, seeds=3, trainer=FakeTrainer({256: 0.5, 384: 0.4}), log=lines.append)
+    assert capsys.readouterr().err == ""  # no bar unless asked

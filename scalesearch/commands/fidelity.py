@@ -38,6 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "most accurate other point at F2 x the study's budget (more than fidelity.json's) into "
                              "RUN_DIR/fidelity_x<F2>.json; `scalesearch report` then gives the verdict at both "
                              "budgets with learning curves (--top-k, --factor and the picking options do not apply)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--device", metavar="D",
                         help="train on D (cpu, cuda[:N], auto) instead of the study's train.device; points compare "
                              "at the same step budget whatever the device")
@@ -70,13 +71,14 @@ def run(args: argparse.Namespace) -> int:
         if args.reuse is not None:
             raise UserError("--reuse: applies to the picks of fidelity.json, not to --longer")
         rows = retrain_longer(args.run_dir, args.longer, 3 if args.seeds is None else args.seeds, log=print,
-                              workers=args.workers, save=args.save, command=command, device=device)
+                              workers=args.workers, save=args.save, command=command, device=device,
+                              progress=not args.quiet)
         print(f"wrote {args.run_dir}/{longer_file(args.longer)} ({len(rows)} specs)")
         return 0
     rows = retrain(args.run_dir, args.top_k, args.factor, 1 if args.seeds is None else args.seeds, log=print,
                    workers=args.workers, include=args.include, against=args.against, save=args.save,
                    per_rung=args.per_rung, remeasure=args.remeasure, latency=args.latency, command=command,
-                   device=device, reuse=args.reuse)
+                   device=device, reuse=args.reuse, progress=not args.quiet)
     if len(rows) >= 2:
         tau, p = kendall(rows)
         low, high = bootstrap_interval(rows)

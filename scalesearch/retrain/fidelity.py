@@ -113,10 +113,12 @@ def long_budget(train_config: Any, factor: float) -> tuple[int | None, float | N
     return steps, seconds
 
 
-def study_trainer(config: Any, factor: float, save_dir: Path | None = None, device: str | None = None) -> Trainer:
+def study_trainer(config: Any, factor: float, save_dir: Path | None = None, device: str | None = None,
+                  progress: bool = False) -> Trainer:
     """Train with the study's dataset and recipe at ``factor`` times its budget; with ``save_dir``, each
     trained model is saved there as ``trial<number>_seed<seed>.pt`` (``number``: the picked trial's). ``device``:
-    train there instead of the study's ``train.device`` (``machine.resolve_device``: cpu, cuda[:N], auto)."""
+    train there instead of the study's ``train.device`` (``machine.resolve_device``: cpu, cuda[:N], auto);
+    ``progress``: a bar over each training's steps."""
     from scalesearch.training.checkpoint import save_checkpoint
     from scalesearch.search.objective import dataset_pairs
     from scalesearch.spec import DetectorSpec
@@ -130,7 +132,7 @@ def study_trainer(config: Any, factor: float, save_dir: Path | None = None, devi
         if device is not None:
             cfg = dataclasses.replace(cfg, device=device)
         start = time.perf_counter()
-        result = train_and_evaluate(DetectorSpec.from_dict(spec), train_data, val_data, cfg, progress=False,
+        result = train_and_evaluate(DetectorSpec.from_dict(spec), train_data, val_data, cfg, progress=progress,
                                     keep_model=save_dir is not None)
         if save_dir is not None and result.model is not None:
             info: dict[str, Any] = {"metrics": result.metrics, "steps": result.steps, "seed": seed,
@@ -195,7 +197,7 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
             latency: bool | None = None, per_rung: bool = False,
             remeasure: bool = False, command: str | None = None, file: str = FILE,
             numbers: Sequence[int] = (), first_seed: int | None = None,
-            device: str | None = None, reuse: str | Path | None = None) -> list[FidelityRecord]:
+            device: str | None = None, reuse: str | Path | None = None, progress: bool = False) -> list[FidelityRecord]:
     """Retrain the ``pick(top_k, include, against, per_rung)`` points (fronts of the study's objectives) of a finished
     run at ``factor`` times its budget over ``seeds`` paired seeds (the study's seed and the next ones, the same for
     every point: seed s draws the same images, augmentations and per-part initial weights everywhere, so points
@@ -211,8 +213,9 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     instead of the picks; ``first_seed``: the paired seeds are ``first_seed`` and the next ones (default: the
     study's seed); ``device``: train there (``study_trainer``; a GPU's mAP at the same step budget stands beside
     the CPU's, its wall time does not); ``reuse``: another run folder of the same data and recipe whose records file
-    already holds some picked points at this budget: their seeds are copied, not trained (``reuse_trained``).
-    Returns every record in the file."""
+    already holds some picked points at this budget: their seeds are copied, not trained (``reuse_trained``);
+    ``progress``: a bar over the (point, seed) trainings (and one over the running training's steps), the log lines
+    printed above it. Returns every record in the file."""
     from scalesearch.config import load_study
 
     _check(top_k, factor, seeds, paired=bool(include or against or per_rung or numbers))
@@ -240,6 +243,8 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
             log(f"{group}: already in {path}, skipped")
 
     batch = new_batch(command)
+    if progress:
+        log = _above_bars(log)
 
     def finish(group: str, seed: int, outcome: Trained) -> None:
         """Record a (point, seed) as soon as it is trained (a crash loses at most the running ones)."""
@@ -257,12 +262,18 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
         log(f"{group} seed {seed}: long-budget mAP {outcome.map:.4f}{both}; proxy mAP {done[-1].proxy_map:.4f}")
 
     jobs = _jobs(todo)
-    if workers > 1 and trainer is None and len(jobs) > 1:
-        _in_processes(config, factor, jobs, workers, finish, save_dir, device)
-    else:
-        for group, record, seed in jobs:
-            trainer = trainer or study_trainer(config, factor, save_dir, device)
-            finish(group, seed, Trained.of(trainer(record.spec, seed, record.number)))
+    bar = _bar(jobs, progress)
+    try:
+        if workers > 1 and trainer is None and len(jobs) > 1:
+            _in_processes(config, factor, jobs, workers, finish, save_dir, device, bar)
+        else:
+            for group, record, seed in jobs:
+                bar.set_postfix_str(f"trial {record.number} seed {seed}")
+                trainer = trainer or study_trainer(config, factor, save_dir, device, progress)
+                finish(group, seed, Trained.of(trainer(record.spec, seed, record.number)))
+                bar.update(1)
+    finally:
+        bar.close()
     if config.measures_latency if latency is None else latency:
         measure_latencies(run_dir, config, log, again=remeasure, file=file)
         done = load_fidelity(run_dir, file)
@@ -356,7 +367,8 @@ def _numbered(records: Sequence[TrialRecord], numbers: Sequence[int], include: S
 
 def retrain_longer(run_dir: str | Path, factor: float, seeds: int = 3, trainer: Trainer | None = None,
                    log: Callable[[str], None] = lambda line: None, workers: int = 1, save: bool = False,
-                   command: str | None = None, device: str | None = None) -> list[FidelityRecord]:
+                   command: str | None = None, device: str | None = None,
+                   progress: bool = False) -> list[FidelityRecord]:
     """Does the verdict last? The baseline and the most accurate other point of ``fidelity.json``
     (``lasting_points``) retrained at ``factor`` times the study's budget (more than ``fidelity.json``'s) on
     ``seeds`` paired seeds into ``RUN/fidelity_x<factor>.json`` (resumable as ``retrain``). The seeds are fresh ones,
@@ -373,7 +385,8 @@ def retrain_longer(run_dir: str | Path, factor: float, seeds: int = 3, trainer: 
     log(f"does it last: {base.label} (trial {base.number}) and trial {best.number} (the most accurate other point at "
         f"{main[0].factor:g}x) at {factor:g}x on seeds {first_seed}-{first_seed + seeds - 1} into {run_dir / file}")
     return retrain(run_dir, 1, factor, seeds, trainer, log, workers, numbers=[base.number, best.number], save=save,
-                   latency=False, command=command, file=file, first_seed=first_seed, device=device)
+                   latency=False, command=command, file=file, first_seed=first_seed, device=device,
+                   progress=progress)
 
 
 LATENCY_ROUNDS = 3
@@ -425,8 +438,27 @@ def _pooled(results: list[Any], rounds: int) -> dict[str, Any]:
     return out
 
 
+def _bar(jobs: list, progress: bool) -> Any:
+    """The bar over a call's (point, seed) trainings (disabled without ``progress``)."""
+    from tqdm import tqdm
+
+    return tqdm(total=len(jobs), disable=not progress or not jobs, desc="retrain", unit="training", position=0,
+                dynamic_ncols=True)
+
+
+def _above_bars(log: Callable[[str], None]) -> Callable[[str], None]:
+    """``log`` writing its lines above the progress bars (they are cleared and redrawn around it)."""
+    from tqdm import tqdm
+
+    def write(line: str) -> None:
+        with tqdm.external_write_mode():
+            log(line)
+
+    return write
+
+
 def _in_processes(config: Any, factor: float, jobs: list, workers: int, finish: Callable,
-                  save_dir: Path | None = None, device: str | None = None) -> None:
+                  save_dir: Path | None = None, device: str | None = None, bar: Any = None) -> None:
     """Train in ``workers`` spawned processes, one job per (point, seed) so that the workers stay busy to the
     end; each seed is recorded as soon as it is in."""
     import multiprocessing
@@ -439,6 +471,8 @@ def _in_processes(config: Any, factor: float, jobs: list, workers: int, finish: 
                                               record.number, device)): (group, seed) for group, record, seed in jobs}
         for future in as_completed(futures):
             finish(*futures[future], future.result())
+            if bar is not None:
+                bar.update(1)
 
 
 def new_batch(command: str | None) -> dict[str, str]:
