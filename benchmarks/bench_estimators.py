@@ -20,8 +20,10 @@ reference's own ceiling (``scalesearch.fidelity.reliability``; unknown with one 
 CPU-seconds: ``time.process_time`` around one estimate (all threads: training, both weights' evaluation; no
 learning-curve evaluations, ``train.curve`` is emptied), per candidate (summed over ``--seeds``), median over points;
 wall seconds beside it. The feature cache is built once before timing (its cost is stated apart). Each estimate is
-saved to ``RUN/estimators_partial.json`` as soon as it ends; a rerun skips what is there. Writes
-``reports/benchmarks/estimators.json`` (rendered by ``render_estimators.py``). Run under the CPU lock:
+saved to ``RUN/estimators_partial.json`` as soon as it ends; a rerun skips what is there. The supernet issue's target
+(``target_check``: the supernet row's tau at least the best other row's, paired bootstrap of the difference, at a
+tenth of its CPU-seconds) is checked on the table. Writes ``reports/benchmarks/estimators.json`` (rendered by
+``render_estimators.py``); ``--restat`` recomputes its statistics from the committed per-point values alone. Run under the CPU lock:
 
     flock /tmp/scalesearch-cpu.lock python benchmarks/bench_estimators.py --threads 2
 
@@ -164,6 +166,46 @@ def first_per_cpu(rows: list[dict[str, Any]]) -> str | None:
     ok = [r for r in rows if r["kind"] == "estimator" and r.get("tau") is not None and r.get("low") is not None
           and r["low"] > 0 and r.get("cpu_seconds")]
     return max(ok, key=lambda r: r["tau"] / r["cpu_seconds"])["name"] if ok else None
+
+
+def target_check(rows: list[dict[str, Any]], reference: dict[str, float], row: str = "supernet",
+                 cost_share: float = 0.1, n: int = BOOTSTRAP) -> dict[str, Any] | None:
+    """The supernet issue's target, checked on the table: ``row``'s tau at least the best other estimator row's
+    (highest tau; ties: the cheaper) at ``cost_share`` of its CPU-seconds per candidate or less. The tau side is a
+    paired comparison on the points both rows have (``scalesearch.fidelity.bootstrap_difference``: each resample
+    scores both rows on the same points, ``n`` resamples, seed 0): ``tau_met`` when the difference is >= 0,
+    ``tau_shown`` says which way the 95% interval decides (``not worse`` when it lies at or above 0, ``worse``
+    when it lies below 0, ``cannot tell`` when it holds 0 and values below). None when either row is missing or has no tau."""
+    from scalesearch.fidelity import bootstrap_difference
+
+    rows_by = {r["name"]: r for r in rows}
+    mine = rows_by.get(row)
+    others = [r for r in rows if r["kind"] == "estimator" and r["name"] != row and r.get("tau") is not None
+              and r.get("cpu_seconds")]
+    if mine is None or mine.get("tau") is None or not mine.get("cpu_seconds") or not others:
+        return None
+    best = max(others, key=lambda r: (r["tau"], -r["cpu_seconds"]))
+    shared = {g: v for g, v in reference.items() if mine["values"].get(g) is not None
+              and best["values"].get(g) is not None}
+    mine_pairs = _pairs({g: mine["values"][g] for g in shared}, shared)
+    best_pairs = _pairs({g: best["values"][g] for g in shared}, shared)
+    difference, low, high = bootstrap_difference(mine_pairs, best_pairs, n=n, seed=0)
+    share = mine["cpu_seconds"] / best["cpu_seconds"]
+    shown = "not worse" if low >= 0 else ("worse" if high < 0 else "cannot tell")
+    return {"row": row, "against": best["name"], "cost_share": round(share, 4), "cost_target": cost_share,
+            "cost_met": share <= cost_share, "n": len(shared), "tau_difference": _finite(difference),
+            "low": _finite(low), "high": _finite(high), "tau_met": difference >= 0, "tau_shown": shown,
+            "resamples": n}
+
+
+def restat(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with every statistic computed again from what it holds (each row's per-point ``values``, the
+    reference means and ceiling): the rows' tau, interval, ratio and regret, the front, the first row and the
+    target check. Nothing is estimated; an estimate-free update of the page's statistics."""
+    reference, ceiling, n = record["reference"]["maps"], record["reference"]["ceiling_tau"], record["bootstrap"]
+    rows = [{**r, **row_stats(r["values"], reference, ceiling, n)} for r in record["rows"]]
+    return {**record, "rows": rows, "front": pareto_front(rows), "first": first_per_cpu(rows),
+            "target": target_check(rows, reference, n=n)}
 
 
 def per_candidate(jobs: dict[str, dict], job: str, groups: list[str], seeds: list[int], steps: int | None,
@@ -460,7 +502,17 @@ def main() -> None:
                         help="leave out the supernet row (bench_supernet.py's supernets, trained if not yet)")
     parser.add_argument("--smoke", action="store_true", help="synthetic data, 2 steps, 3 points, no record")
     parser.add_argument("--out", help="write the record here instead of reports/benchmarks/estimators.json")
+    parser.add_argument("--restat", action="store_true",
+                        help="estimate nothing: recompute every statistic (tau, intervals, front, first row, target "
+                             "check) from the committed record's per-point values and write it back")
     args = parser.parse_args()
+    if args.restat:
+        path = Path(args.out) if args.out else ROOT / "reports" / "benchmarks" / "estimators.json"
+        record = restat(json.loads(path.read_text()))
+        path.write_text(json.dumps(record, indent=1) + "\n")
+        print(summary(record["rows"], record["first"]))
+        print(f"target: {record['target']}")
+        return
     if args.smoke:
         from scalesearch.data import synthetic_dataset
 
@@ -502,7 +554,8 @@ def main() -> None:
     record.update(points=groups, equal_steps=equal, cache=partial.extra.get("cache"), rows=rows,
                   supernet=partial.extra.get("supernet"),
                   reference={"seeds": ref_seeds, "factor": base.factor, "steps": base.steps, "scored": base.scored, "maps": reference, "ceiling_tau": _finite(ceiling)},
-                  front=pareto_front(rows), first=first_per_cpu(rows))
+                  front=pareto_front(rows), first=first_per_cpu(rows),
+                  target=target_check(rows, reference, n=args.bootstrap))
     print(summary(rows, record["first"]))
     if args.smoke:
         from render_estimators import render_estimators

@@ -108,6 +108,26 @@ def _supernet(rec: dict) -> list[str]:
             "no value in this row (see its n)."]
 
 
+def _target(rec: dict) -> list[str]:
+    """The supernet target's check (``bench_estimators.target_check``), when the record has one."""
+    t = rec.get("target")
+    if not t:
+        return []
+    labels = {r["name"]: r["label"] for r in rec["rows"]}
+    cost = (f"{t['cost_share']:.3f} of its CPU-seconds per candidate (target {t['cost_target']:g} or less: "
+            f"{'met' if t['cost_met'] else 'missed'})")
+    tau = (f"tau {t['tau_difference']:+.3f} against it (target >= 0: {'met' if t['tau_met'] else 'missed'} on the "
+           f"point estimate), paired 95% bootstrap interval of the difference [{t['low']:+.3f}, {t['high']:+.3f}] "
+           f"over the {t['n']} points both rows rank ({t['resamples']} resamples, each scoring both rows on the same "
+           "points)")
+    shown = {"cannot tell": "these points cannot tell the two rankings apart: the interval spans 0",
+             "worse": f"the {t['row']} row ranks worse: the whole interval lies below 0",
+             "not worse": f"the {t['row']} row ranks no worse: the interval lies at or above 0"}[t["tau_shown"]]
+    return ["", f"Target (the supernet issue: the {t['row']} row's tau at least the best other row's at a tenth of "
+            f"its CPU-seconds): against **{labels.get(t['against'], t['against'])}**, the best other row, the "
+            f"{t['row']} row costs {cost}; {tau}: {shown}."]
+
+
 def render_estimators(rec: dict) -> str:
     from render import benchmark_page
 
@@ -115,7 +135,7 @@ def render_estimators(rec: dict) -> str:
     verdict = (f"First per CPU-second: **{first['label']}** (tau {first['tau']:+.3f} at {first['cpu_seconds']:.1f} "
                f"CPU-s per candidate)." if first else
                "First per CPU-second: **none**: no usable row's 95% interval lies above 0 on these points.")
-    body = _intro(rec) + ["", *_table(rec), "", f"{verdict} Rule: {FIRST_RULE}.", "",
+    body = _intro(rec) + ["", *_table(rec), "", f"{verdict} Rule: {FIRST_RULE}.", *_target(rec), "",
                           "## Per point (what each row ranks by; higher first)", "", *_points(rec)]
     return benchmark_page(rec, "estimators", body)
 

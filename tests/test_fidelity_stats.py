@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from scipy import stats
 
-from scalesearch.fidelity import FidelityRecord, bootstrap_interval, kendall, spearman, top1_regret
+from scalesearch.fidelity import FidelityRecord, bootstrap_difference, bootstrap_interval, kendall, spearman, top1_regret
 
 PROXY = [0.30, 0.32, 0.35, 0.31, 0.40, 0.38]
 LONG = [0.41, 0.45, 0.44, 0.40, 0.52, 0.47]
@@ -87,3 +87,17 @@ def test_the_weights_gap_is_a_paired_comparison_of_each_training():
                            ema_maps=(0.5, 0.6), paired=True),
             FidelityRecord("g1", 1, {}, 1e9, 0.1, 4.0, 600, None, (0,), (0.4,), raw_maps=(0.4,), paired=True)]
     assert weights_differences(rows) == pytest.approx([0.02, -0.01])  # g1 has no EMA: left out
+
+
+def test_bootstrap_difference_is_paired_and_deterministic():
+    same = bootstrap_difference(_rows(), _rows(), n=300, seed=1)
+    assert same == (0.0, 0.0, 0.0)  # one estimator against itself: every resample differs by exactly 0
+    reversed_ = _rows(proxy=[-p for p in PROXY])
+    diff, low, high = bootstrap_difference(_rows(), reversed_, n=300, seed=1)
+    assert diff == pytest.approx(2 * 11 / 15)  # tau and -tau
+    assert (diff, low, high) == bootstrap_difference(_rows(), reversed_, n=300, seed=1)
+    # Paired: each resample scores both sides on the same points, so every difference is 2 x that resample's tau
+    # and the interval is twice the single interval of the same draws.
+    assert (low, high) == pytest.approx(tuple(2 * x for x in bootstrap_interval(_rows(), n=300, seed=1)))
+    with pytest.raises(ValueError, match="same points"):
+        bootstrap_difference(_rows(), _rows()[::-1])

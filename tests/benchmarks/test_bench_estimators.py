@@ -143,3 +143,48 @@ def test_page_with_a_known_ceiling_and_no_first_row():
     page = render.RENDERERS["estimators"](rec)
     assert "First per CPU-second: **none**" in page and "Ceiling: 0.800" in page
     assert not any(math.isnan(r["tau"]) for r in rec["rows"] if r["tau"] is not None)
+
+
+def _scored_row(name, values, cpu, kind="estimator"):
+    return {"name": name, "label": name, "kind": kind, "values": values, "cpu_seconds": cpu,
+            **bench.row_stats(values, REFERENCE, None, n=50)}
+
+
+def test_target_check_is_a_paired_comparison_with_the_best_other_row():
+    perfect = dict(REFERENCE)  # ranks as the reference does: tau 1
+    swapped = {"a": 0.40, "b": 0.44, "c": 0.42, "d": 0.46}  # one discordant pair of 6: tau 2/3
+    rows = [_scored_row("supernet", swapped, 10.0), _scored_row("proxy_loss", perfect, 150.0), _scored_row("proxy_ema", perfect, 160.0),
+            _scored_row("recorded_proxy", perfect, 1.0, kind="reference")]  # reference rows are never the bar
+    target = bench.target_check(rows, REFERENCE, n=200)
+    assert target["against"] == "proxy_loss"  # tied on tau with proxy_ema: the cheaper
+    assert target["cost_share"] == pytest.approx(10 / 150, abs=1e-4) and target["cost_met"]
+    assert target["tau_difference"] == pytest.approx(2 / 3 - 1, abs=1e-4) and not target["tau_met"]
+    assert target["low"] <= target["tau_difference"] <= target["high"] <= 0
+    assert target["tau_shown"] in ("worse", "cannot tell") and target["n"] == 4
+    same = bench.target_check([_scored_row("supernet", perfect, 20.0), rows[1]], REFERENCE, n=200)
+    assert same["tau_difference"] == 0 and same["tau_met"] and same["tau_shown"] == "not worse"
+    assert not same["cost_met"]  # 20 / 150 > 0.1
+    assert bench.target_check(rows[1:], REFERENCE) is None  # no supernet row: nothing to check
+
+
+def test_restat_recomputes_the_statistics_from_the_values_alone():
+    rec = _page_record(None)
+    stale = {**rec, "rows": [{**r, "tau": 0.999, "low": 0.9} for r in rec["rows"]], "first": "params"}
+    again = bench.restat(stale)
+    assert [(r["tau"], r["low"], r["high"]) for r in again["rows"]] == [(r["tau"], r["low"], r["high"])
+                                                                      for r in rec["rows"]]
+    assert again["first"] == rec["first"] and again["front"] == rec["front"]
+    assert "target" in again  # None here: the constructed table has no supernet row
+
+
+def test_page_states_the_target_check():
+    import render
+
+    rec = _page_record(None)
+    rec["target"] = {"row": "supernet", "against": "proxy_loss", "cost_share": 0.0857, "cost_target": 0.1,
+                     "cost_met": True, "n": 12, "tau_difference": -0.0909, "low": -0.4828, "high": 0.3667,
+                     "tau_met": False, "tau_shown": "cannot tell", "resamples": 2000}
+    page = render.RENDERERS["estimators"](rec)
+    assert "costs 0.086 of its CPU-seconds per candidate (target 0.1 or less: met)" in page
+    assert "tau -0.091 against it (target >= 0: missed on the point estimate)" in page
+    assert "[-0.483, +0.367]" in page and "cannot tell the two rankings apart" in page
