@@ -175,7 +175,10 @@ def target_check(rows: list[dict[str, Any]], reference: dict[str, float], row: s
     paired comparison on the points both rows have (``scalesearch.fidelity.bootstrap_difference``: each resample
     scores both rows on the same points, ``n`` resamples, seed 0): ``tau_met`` when the difference is >= 0,
     ``tau_shown`` says which way the 95% interval decides (``not worse`` when it lies at or above 0, ``worse``
-    when it lies below 0, ``cannot tell`` when it holds 0 and values below). None when either row is missing or has no tau."""
+    when it lies below 0, ``cannot tell`` when it holds 0 and values below). None when either row is missing or has
+    no tau, when they share fewer than 2 points or the difference is undefined. The bar is the best of several rows
+    on the same points, so it is biased upwards (a selection effect the interval does not hold): a miss is weaker
+    evidence than it reads."""
     from scalesearch.fidelity import bootstrap_difference
 
     rows_by = {r["name"]: r for r in rows}
@@ -189,7 +192,11 @@ def target_check(rows: list[dict[str, Any]], reference: dict[str, float], row: s
               and best["values"].get(g) is not None}
     mine_pairs = _pairs({g: mine["values"][g] for g in shared}, shared)
     best_pairs = _pairs({g: best["values"][g] for g in shared}, shared)
+    if len(shared) < 2:
+        return None
     difference, low, high = bootstrap_difference(mine_pairs, best_pairs, n=n, seed=0)
+    if not all(math.isfinite(x) for x in (difference, low, high)):
+        return None
     share = mine["cpu_seconds"] / best["cpu_seconds"]
     shown = "not worse" if low >= 0 else ("worse" if high < 0 else "cannot tell")
     return {"row": row, "against": best["name"], "cost_share": round(share, 4), "cost_target": cost_share,

@@ -123,9 +123,10 @@ def _target(rec: dict) -> list[str]:
     shown = {"cannot tell": "these points cannot tell the two rankings apart: the interval spans 0",
              "worse": f"the {t['row']} row ranks worse: the whole interval lies below 0",
              "not worse": f"the {t['row']} row ranks no worse: the interval lies at or above 0"}[t["tau_shown"]]
-    return ["", f"Target (the supernet issue: the {t['row']} row's tau at least the best other row's at a tenth of "
-            f"its CPU-seconds): against **{labels.get(t['against'], t['against'])}**, the best other row, the "
-            f"{t['row']} row costs {cost}; {tau}: {shown}."]
+    return ["", f"Target (the supernet issue: the {t['row']} row's tau at least the best other row's at "
+            f"{t['cost_target']:g} of its CPU-seconds or less): against **{labels.get(t['against'], t['against'])}**, "
+            f"the best other row, the {t['row']} row costs {cost}; {tau}: {shown}. The bar is the best of several rows "
+            "on the same points, so it is biased upwards: a miss here is weaker evidence than it reads."]
 
 
 def render_estimators(rec: dict) -> str:

@@ -192,8 +192,9 @@ def bootstrap_difference(first: Sequence[FidelityRecord], second: Sequence[Fidel
     common reference. Resamples where either correlation is undefined are dropped."""
     import numpy as np
 
-    if [r.group for r in first] != [r.group for r in second]:
-        raise ValueError("bootstrap_difference: both sides must hold the same points in the same order")
+    if [(r.group, r.long_map) for r in first] != [(r.group, r.long_map) for r in second]:
+        raise ValueError("bootstrap_difference: both sides must hold the same points, in the same order, with the "
+                         "same reference")
     func = {"kendall": kendall, "spearman": spearman}[statistic]
     rng = np.random.default_rng(seed)
     values = []

@@ -101,3 +101,5 @@ def test_bootstrap_difference_is_paired_and_deterministic():
     assert (low, high) == pytest.approx(tuple(2 * x for x in bootstrap_interval(_rows(), n=300, seed=1)))
     with pytest.raises(ValueError, match="same points"):
         bootstrap_difference(_rows(), _rows()[::-1])
+    with pytest.raises(ValueError, match="same reference"):
+        bootstrap_difference(_rows(), _rows(long=[x + 0.01 for x in LONG]))

@@ -194,10 +194,12 @@ def test_a_finished_training_is_loaded_from_its_final_file_without_training(setu
     trained = st.train_supernet(fresh(), data, CFG, how, folder=tmp_path, key="k")
     (tmp_path / st.CHECKPOINT).unlink()  # what a new checkout has: the committed final file only
     saved = torch.load(tmp_path / st.FINAL, weights_only=False)
-    assert set(saved) == {"format", "key", "step", "seconds", "cpu_seconds", "losses", "scored", "weights"}
+    assert set(saved) == {"format", "key", "step", "seconds", "cpu_seconds", "losses", "scored", "machine", "weights"}
     assert "optimizer" not in saved and saved["step"] == 3 and saved["scored"] == trained.scored
+    torch.load(tmp_path / st.FINAL, weights_only=True)  # plain data: loads without running pickle code
 
     loaded = st.train_supernet(fresh(), data, CFG, how, folder=tmp_path, key="k")
+    assert loaded.loaded_final and not trained.loaded_final and loaded.machine == saved["machine"]
     assert loaded.resumed_from == loaded.steps == 3 and loaded.losses == trained.losses
     assert (loaded.seconds, loaded.cpu_seconds) == (trained.seconds, trained.cpu_seconds)
     assert not (tmp_path / st.CHECKPOINT).exists()  # nothing was trained
@@ -212,3 +214,16 @@ def test_a_finished_training_is_loaded_from_its_final_file_without_training(setu
     longer = st.SandwichConfig(steps=4, random_children=1, checkpoint_every=2)
     again = st.train_supernet(fresh(), data, CFG, longer, folder=tmp_path, key="k", stop_after=1)
     assert again.resumed_from == 0 and again.steps == 1  # the final file holds 3 steps, 4 are asked: trained
+
+
+def test_a_final_file_that_does_not_load_is_trained_over_with_one_line(setup, tmp_path, capsys):
+    """A committed file can be anything (a Git LFS pointer, a conflicted merge): said in one line, then trained."""
+    spec, data, channels = load(setup)
+    how = st.SandwichConfig(steps=2, random_children=1, checkpoint_every=2)
+    (tmp_path / st.FINAL).write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n")
+    torch.manual_seed(0)
+    result = st.train_supernet(Supernet(spec, SPACE, channels, init_seed=1), data, CFG, how, folder=tmp_path, key="k")
+    assert not result.loaded_final and result.resumed_from == 0 and result.steps == 2
+    said = [line for line in capsys.readouterr().err.splitlines() if st.FINAL in line]
+    assert len(said) == 1 and "supernet_final.pt not loaded (" in said[0] and said[0].endswith("training the supernet")
+    assert torch.load(tmp_path / st.FINAL, weights_only=True)["step"] == 2  # replaced by the finished training's

@@ -214,8 +214,8 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     study's seed); ``device``: train there (``study_trainer``; a GPU's mAP at the same step budget stands beside
     the CPU's, its wall time does not); ``reuse``: another run folder of the same data and recipe whose records file
     already holds some picked points at this budget: their seeds are copied, not trained (``reuse_trained``);
-    ``progress``: a bar over the (point, seed) trainings (and one over the running training's steps), the log lines
-    printed above it. Returns every record in the file."""
+    ``progress``: a bar over the (point, seed) trainings, the log lines printed above it; with one worker it also
+    names the running training and shows a bar over its steps. Returns every record in the file."""
     from scalesearch.config import load_study
 
     _check(top_k, factor, seeds, paired=bool(include or against or per_rung or numbers))

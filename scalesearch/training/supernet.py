@@ -17,12 +17,14 @@ seconds spent; they are written to a temp file and moved over ``supernet.pt``, s
 steps since the last one and a rerun continues from it with the same result. A finished training also writes
 ``supernet_final.pt``: the key, the cost and the weights that are scored (the EMA's, or the raw ones), nothing to
 resume from. It is a few MB (the backbone is not in it), so a run folder can keep it under version control: a new
-checkout of the run then scores its sub-networks without training the supernet again, with the same results.
+checkout of the run then scores its sub-networks with the same weights instead of training another supernet (the
+same mAPs where the floating point is the same: the feature cache is rebuilt there).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 import zlib
@@ -59,7 +61,8 @@ class SupernetTraining:
     """A trained (or partly trained) supernet: ``model`` the weights to score (the EMA with ``train.ema`` and
     ``train.scored: ema``, else the raw weights), ``steps`` done, ``seconds`` and ``cpu_seconds`` of training over
     all runs that made it, ``losses`` per step (the sum over the step's children), ``resumed_from`` the step this
-    run started at."""
+    run started at; ``loaded_final``: nothing was trained, the weights came from ``FINAL``, and ``machine`` is the
+    machine that trained them (``machine.identity()``, as the file holds it; None when trained here)."""
 
     model: Supernet
     steps: int
@@ -68,6 +71,8 @@ class SupernetTraining:
     losses: list[float] = field(default_factory=list)
     resumed_from: int = 0
     scored: str = "raw"
+    loaded_final: bool = False
+    machine: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -160,11 +165,9 @@ def train_supernet(supernet: Supernet, data: dict[int, Any], cfg: Any, how: Sand
     if cfg.channels_last:
         supernet = supernet.to(memory_format=torch.channels_last)
     final = Path(folder) / FINAL if folder is not None else None
-    finished = load_checkpoint(final, key)
-    if finished is not None and finished["step"] == how.steps:
-        supernet.load_state_dict(finished["weights"])
-        return SupernetTraining(supernet.eval(), finished["step"], finished["seconds"], finished["cpu_seconds"],
-                                finished["losses"], finished["step"], finished["scored"])
+    loaded = _load_final(final, key, how.steps, supernet)
+    if loaded is not None:
+        return loaded
     opt = make_optimizer(supernet, cfg)
     ema = _make_ema(supernet, cfg)
     step, seconds, cpu_seconds, losses = 0, 0.0, 0.0, []
@@ -228,14 +231,39 @@ def save_checkpoint(path: Path, key: str, supernet: Supernet, opt: Any, ema: Any
 
 def save_final(path: Path, key: str, model: Supernet, step: int, seconds: float, cpu_seconds: float,
                losses: list[float], scored: str) -> None:
-    """A finished training's ``FINAL`` file: the weights that are scored and what they cost, written atomically.
-    The weights are stored contiguous (an EMA copy of a channels-last model is not), so the file is the same
-    bytes whatever the memory format."""
+    """A finished training's ``FINAL`` file, written atomically: the weights that are scored (stored contiguous),
+    what they cost and the machine that trained them (``machine.identity()``: no host name, no path). Plain
+    tensors, numbers and strings only, so it loads with ``weights_only=True`` (no pickle code runs)."""
+    from scalesearch.machine import identity
     from scalesearch.training.feature_cache import save_atomic
 
     weights = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     save_atomic({"format": FORMAT, "key": key, "step": step, "seconds": seconds, "cpu_seconds": cpu_seconds,
-                 "losses": list(losses), "scored": scored, "weights": weights}, path)
+                 "losses": [float(x) for x in losses], "scored": scored,
+                 "machine": json.loads(json.dumps(identity(), default=str)),  # plain str, not torch's TorchVersion
+                 "weights": weights}, path)
+
+
+def _load_final(path: Path | None, key: str, steps: int, supernet: Supernet) -> SupernetTraining | None:
+    """``supernet`` holding the ``FINAL`` file's weights when the file is of this format, ``key`` and ``steps``;
+    None otherwise (then it is trained). The file is under version control, so anything may be in it: it is read
+    with ``weights_only=True``, and one that does not load (a Git LFS pointer, a conflicted merge, weights of
+    another shape) is reported in one line and trained over."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(saved, dict) or saved.get("format") != FORMAT or saved.get("key") != key \
+                or saved.get("step") != steps:
+            return None
+        supernet.load_state_dict(saved["weights"])
+    except Exception as exc:  # noqa: BLE001 - any unreadable file means: train instead
+        print(f"scalesearch: supernet weights {path} not loaded ({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); "
+              "training the supernet", file=sys.stderr)
+        return None
+    return SupernetTraining(supernet.eval(), saved["step"], saved["seconds"], saved["cpu_seconds"],
+                            list(saved["losses"]), saved["step"], saved["scored"], loaded_final=True,
+                            machine=saved.get("machine"))
 
 
 def load_checkpoint(path: Path | None, key: str) -> dict[str, Any] | None:

@@ -165,6 +165,8 @@ def test_target_check_is_a_paired_comparison_with_the_best_other_row():
     assert same["tau_difference"] == 0 and same["tau_met"] and same["tau_shown"] == "not worse"
     assert not same["cost_met"]  # 20 / 150 > 0.1
     assert bench.target_check(rows[1:], REFERENCE) is None  # no supernet row: nothing to check
+    one = {**_scored_row("supernet", {"a": 0.1, "b": 0.2}, 5.0), "values": {"a": 0.1}, "tau": 0.5}
+    assert bench.target_check([one, rows[1]], REFERENCE) is None  # one shared point: no ranking to compare
 
 
 def test_restat_recomputes_the_statistics_from_the_values_alone():

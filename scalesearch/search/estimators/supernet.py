@@ -214,7 +214,7 @@ def _how_made(result: Any) -> str:
     """How a run got its supernet: trained here, resumed from a checkpoint, or loaded finished (``FINAL``)."""
     from scalesearch.training.supernet import FINAL
 
-    if result.resumed_from == result.steps:
+    if result.loaded_final:
         return f"loaded from {FINAL}, trained earlier"
     return f"resumed at {result.resumed_from}" if result.resumed_from else "trained"
 
@@ -234,5 +234,5 @@ def _write_summary(folder: Path, topology: str, space: Any, how: Any, result: An
                "space": {k: list(getattr(space, k)) for k in ELASTIC_KEYS}, "sandwich": dataclasses.asdict(how),
                "steps": result.steps, "seconds": result.seconds, "cpu_seconds": result.cpu_seconds,
                "scored": result.scored, "final_loss": result.losses[-1] if result.losses else None,
-               "machine": identity()}
+               "machine": result.machine or identity()}  # the machine that trained it, whoever loads it
     (folder / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
