@@ -97,10 +97,11 @@ def _journal_storage(path: str) -> Any:
 
 def make_sampler(config: Any, stream: int = 0) -> Any:
     """The study's sampler (``scalesearch.search.samplers.SAMPLERS``), seeded: with ``config.sampler_seed``, plus
-    ``stream`` (``sampler_stream``) for a process that must not draw what another draws."""
+    ``stream`` (``sampler_stream``) for a process that must not draw what another draws; a ``shared_seed`` sampler
+    (grid, QMC) ignores ``stream``: its processes stay apart by trial number on the one sequence."""
     from scalesearch.search.samplers import SAMPLERS
 
-    if stream:
+    if stream and not SAMPLERS.get(config.search.sampler).shared_seed:
         search = config.search.model_copy(update={"seed": config.sampler_seed + stream})
         config = config.model_copy(update={"search": search})
     return SAMPLERS.get(config.search.sampler).build(config)
