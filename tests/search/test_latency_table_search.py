@@ -156,3 +156,20 @@ def test_an_unknown_latency_source_in_trials_json_is_one_line(tmp_path):
     with pytest.raises(UserError, match=r"trials\.json: record 0 \(trial number 0\): unknown latency_source 'guessed' "
                                         r"\(valid: measured, table\)$"):
         load_records(tmp_path)
+
+
+def test_a_labelled_baseline_off_the_front_is_measured_too(tmp_path, fake, timings):
+    """``fidelity --against`` compares the front's measured latencies with the baseline's: a table prediction there
+    (the baseline off the front) once let a slower point pass as cheaper. (16, 192) is never on the front."""
+    search = {"n_trials": 12, "sampler": "grid",
+              "enqueue": [{"label": "base", "params": {"fpn_channels": 16, "resolution": 192}}]}
+    study = tiny_study(tmp_path, seeds=2, objectives=OBJECTIVES, latency=TIMING, search=search,
+                       space={"phi": -3.0, "topology": "fpn", "fpn_channels": [16, 32, 48], "resolution": [128, 192]})
+    assert main(["run", str(study), "--quiet"]) == 0
+    records = records_json(load_study(study).output_dir())
+    base = [r for r in records if r.get("label") == "base"]
+    assert base and all(r["latency_source"] == "measured" for r in base)
+    assert base[0]["latency_ms"] == round(1.1 * 16 / 16 * (192 / 128) ** 2, 4)
+    assert (16, 192) in timings and timings.count((16, 192)) == 1
+    front = pareto.pareto_front(records, ("map", "latency_ms"))
+    assert all(r["latency_source"] == "measured" for r in front)
