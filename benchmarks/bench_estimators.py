@@ -190,11 +190,10 @@ def target_check(rows: list[dict[str, Any]], reference: dict[str, float], row: s
     best = max(others, key=lambda r: (r["tau"], -r["cpu_seconds"]))
     shared = {g: v for g, v in reference.items() if mine["values"].get(g) is not None
               and best["values"].get(g) is not None}
-    mine_pairs = _pairs({g: mine["values"][g] for g in shared}, shared)
-    best_pairs = _pairs({g: best["values"][g] for g in shared}, shared)
     if len(shared) < 2:
         return None
-    difference, low, high = bootstrap_difference(mine_pairs, best_pairs, n=n, seed=0)
+    difference, low, high = bootstrap_difference(_pairs(mine["values"], shared), _pairs(best["values"], shared),
+                                                 n=n, seed=0)
     if not all(math.isfinite(x) for x in (difference, low, high)):
         return None
     share = mine["cpu_seconds"] / best["cpu_seconds"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,26 +159,28 @@ def spearman(rows: Sequence[FidelityRecord]) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
-def bootstrap_interval(rows: Sequence[FidelityRecord], statistic: str = "kendall", n: int = 2000,
-                       seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``kendall`` or ``spearman`` over the retrained points (pairs resampled
-    with replacement, ``n`` times, ``numpy.random.default_rng(seed)``: the same seed gives the same interval).
-    Resamples whose correlation is undefined (all ties) are dropped."""
+def _bootstrap(count: int, statistic: Callable[[Any], float], n: int, seed: int,
+               level: float) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(indices)`` over ``count`` points drawn with replacement ``n``
+    times (``numpy.random.default_rng(seed)``); resamples where it is undefined (NaN) are dropped."""
     import numpy as np
 
-    func = {"kendall": kendall, "spearman": spearman}[statistic]
     rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n):
-        sample = [rows[i] for i in rng.integers(0, len(rows), len(rows))]
-        value = func(sample)[0]
-        if value == value:  # NaN when a resample has no spread
-            values.append(value)
+    values = [v for v in (statistic(rng.integers(0, count, count)) for _ in range(n)) if v == v]
     if not values:
         return float("nan"), float("nan")
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def bootstrap_interval(rows: Sequence[FidelityRecord], statistic: str = "kendall", n: int = 2000,
+                       seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``kendall`` or ``spearman`` over the retrained points (pairs resampled
+    with replacement, ``n`` times, ``numpy.random.default_rng(seed)``: the same seed gives the same interval).
+    Resamples whose correlation is undefined (all ties) are dropped."""
+    func = {"kendall": kendall, "spearman": spearman}[statistic]
+    return _bootstrap(len(rows), lambda chosen: func([rows[i] for i in chosen])[0], n, seed, level)
 
 
 def bootstrap_difference(first: Sequence[FidelityRecord], second: Sequence[FidelityRecord],
@@ -190,25 +192,17 @@ def bootstrap_difference(first: Sequence[FidelityRecord], second: Sequence[Fidel
     reference noise, their spread) cancels out of the difference. ``first`` and ``second``: one record per point,
     the same points (``group``) in the same order, each ``proxy_map`` an estimator's value and ``long_map`` the
     common reference. Resamples where either correlation is undefined are dropped."""
-    import numpy as np
-
     if [(r.group, r.long_map) for r in first] != [(r.group, r.long_map) for r in second]:
         raise ValueError("bootstrap_difference: both sides must hold the same points, in the same order, with the "
                          "same reference")
     func = {"kendall": kendall, "spearman": spearman}[statistic]
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n):
-        chosen = rng.integers(0, len(first), len(first))
-        value = func([first[i] for i in chosen])[0] - func([second[i] for i in chosen])[0]
-        if value == value:
-            values.append(value)
-    difference = func(first)[0] - func(second)[0]
-    if not values:
-        return float(difference), float("nan"), float("nan")
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return float(difference), float(low), float(high)
+
+    def difference(rows_a: Sequence[FidelityRecord], rows_b: Sequence[FidelityRecord]) -> float:
+        return func(rows_a)[0] - func(rows_b)[0]
+
+    low, high = _bootstrap(len(first), lambda chosen: difference([first[i] for i in chosen],
+                                                                 [second[i] for i in chosen]), n, seed, level)
+    return float(difference(first, second)), low, high
 
 
 def top1_regret(rows: Sequence[FidelityRecord]) -> float:
