@@ -65,6 +65,14 @@ class FidelityRecord:
     def long_map(self) -> float:
         return statistics.fmean(self.maps)
 
+    def seed_curves(self) -> list[list[tuple[int, float]]]:
+        """Per seed with a learning curve: its (step, mAP) at the curve steps, then (``steps``, the final mAP)."""
+        found = []
+        for curve, final in zip(self.curves or (), self.maps):
+            if curve is not None and self.steps is not None:
+                found.append([*sorted((int(k), float(v)) for k, v in curve.items()), (self.steps, float(final))])
+        return found
+
     def weights_maps(self, weights: str) -> tuple[float, ...] | None:
         """The per-seed mAPs of ``weights`` (``raw``, ``ema``, or ``scored``: ``maps``)."""
         return self.maps if weights == "scored" else {"raw": self.raw_maps, "ema": self.ema_maps}[weights]

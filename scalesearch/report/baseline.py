@@ -308,6 +308,53 @@ def _section(doc: Document, run: Run, label: str, found: list[Duel], fig_dir: Pa
         doc.figure(path, f"Grey: every trial at the proxy budget (its latency measured during the search). Blue: "
                          f"the retrained points at {base.factor:g}x, mean mAP with the seeds' range and latency with "
                          f"its interquartile range; red star: {label}.")
+    _curves_part(doc, rows, base, label, fig_dir, prefix)
+
+
+def _mean_by_step(seeds: list[list[tuple[int, float]]]) -> dict[int, float]:
+    """Mean mAP over the seeds' learning curves at each step any of them recorded."""
+    by_step: dict[int, list[float]] = {}
+    for step, value in (point for curve in seeds for point in curve):
+        by_step.setdefault(step, []).append(value)
+    return {step: float(np.mean(by_step[step])) for step in sorted(by_step)}
+
+
+def _curves_part(doc: Document, rows: list[FidelityRecord], base: FidelityRecord, label: str, fig_dir: Path | None,
+                 prefix: str) -> None:
+    """The retrained points' learning curves (mean val mAP at each curve step and at the end) and whether the budget
+    overfits: a point whose mean peaks before its final step lost val mAP by training on."""
+    curved = [(row, row.seed_curves()) for row in rows]
+    curved = [(row, seeds) for row, seeds in curved if seeds]
+    if not curved:
+        return
+    steps = sorted({step for _, seeds in curved for curve in seeds for step, _ in curve})
+    table, early = [], []
+    for row, seeds in curved:
+        mean = _mean_by_step(seeds)
+        peak = max(mean, key=lambda step: (mean[step], -step))
+        final = mean[max(mean)]
+        if peak != max(mean):
+            early.append(f"trial {row.number}{f' ({row.label})' if row.label else ''} at step {peak}, "
+                         f"{mean[peak]:.4f} → {final:.4f}")
+        table.append([row.number, label if row is base else (row.label or ""), len(seeds),
+                      *(f"{mean[step]:.4f}" if step in mean else "-" for step in steps), peak])
+    doc.para(f"Learning curves of the retraining: the scored weights' val mAP at the study's `train.curve` fractions "
+             f"of the {base.factor:g}x budget and at its end, mean over the seeds that kept a curve.")
+    doc.table(["trial", "label", "seeds", *(f"step {step}" for step in steps), "peak step"], table)
+    if early:
+        doc.para(f"**{len(early)} of {len(curved)} points peaked before the end of training** ({'; '.join(early)}): "
+                 "training on lowered their val mAP, a sign that this budget over-fits the training images (few "
+                 "images, many epochs). The verdicts above are at the final step, the budget fixed before training; "
+                 "picking each point's best step by this val mAP would be a choice made on the data that judges it.")
+    else:
+        doc.para(f"Every point's mean val mAP is highest at the end of training: the {base.factor:g}x budget did "
+                 "not over-fit, and a longer one may still gain.")
+    if fig_dir is not None:
+        lines = [(f"trial {row.number}" + (f" ({row.label})" if row.label else ""), row is base, seeds)
+                 for row, seeds in curved]
+        path = plots.retraining_curves_plot(lines, label, fig_dir / f"{prefix}baseline_curves.png")
+        doc.figure(path, f"Learning curves of the retrained points at {base.factor:g}x (thin: one seed; thick: their "
+                         f"mean); red: {label}.")
 
 
 def holm_cell(test: Test, holm: float) -> str:

@@ -17,7 +17,7 @@ import dataclasses
 from pathlib import Path
 
 from scalesearch.errors import UserError
-from scalesearch.fidelity import FidelityRecord, lasting_points
+from scalesearch.fidelity import lasting_points
 from scalesearch.report import plots
 from scalesearch.report.baseline import Duel, cost_of, duels, maps_cell
 from scalesearch.report.doc import Document
@@ -55,7 +55,7 @@ def add_section(doc: Document, run: Run, fig_dir: Path | None = None, prefix: st
                f"non-inferior (Δ > -{stages[0][1].margin:g}) Holm p", "verdict"], rows)
     doc.para(_conclusion(stages))
     if fig_dir is not None:
-        lines = [(f"trial {r.number}" + (f" ({r.label})" if r.label else ""), factor, r is d.base, _curves(r))
+        lines = [(f"trial {r.number}" + (f" ({r.label})" if r.label else ""), factor, r is d.base, r.seed_curves())
                  for factor, d in stages for r in (d.base, d.point)]
         lines = [line for line in lines if line[3]]
         if lines:
@@ -94,15 +94,6 @@ def _diff_cell(duel: Duel) -> str:
     """``-0.0500 (3 paired seeds, higher on 0)``; unpaired: no count of seeds."""
     higher = f", higher on {_higher(duel)}" if duel.paired else ""
     return f"{duel.diff:+.4f} ({duel.seeds_text}{higher})"
-
-
-def _curves(row: FidelityRecord) -> list[list[tuple[int, float]]]:
-    """Per seed with a learning curve: (step, mAP) at the curve steps, then the final step's mAP."""
-    found = []
-    for curve, final in zip(row.curves or (), row.maps):
-        if curve is not None and row.steps is not None:
-            found.append([*sorted((int(k), float(v)) for k, v in curve.items()), (row.steps, float(final))])
-    return found
 
 
 def _conclusion(stages: list[tuple[float, Duel]]) -> str:

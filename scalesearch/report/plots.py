@@ -435,6 +435,22 @@ def baseline_plot(records: Sequence[Record], rows: Sequence[Any], label: str, pa
     return _save(fig, path)
 
 
+def _seed_lines(ax, seeds: Sequence[Sequence[tuple[int, float]]], label: str, **style: Any) -> None:
+    """Each seed's learning curve a thin line, their mean at each step a thick one with markers (``label``)."""
+    for curve in seeds:
+        ax.plot([s for s, _ in curve], [m for _, m in curve], linewidth=0.6, alpha=0.35, **style)
+    by_step: dict[int, list[float]] = {}
+    for step, value in (point for curve in seeds for point in curve):
+        by_step.setdefault(step, []).append(value)
+    steps = sorted(by_step)
+    ax.plot(steps, [sum(by_step[s]) / len(by_step[s]) for s in steps], linewidth=2, marker="o", markersize=4,
+            label=label, **style)
+
+
+def _seeds_text(seeds: Sequence[Any]) -> str:
+    return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
+
+
 def lasting_plot(lines: Sequence[tuple[str, float, bool, Sequence[Sequence[tuple[int, float]]]]], path: Path) -> Path:
     """Learning curves at several budgets: per (name, factor, is_baseline, per-seed curves of (step, mAP) ending at the
     final step), each seed a thin line and the mean over seeds a thick one; the baseline red, the other point blue,
@@ -443,17 +459,24 @@ def lasting_plot(lines: Sequence[tuple[str, float, bool, Sequence[Sequence[tuple
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     longest = max(factor for _, factor, _, _ in lines)
     for name, factor, base, seeds in lines:
-        color, style = ("tab:red" if base else "tab:blue"), ("-" if factor == longest else "--")
-        for curve in seeds:
-            ax.plot([s for s, _ in curve], [m for _, m in curve], color=color, linestyle=style, linewidth=0.6,
-                    alpha=0.35)
-        by_step: dict[int, list[float]] = {}
-        for step, value in (point for curve in seeds for point in curve):
-            by_step.setdefault(step, []).append(value)
-        steps = sorted(by_step)
-        ax.plot(steps, [sum(by_step[s]) / len(by_step[s]) for s in steps], color=color, linestyle=style, linewidth=2, marker="o", markersize=4,
-                label=f"{name}, {factor:g}x ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})")
+        _seed_lines(ax, seeds, f"{name}, {factor:g}x ({_seeds_text(seeds)})", color="tab:red" if base else "tab:blue",
+                    linestyle="-" if factor == longest else "--")
     ax.set(xlabel="training step", ylabel=_axis("map"), title="Does it last? Learning curves at two budgets")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def retraining_curves_plot(lines: Sequence[tuple[str, bool, Sequence[Sequence[tuple[int, float]]]]], label: str,
+                           path: Path) -> Path:
+    """The retrained points' learning curves at one budget: per (name, is_baseline, per-seed curves of (step, mAP)
+    ending at the final step), each seed thin and the mean thick; the baseline red, each other point its own colour."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    others = iter(c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"] if c not in ("#d62728",))
+    for name, base, seeds in lines:
+        _seed_lines(ax, seeds, f"{name} ({_seeds_text(seeds)})", color="tab:red" if base else next(others, "grey"))
+    ax.set(xlabel="training step", ylabel=_axis("map"), title=f"Against {label}: learning curves of the retraining")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
     return _save(fig, path)

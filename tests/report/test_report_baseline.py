@@ -124,3 +124,25 @@ def test_no_section_without_a_labelled_retrained_point(tmp_path):
     run = make_run(tmp_path / "run", [record(0, map_=0.1)])
     write_json_atomic(run / FILE, [r.to_json() for r in ROWS[1:]])
     assert "Against the baseline" not in write_report([run], tmp_path / "out").read_text()
+
+
+def test_learning_curves_of_the_retraining_and_an_early_peak_named(tmp_path):
+    import dataclasses
+
+    run = latency_study(make_run(tmp_path / "run", [record(0, map_=0.1)]))
+    rising = ({"150": 0.30, "300": 0.45, "450": 0.49},) * 7  # then BASE_MAPS at step 600: highest at the end
+    peaking = ({"150": 0.40, "300": 0.70, "450": 0.65},) + (None,) * 6  # one seed kept a curve: 0.70, then 0.60
+    write_json_atomic(run / FILE, [r.to_json() for r in (dataclasses.replace(ROWS[0], curves=rising),
+                                                         dataclasses.replace(ROWS[1], curves=peaking))])
+    text = write_report([run], tmp_path / "out").read_text()
+    assert "| trial | label | seeds | step 150 | step 300 | step 450 | step 600 | peak step |" in text
+    assert "| 0 | Lite0 | 7 | 0.3000 | 0.4500 | 0.4900 | 0.5129 | 600 |" in text
+    assert "| 1 |  | 1 | 0.4000 | 0.7000 | 0.6500 | 0.6000 | 300 |" in text
+    assert ("**1 of 2 points peaked before the end of training** (trial 1 at step 300, 0.7000 → 0.6000)") in text
+    assert (tmp_path / "out" / "figures" / "baseline_curves.png").is_file()
+    write_json_atomic(run / FILE, [r.to_json() for r in (dataclasses.replace(ROWS[0], curves=rising), ROWS[1])])
+    text = write_report([run], tmp_path / "out").read_text()
+    assert "| 0 | Lite0 | 7 |" in text and "| 1 |  | 1 |" not in text  # a point without curves is left out
+    assert "Every point's mean val mAP is highest at the end of training" in text
+    write_json_atomic(run / FILE, [r.to_json() for r in ROWS[:2]])
+    assert "Learning curves of the retraining" not in write_report([run], tmp_path / "out").read_text()
