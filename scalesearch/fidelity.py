@@ -160,10 +160,14 @@ def kendall(rows: Sequence[FidelityRecord]) -> tuple[float, float]:
 
 
 def spearman(rows: Sequence[FidelityRecord]) -> tuple[float, float]:
-    """Spearman's rho between proxy and long-budget mAP and its p-value (``scipy.stats.spearmanr``)."""
+    """Spearman's rho between proxy and long-budget mAP and its p-value (``scipy.stats.spearmanr``); NaN, without
+    scipy's warning, when either side is constant (as a bootstrap resample of few points often is)."""
     from scipy import stats
 
-    result = stats.spearmanr([r.proxy_map for r in rows], [r.long_map for r in rows])
+    proxy, long = [r.proxy_map for r in rows], [r.long_map for r in rows]
+    if len(set(proxy)) < 2 or len(set(long)) < 2:
+        return float("nan"), float("nan")
+    result = stats.spearmanr(proxy, long)
     return float(result.statistic), float(result.pvalue)
 
 

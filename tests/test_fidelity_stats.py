@@ -23,6 +23,16 @@ def test_kendall_and_spearman_equal_scipy():
     assert kendall(_rows())[0] == pytest.approx(11 / 15)  # 13 concordant, 2 discordant pairs of 15
 
 
+def test_spearman_of_a_constant_side_is_nan_without_a_warning():
+    import math
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rho, p = spearman(_rows(proxy=[0.3] * 6))
+    assert math.isnan(rho) and math.isnan(p)
+
+
 def test_bootstrap_interval_is_deterministic_and_brackets_tau():
     first = bootstrap_interval(_rows(), "kendall", n=500, seed=3)
     assert first == bootstrap_interval(_rows(), "kendall", n=500, seed=3)
