@@ -308,7 +308,7 @@ def _section(doc: Document, run: Run, label: str, found: list[Duel], fig_dir: Pa
         doc.figure(path, f"Grey: every trial at the proxy budget (its latency measured during the search). Blue: "
                          f"the retrained points at {base.factor:g}x, mean mAP with the seeds' range and latency with "
                          f"its interquartile range; red star: {label}.")
-    _curves_part(doc, rows, base, label, fig_dir, prefix)
+    _curves_part(doc, rows, base, label, fig_dir, prefix, found[0].alpha)
 
 
 def _mean_by_step(seeds: list[list[tuple[int, float]]]) -> dict[int, float]:
@@ -319,10 +319,17 @@ def _mean_by_step(seeds: list[list[tuple[int, float]]]) -> dict[int, float]:
     return {step: float(np.mean(by_step[step])) for step in sorted(by_step)}
 
 
+def _peak_drops(seeds: list[list[tuple[int, float]]], peak: int, final: int) -> list[float]:
+    """Per seed whose curve has both steps: its mAP at ``peak`` minus its mAP at ``final``."""
+    return [dict(curve)[peak] - dict(curve)[final] for curve in seeds if peak in dict(curve) and final in dict(curve)]
+
+
 def _curves_part(doc: Document, rows: list[FidelityRecord], base: FidelityRecord, label: str, fig_dir: Path | None,
-                 prefix: str) -> None:
+                 prefix: str, alpha: float = ALPHA) -> None:
     """The retrained points' learning curves (mean val mAP at each curve step and at the end) and whether the budget
-    overfits: a point whose mean peaks before its final step lost val mAP by training on."""
+    overfits: a point whose mean peaks before its final step lost val mAP by training on, claimed only where the
+    loss holds on its seeds (one-sided sign-flip test of the per-seed drops from the peak step to the end, Holm over
+    the points that peaked early; the peak step is picked from the same curves, so these p are optimistic)."""
     curved = [(row, row.seed_curves()) for row in rows]
     curved = [(row, seeds) for row, seeds in curved if seeds]
     if not curved:
@@ -332,20 +339,34 @@ def _curves_part(doc: Document, rows: list[FidelityRecord], base: FidelityRecord
     for row, seeds in curved:
         mean = _mean_by_step(seeds)
         peak = max(mean, key=lambda step: (mean[step], -step))
-        final = mean[max(mean)]
-        if peak != max(mean):
-            early.append(f"trial {row.number}{f' ({row.label})' if row.label else ''} at step {peak}, "
-                         f"{mean[peak]:.4f} → {final:.4f}")
+        end = max(mean)
+        if peak != end:
+            drops = _peak_drops(seeds, peak, end)
+            p = sign_flip_p(drops, "greater")[0] if drops else 1.0
+            early.append((f"trial {row.number}{f' ({row.label})' if row.label else ''} at step {peak}, "
+                          f"{mean[peak]:.4f} → {mean[end]:.4f}", p, len(drops)))
         table.append([row.number, label if row is base else (row.label or ""), len(seeds),
                       *(f"{mean[step]:.4f}" if step in mean else "-" for step in steps), peak])
     doc.para(f"Learning curves of the retraining: the scored weights' val mAP at the study's `train.curve` fractions "
              f"of the {base.factor:g}x budget and at its end, mean over the seeds that kept a curve.")
     doc.table(["trial", "label", "seeds", *(f"step {step}" for step in steps), "peak step"], table)
     if early:
-        doc.para(f"**{len(early)} of {len(curved)} points peaked before the end of training** ({'; '.join(early)}): "
-                 "training on lowered their val mAP, a sign that this budget over-fits the training images (few "
-                 "images, many epochs). The verdicts above are at the final step, the budget fixed before training; "
-                 "picking each point's best step by this val mAP would be a choice made on the data that judges it.")
+        adjusted = holm_adjusted([p for _, p, _ in early])
+        named = [(f"{text}: {n} seed{'s' if n != 1 else ''}, Holm p {q:.3g}", q < alpha)
+                 for (text, _, n), q in zip(early, adjusted)]
+        held = [text for text, lost in named if lost]
+        noise = [text for text, lost in named if not lost]
+        if held:
+            doc.para(f"**{len(held)} of {len(curved)} points lost val mAP after an early peak, beyond seed noise** "
+                     f"({'; '.join(held)}; one-sided sign-flip test of each seed's drop from the peak step to the end, "
+                     "Holm over the points that peaked early; the peak is picked from these curves, so p is "
+                     "optimistic): training on lowered their val mAP, a sign that this budget over-fits the training "
+                     "images (few images, many epochs). The verdicts above are at the final step, the budget fixed "
+                     "before training; picking each point's best step by this val mAP would be a choice made on the "
+                     "data that judges it.")
+        if noise:
+            doc.para(f"{len(noise)} of {len(curved)} points peaked before the end by less than their seeds can tell "
+                     f"apart ({'; '.join(noise)}; Holm p not below {alpha:g}): no sign of over-fitting from them.")
     else:
         doc.para(f"Every point's mean val mAP is highest at the end of training: the {base.factor:g}x budget did "
                  "not over-fit, and a longer one may still gain.")
