@@ -60,15 +60,15 @@ def _main_steps(rec: dict) -> dict[str, dict]:
     return out
 
 
-def _seeds_phrase(win: dict) -> str:
-    """Whether more seeds could help: only when the seeds run could not reach p < 0.05 at all."""
-    need, have = win.get("seeds_needed"), len(win.get("seeds") or [])
+def _seeds_phrase(win: dict, base: dict) -> str:
+    """Whether the paired seeds (those the winner and the baseline share) could reach p < 0.05 at all: how many would
+    when they could not; else that it was reachable and not reached."""
+    need, have = win.get("seeds_needed"), len(set(win.get("seeds") or ()) & set(base.get("seeds") or ()))
     if not need:
         return ""
     if need > have:
         return f"; {need} paired seeds would make p < 0.05 reachable ({have} were run)"
-    return (f"; {have} paired seeds could reach p < 0.05 ({need} would), so the difference, not the seed count, "
-            "is what stays undecided")
+    return f"; p < 0.05 was reachable with these {have} paired seeds but not reached"
 
 
 def _missing(rec: dict) -> str:
@@ -84,7 +84,7 @@ def _missing(rec: dict) -> str:
     if win["verdict"] == "cannot tell with these seeds":
         parts.append(f"mean paired difference {win['diff']:+.4f} mAP; non-inferiority Holm p "
                      f"{win['noninferiority_holm_p']:.3g}, superiority Holm p {win['superiority_holm_p']:.3g}"
-                     + _seeds_phrase(win))
+                     + _seeds_phrase(win, rec["baseline"]))
     elif win["verdict"] == "worse":
         parts.append(f"it is worse by {-win['diff']:.4f} mAP (superiority Holm p {win['superiority_holm_p']:.3g})")
     return "Nothing beats the baseline here; the closest point (the winner above) misses: " + "; ".join(parts) + "."

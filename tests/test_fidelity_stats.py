@@ -30,6 +30,8 @@ def test_spearman_of_a_constant_side_is_nan_without_a_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         rho, p = spearman(_rows(proxy=[0.3] * 6))
+        assert math.isnan(rho) and math.isnan(p)
+        rho, p = spearman(_rows(long=[0.4] * 6))
     assert math.isnan(rho) and math.isnan(p)
 
 

@@ -39,7 +39,7 @@ from scalesearch.report.doc import Document
 from scalesearch.report.format import field_cell, fmt_count, topology_cell
 from scalesearch.report.runs import Run
 from scalesearch.report.stats import (ALPHA, MARGIN, flip_min_p, flips_needed, holm_adjusted, holm_floors,
-                                      permutation_p, settings, sign_flip_p, smallest_p, welch_pvalue)
+                                      max_flip_p, permutation_p, settings, sign_flip_p, smallest_p, welch_pvalue)
 
 _ARCH = ("topology", "fusion", "activation", "resolution", "fpn_channels", "fpn_repeats", "head_repeats")
 VERDICTS = ("dominates", "non-inferior and faster", "better but slower", "worse", "cannot tell with these seeds")
@@ -319,17 +319,24 @@ def _mean_by_step(seeds: list[list[tuple[int, float]]]) -> dict[int, float]:
     return {step: float(np.mean(by_step[step])) for step in sorted(by_step)}
 
 
-def _peak_drops(seeds: list[list[tuple[int, float]]], peak: int, final: int) -> list[float]:
-    """Per seed whose curve has both steps: its mAP at ``peak`` minus its mAP at ``final``."""
-    return [dict(curve)[peak] - dict(curve)[final] for curve in seeds if peak in dict(curve) and final in dict(curve)]
+def _drops(seeds: list[list[tuple[int, float]]]) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """(earlier steps, per seed the mAP at each earlier step minus the final mAP, the final mAPs) over the seeds whose
+    curve has every step any of them recorded (a seed missing one is left out)."""
+    steps = sorted({step for curve in seeds for step, _ in curve})
+    whole = [dict(curve) for curve in seeds if {step for step, _ in curve} == set(steps)]
+    if not whole or len(steps) < 2:
+        return steps[:-1], np.zeros((0, max(0, len(steps) - 1))), np.zeros(0)
+    final = np.array([curve[steps[-1]] for curve in whole])
+    return steps[:-1], np.array([[curve[step] for step in steps[:-1]] for curve in whole]) - final[:, None], final
 
 
 def _curves_part(doc: Document, rows: list[FidelityRecord], base: FidelityRecord, label: str, fig_dir: Path | None,
                  prefix: str, alpha: float = ALPHA) -> None:
     """The retrained points' learning curves (mean val mAP at each curve step and at the end) and whether the budget
     overfits: a point whose mean peaks before its final step lost val mAP by training on, claimed only where the
-    loss holds on its seeds (one-sided sign-flip test of the per-seed drops from the peak step to the end, Holm over
-    the points that peaked early; the peak step is picked from the same curves, so these p are optimistic)."""
+    loss holds on its seeds: a one-sided sign-flip test of the largest mean drop from any earlier curve step to the
+    end (``stats.max_flip_p``: each seed flipped as a whole, so picking the peak from the same curves is accounted
+    for), Holm over the points that peaked early."""
     curved = [(row, row.seed_curves()) for row in rows]
     curved = [(row, seeds) for row, seeds in curved if seeds]
     if not curved:
@@ -338,13 +345,14 @@ def _curves_part(doc: Document, rows: list[FidelityRecord], base: FidelityRecord
     table, early = [], []
     for row, seeds in curved:
         mean = _mean_by_step(seeds)
-        peak = max(mean, key=lambda step: (mean[step], -step))
-        end = max(mean)
-        if peak != end:
-            drops = _peak_drops(seeds, peak, end)
-            p = sign_flip_p(drops, "greater")[0] if drops else 1.0
-            early.append((f"trial {row.number}{f' ({row.label})' if row.label else ''} at step {peak}, "
-                          f"{mean[peak]:.4f} → {mean[end]:.4f}", p, len(drops)))
+        peak = max(mean, key=lambda step: (mean[step], step))  # a tie with the end is no early peak
+        earlier, drops, final = _drops(seeds)
+        if peak != max(mean) and len(final) and drops.mean(axis=0).max() > 0:
+            top = int(np.argmax(drops.mean(axis=0)))
+            n = len(final)
+            early.append((f"trial {row.number}{f' ({row.label})' if row.label else ''} at step {earlier[top]}, "
+                          f"{(drops[:, top] + final).mean():.4f} → {final.mean():.4f} over {n} seed{'s' if n != 1 else ''}",
+                          max_flip_p(drops)[0], flip_min_p(n, "greater")))
         table.append([row.number, label if row is base else (row.label or ""), len(seeds),
                       *(f"{mean[step]:.4f}" if step in mean else "-" for step in steps), peak])
     doc.para(f"Learning curves of the retraining: the scored weights' val mAP at the study's `train.curve` fractions "
@@ -352,21 +360,27 @@ def _curves_part(doc: Document, rows: list[FidelityRecord], base: FidelityRecord
     doc.table(["trial", "label", "seeds", *(f"step {step}" for step in steps), "peak step"], table)
     if early:
         adjusted = holm_adjusted([p for _, p, _ in early])
-        named = [(f"{text}: {n} seed{'s' if n != 1 else ''}, Holm p {q:.3g}", q < alpha)
-                 for (text, _, n), q in zip(early, adjusted)]
-        held = [text for text, lost in named if lost]
-        noise = [text for text, lost in named if not lost]
+        floors = holm_floors([floor for _, _, floor in early])
+        named = [(f"{text}, Holm p {q:.3g}", q < alpha, floor >= alpha)
+                 for (text, _, _), q, floor in zip(early, adjusted, floors)]
+        held = [text for text, lost, _ in named if lost]
+        noise = [text for text, lost, _ in named if not lost]
         if held:
             doc.para(f"**{len(held)} of {len(curved)} points lost val mAP after an early peak, beyond seed noise** "
-                     f"({'; '.join(held)}; one-sided sign-flip test of each seed's drop from the peak step to the end, "
-                     "Holm over the points that peaked early; the peak is picked from these curves, so p is "
-                     "optimistic): training on lowered their val mAP, a sign that this budget over-fits the training "
-                     "images (few images, many epochs). The verdicts above are at the final step, the budget fixed "
-                     "before training; picking each point's best step by this val mAP would be a choice made on the "
-                     "data that judges it.")
+                     f"({'; '.join(held)}; one-sided sign-flip test of the largest mean drop from any earlier curve "
+                     "step to the end, each seed's curve flipped as a whole so that picking the peak is accounted "
+                     "for, Holm over the points that peaked early): training on lowered their val mAP, a sign that "
+                     "this budget over-fits the training images (few images, many epochs). The verdicts above are at "
+                     "the final step, the budget fixed before training; picking each point's best step by this val "
+                     "mAP would be a choice made on the data that judges it.")
         if noise:
-            doc.para(f"{len(noise)} of {len(curved)} points peaked before the end by less than their seeds can tell "
-                     f"apart ({'; '.join(noise)}; Holm p not below {alpha:g}): no sign of over-fitting from them.")
+            text = (f"{len(noise)} of {len(curved)} points peaked before the end, a drop not shown beyond seed noise "
+                    f"({'; '.join(noise)}; Holm p not below {alpha:g})")
+            blocked = [floor for _, lost, floor in named if not lost and floor]
+            if blocked:
+                text += (f"; {len(blocked)} of them cannot reach p < {alpha:g} with their seeds whatever the mAPs, so "
+                         "their rows show a direction, not a test")
+            doc.para(text + ".")
     else:
         doc.para(f"Every point's mean val mAP is highest at the end of training: the {base.factor:g}x budget did "
                  "not over-fit, and a longer one may still gain.")

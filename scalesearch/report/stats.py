@@ -166,6 +166,31 @@ def sign_flip_p(d: Sequence[float], alternative: str = "two-sided", weights: Seq
     return (hits + 1) / (N_RANDOM + 1), False
 
 
+def max_flip_p(d: np.ndarray, seed: int = 0) -> tuple[float, bool]:
+    """One-sided sign-flip test of T = max over columns of the column means of ``d`` (seeds x comparisons): whether
+    any comparison's mean is above 0 beyond seed noise, the pick of the largest accounted for. Each seed's row is
+    flipped as a whole (its comparisons share the seed), so the null distribution of the maximum is exact over the
+    2^n flips (Monte Carlo beyond EXACT_FLIPS, as ``sign_flip_p``); (p, exact). With one column it is
+    ``sign_flip_p(d, "greater")``. E.g. the drops from each earlier curve step to the end of training, per seed:
+    p says whether the best earlier step beat the end, the step chosen from the same curves. Conservative when some
+    columns lie far below 0 (an early step well under the end): flipped, they raise the null's maximum."""
+    d = np.atleast_2d(np.asarray(d, dtype=float))
+    n = d.shape[0]
+    if n == 0:
+        raise ValueError("the sign-flip test needs at least one seed")
+    observed = float((d.mean(axis=0)).max())
+    tol = TIE * float(np.abs(d).sum() / n)
+    if 2**n <= EXACT_FLIPS:
+        signs = np.array(np.meshgrid(*[[1.0, -1.0]] * n, indexing="ij")).reshape(n, -1).T
+        exact = True
+    else:
+        signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(N_RANDOM, n))
+        exact = False
+    null = (signs @ d / n).max(axis=1)
+    hits = int(np.sum(null >= observed - tol))
+    return (hits / len(null), True) if exact else ((hits + 1) / (N_RANDOM + 1), False)
+
+
 def stratified_flip_p(rungs: Sequence[Sequence[float]], alternative: str = "two-sided",
                       seed: int = 0) -> tuple[float, float, bool]:
     """Stratified sign-flip test: ``rungs`` holds each rung's paired differences (rungs without any are dropped);

@@ -48,7 +48,14 @@ def test_page_states_steps_verdict_onnx_and_what_the_closest_point_misses():
     assert "| 0 (EfficientDet-Lite0) | bifpn sum/relu6, 64 x 3, heads 3, 320 px | 0.4433 ± 0.0058 (n 3) | 30.00 ms" in text
     assert "| winner (`reports/runs/toy/onnx/trial7.onnx`) | 12.50 ms | 12.00 to 13.00 ms | 80 | 5 |" in text
     assert "closest point (the winner above) misses: mean paired difference +0.0040 mAP" in text
-    assert "6 paired seeds would make p < 0.05 reachable" in text
+    assert "6 paired seeds would make p < 0.05 reachable (3 were run)" in text
+    rec = _record()
+    seven = list(range(7))
+    rec["winner"] = {**rec["winner"], "seeds": seven, "maps": [0.45] * 7}
+    rec["baseline"] = {**rec["baseline"], "seeds": seven[1:] + [9], "maps": [0.44] * 7}  # 6 shared with the winner
+    assert "p < 0.05 was reachable with these 6 paired seeds but not reached" in page.render_beat_lite0(rec)
+    rec["baseline"]["seeds"] = seven[2:] + [8, 9]  # 5 shared: fewer than the 6 needed
+    assert "6 paired seeds would make p < 0.05 reachable (5 were run)" in page.render_beat_lite0(rec)
     assert "misses" not in page.render_beat_lite0(_record("non-inferior and faster"))
 
 

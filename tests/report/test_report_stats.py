@@ -106,3 +106,21 @@ def test_report_states_the_smallest_reachable_p(tmp_path):
     assert "The study's 3 pairs form one family" in text
     assert "within seed noise" not in text.split("| pair | rungs |", 1)[1]
     assert "**Agrees" not in text  # nothing the correction withdraws is printed in bold
+
+
+def test_max_flip_p_accounts_for_picking_the_largest_column():
+    drops = np.array([0.01, 0.02, -0.005, 0.03, 0.015])
+    # one column: the one-sided sign-flip test (2 of 32 flips reach the observed mean: these signs, and -0.005 flipped)
+    assert stats.max_flip_p(drops[:, None]) == (stats.sign_flip_p(drops, "greater")[0], True) == (0.0625, True)
+    # seven seeds that all drop: only the observed signs reach the maximum, p = 1/128 (the floor)
+    assert stats.max_flip_p(np.full((7, 2), 0.02)) == (1 / 128, True)
+    # a column far below 0 raises the null's maximum when flipped: conservative, p = 29/128
+    finals = np.array([0.60, 0.61, 0.63, 0.59, 0.63, 0.62, 0.62])
+    assert stats.max_flip_p(np.array([0.40, 0.70, 0.65])[None, :] - finals[:, None]) == (29 / 128, True)
+    # picking the best of many noise columns: the maximum's null distribution, not one column's
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 1, size=(8, 20))
+    best = int(np.argmax(noise.mean(axis=0)))
+    assert stats.max_flip_p(noise)[0] > stats.sign_flip_p(noise[:, best], "greater")[0]
+    with pytest.raises(ValueError):
+        stats.max_flip_p(np.zeros((0, 2)))
