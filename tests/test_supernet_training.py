@@ -181,7 +181,7 @@ def test_a_subnetwork_is_scored_after_recalibration(setup):
 
 
 def test_a_finished_training_is_loaded_from_its_final_file_without_training(setup, tmp_path):
-    """``supernet_final.pt`` (what a run folder commits) alone restores the scored weights: no step is trained, the
+    """``supernet_final.pt`` (what a run folder keeps of a finished training) alone restores the scored weights: no step is trained, the
     cost and losses are the training's, and a sub-network scores exactly as on the trained supernet. A file of
     another key, or of fewer steps than asked, is not taken."""
     spec, data, channels = load(setup)

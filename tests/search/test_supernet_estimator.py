@@ -84,7 +84,7 @@ def test_a_study_trains_its_supernets_once_and_scores_every_trial(tmp_path, monk
     assert main(["run", str(study), "--quiet"]) == 0
     err = capfd.readouterr().err
     assert err.count("sandwich steps (loaded from supernet_final.pt") == 2 and "(trained;" not in err
-    # What a run folder commits (records, summaries, supernet_final.pt) is enough to score the same sub-networks
+    # What a run folder keeps (records, summaries, supernet_final.pt) is enough to score the same sub-networks
     # again on a new checkout: no storage, no checkpoints, no feature cache; the same mAP trial by trial.
     run = tmp_path / "run"
     for path in [*run.glob("estimator/supernet/*/supernet.pt"), run / "study.db", run / "trials.json"]:
