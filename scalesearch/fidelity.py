@@ -24,6 +24,9 @@ from scalesearch.records import RecordError, check_keys, check_spec, decode_rows
 
 FILE = "fidelity.json"
 CHECKPOINTS = "fidelity_checkpoints"  # RUN/<this>/trial<N>_seed<S>.pt: models kept by ``scalesearch fidelity --save``
+# ``scalesearch fidelity --frozen-backbone``: fidelity.json's points on its seeds and budget, the pretrained backbone
+# frozen (its features cached) instead of fine-tuned
+FROZEN_FILE = "fidelity_frozen.json"
 
 
 @dataclass(frozen=True)

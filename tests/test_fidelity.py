@@ -306,3 +306,62 @@ def test_progress_counts_the_trainings_and_keeps_the_log_lines_whole(tmp_path, c
     assert len(lines) == 4 and all("long-budget mAP" in line for line in lines)
     retrain(run, top_k=2, seeds=3, trainer=FakeTrainer({256: 0.5, 384: 0.4}), log=lines.append)
     assert capsys.readouterr().err == ""  # no bar unless asked
+
+
+def test_frozen_backbone_retrains_fidelity_points_on_their_seeds_into_its_own_file(tmp_path):
+    """``--frozen-backbone``: fidelity.json's points (or the ``--trial`` ones) on its first S seeds (the same seeds,
+    so that each pairs with its fine-tuned training) at its budget, seed-major, into fidelity_frozen.json;
+    fidelity.json untouched, a rerun trains nothing, unknown trials and seeds beyond the shared ones refused."""
+    from scalesearch.fidelity import FROZEN_FILE
+    from scalesearch.retrain.fidelity import retrain_frozen
+
+    run = make_run(tmp_path / "run")
+    with pytest.raises(UserError, match="fidelity.json: not found or empty; retrain the run first"):
+        retrain_frozen(run, trainer=FakeTrainer({}))
+    retrain(run, top_k=2, factor=4.0, seeds=3, include=["baseline"],
+            trainer=FakeTrainer({256: 0.5, 384: 0.55, 640: 0.52}))
+    before = (run / FILE).read_text()
+    with pytest.raises(UserError, match=r"^--trial: trial 2 is not in .*fidelity.json \(it holds 4, 1, 3\)$"):
+        retrain_frozen(run, numbers=[2], trainer=FakeTrainer({}))
+    with pytest.raises(UserError, match=r"^--seeds: must be 1..3 \(the consecutive seeds from 0"):
+        retrain_frozen(run, seeds=4, trainer=FakeTrainer({}))
+    trainer = FakeTrainer({384: 0.6, 640: 0.5})
+    rows = retrain_frozen(run, numbers=[3, 1], seeds=2, trainer=trainer)
+    assert trainer.calls == [(640, 0), (384, 0), (640, 1), (384, 1)]
+    assert [(r.group, r.label, r.steps, r.factor, r.seeds, r.maps) for r in rows] == [
+        ("phi=3", "baseline", 400, 4.0, (0, 1), (0.5, 0.5)), ("phi=1", None, 400, 4.0, (0, 1), (0.6, 0.6))]
+    assert load_fidelity(run, FROZEN_FILE) == rows and (run / FILE).read_text() == before
+    assert retrain_frozen(run, numbers=[3, 1], seeds=2, trainer=FakeTrainer({})) == rows  # resumed: nothing to train
+    more = FakeTrainer({256: 0.4, 384: 0.6, 640: 0.5})
+    assert len(retrain_frozen(run, trainer=more)) == 3  # every point, all 3 seeds: only what is missing trains
+    assert sorted(more.calls) == [(256, 0), (256, 1), (256, 2), (384, 2), (640, 2)]
+
+
+def test_frozen_trainer_trains_on_features_cached_once_per_resolution(tmp_path):
+    """Real (tiny) trainings with the pretrained backbone frozen: the entry is built by the first training and read
+    back by the next (also by a new trainer), both weights' mAP and the curve are kept, and a seed gives the same
+    mAP each time (it pairs with the fine-tuned training of that seed)."""
+    import torch
+
+    from scalesearch.config import validate_study
+    from scalesearch.model.backbone import build_backbone
+    from scalesearch.retrain.fidelity import frozen_trainer
+    from scalesearch.spec import DetectorSpec
+
+    weights = tmp_path / "tiny.pth"
+    tiny = DetectorSpec(resolution=128, width_multiplier=0.25, depth_multiplier=0.25, fpn_channels=16,
+                        fpn_repeats=1, head_repeats=1, num_classes=4)
+    torch.manual_seed(0)
+    torch.save(build_backbone(tiny, weights=False).state_dict(), weights)
+    config = validate_study({"name": "t", "space": {"phi": -3.0},
+                             "dataset": {"synthetic": {"num_train": 8, "num_val": 4, "image_size": 128}},
+                             "train": {"steps": 2, "batch_size": 4, "warmup_steps": 1, "eval_batch_size": 4}})
+    spec = tiny.replace(weights=str(weights)).to_dict()
+    said: list[str] = []
+    first = frozen_trainer(config, 2.0, tmp_path / "features", log=said.append)(spec, 5, 7)
+    assert len(said) == 1 and said[0].startswith("feature cache ") and " 128 px built in " in said[0]
+    assert len(list((tmp_path / "features").glob("features-*.pt"))) == 1
+    again = frozen_trainer(config, 2.0, tmp_path / "features", log=said.append)
+    assert again(spec, 5, 7).map == pytest.approx(first.map) and len(said) == 1  # read back, not built
+    assert first.map_raw is not None and first.map_ema is not None and set(first.curve) == {1, 2, 3}
+    assert first.wall_seconds > 0 and first.map >= 0

@@ -38,6 +38,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "most accurate other point at F2 x the study's budget (more than fidelity.json's) into "
                              "RUN_DIR/fidelity_x<F2>.json; `scalesearch report` then gives the verdict at both "
                              "budgets with learning curves (--top-k, --factor and the picking options do not apply)")
+    parser.add_argument("--frozen-backbone", dest="frozen", action="store_true",
+                        help="would a frozen backbone do better? retrain the points of RUN_DIR/fidelity.json on its "
+                             "seeds and budget with the pretrained backbone frozen (its features computed once per "
+                             "resolution and cached under RUN_DIR/estimator/features; each step 3-5x cheaper) into "
+                             "RUN_DIR/fidelity_frozen.json, each seed paired with its fine-tuned training; --seeds: "
+                             "the first S of them (default all)")
+    parser.add_argument("--trial", dest="trials", action="append", type=int, default=[], metavar="N",
+                        help="with --frozen-backbone: only trial N of fidelity.json (repeatable; default every point)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--device", metavar="D",
                         help="train on D (cpu, cuda[:N], auto) instead of the study's train.device; points compare "
@@ -59,14 +67,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scalesearch.errors import UserError
-    from scalesearch.fidelity import bootstrap_interval, kendall, longer_file, spearman, top1_regret
+    from scalesearch.fidelity import FROZEN_FILE, bootstrap_interval, kendall, longer_file, spearman, top1_regret
     from scalesearch.machine import portable_command, resolve_device
-    from scalesearch.retrain.fidelity import retrain, retrain_longer
+    from scalesearch.retrain.fidelity import retrain, retrain_frozen, retrain_longer
 
     if args.workers < 1:
         raise UserError(f"--workers: must be >= 1, but got {args.workers}")
     command = portable_command(["scalesearch", *sys.argv[1:]])
     device = None if args.device is None else resolve_device(args.device)
+    if args.trials and not args.frozen:
+        raise UserError("--trial: applies to --frozen-backbone only (the other modes pick their points)")
+    if args.frozen:
+        for flag, given in (("--longer", args.longer is not None), ("--reuse", args.reuse is not None),
+                            ("--save", args.save), ("--against", args.against is not None),
+                            ("--include", bool(args.include)), ("--per-rung", args.per_rung)):
+            if given:
+                raise UserError(f"{flag}: does not apply with --frozen-backbone (it retrains fidelity.json's points)")
+        rows = retrain_frozen(args.run_dir, args.trials, args.seeds, log=print, command=command, device=device,
+                              progress=not args.quiet)
+        print(f"wrote {args.run_dir}/{FROZEN_FILE} ({len(rows)} specs)")
+        return 0
     if args.longer is not None:
         if args.reuse is not None:
             raise UserError("--reuse: applies to the picks of fidelity.json, not to --longer")

@@ -19,7 +19,8 @@ from typing import Any
 
 from scalesearch import machine, pareto
 from scalesearch.errors import UserError
-from scalesearch.fidelity import CHECKPOINTS, FILE, FidelityRecord, lasting_points, load_fidelity, longer_file
+from scalesearch.fidelity import (CHECKPOINTS, FILE, FROZEN_FILE, FidelityRecord, lasting_points, load_fidelity,
+                                  longer_file)
 from scalesearch.files import write_json_atomic
 from scalesearch.records import TrialRecord, load_records
 
@@ -141,6 +142,41 @@ def study_trainer(config: Any, factor: float, save_dir: Path | None = None, devi
                 info |= {"category_names": result.info.category_names,
                          "label_to_category": result.info.label_to_category}
             save_checkpoint(save_dir / f"trial{number}_seed{seed}.pt", result.model, result.spec, info)
+        metrics = result.metrics
+        curve = {int(step): float(m["map"]) for step, m in sorted(result.intermediate.items()) if "map" in m}
+        return Trained(float(metrics["map"]), metrics.get("map_raw"), metrics.get("map_ema"),
+                       round(time.perf_counter() - start, 2), curve)
+
+    return train
+
+
+def frozen_trainer(config: Any, factor: float, cache_dir: Path | None, device: str | None = None,
+                   progress: bool = False, log: Callable[[str], None] = lambda line: None) -> Trainer:
+    """As ``study_trainer``, with the study's pretrained backbone frozen instead of fine-tuned: its features are
+    computed once per resolution (``feature_cache.FeatureCache`` under ``cache_dir``, the ``cached`` estimator's
+    files, so a rerun reads them back) and the feature network and heads train on them with the same recipe, seeded
+    batches and initial weights (``cached.train_on_features``): a point's seed s here pairs with its seed s there.
+    A training's wall seconds exclude building a cache entry (once per resolution, logged)."""
+    from scalesearch.search.estimators.cached import train_on_features
+    from scalesearch.search.objective import dataset_pairs
+    from scalesearch.spec import DetectorSpec
+    from scalesearch.training.feature_cache import FeatureCache, check_augmentation
+
+    check_augmentation(config.train_config.scale_range)
+    train_data, val_data = dataset_pairs(config.dataset)
+    steps, seconds = long_budget(config.train_config, factor)
+    cache = FeatureCache(cache_dir, limit=int(config.search.cache_gb * 2**30), progress=progress)
+
+    def train(spec: dict[str, Any], seed: int, number: int) -> Trained:
+        cfg = dataclasses.replace(config.trial_train_config(seed), steps=steps, seconds=seconds)
+        if device is not None:
+            cfg = dataclasses.replace(cfg, device=device)
+        detector = DetectorSpec.from_dict(spec)
+        data = cache.get(detector, train_data, val_data, cfg)
+        if data.built:
+            log(f"feature cache {detector.backbone} {detector.resolution} px built in {data.seconds:.1f} s")
+        start = time.perf_counter()
+        result = train_on_features(detector, data, cfg, progress=progress)
         metrics = result.metrics
         curve = {int(step): float(m["map"]) for step, m in sorted(result.intermediate.items()) if "map" in m}
         return Trained(float(metrics["map"]), metrics.get("map_raw"), metrics.get("map_ema"),
@@ -387,6 +423,42 @@ def retrain_longer(run_dir: str | Path, factor: float, seeds: int = 3, trainer: 
     return retrain(run_dir, 1, factor, seeds, trainer, log, workers, numbers=[base.number, best.number], save=save,
                    latency=False, command=command, file=file, first_seed=first_seed, device=device,
                    progress=progress)
+
+
+def retrain_frozen(run_dir: str | Path, numbers: Sequence[int] = (), seeds: int | None = None,
+                   trainer: Trainer | None = None, log: Callable[[str], None] = lambda line: None,
+                   command: str | None = None, device: str | None = None,
+                   progress: bool = False) -> list[FidelityRecord]:
+    """Would a frozen backbone do better than fine-tuning it? The points of ``fidelity.json`` (or the trials
+    ``numbers`` among them) retrained at its budget on its first ``seeds`` seeds (default: all of them), the same
+    seeds, so that each (point, seed) pairs with its fine-tuned training, with the pretrained backbone frozen
+    (``frozen_trainer``) into ``RUN/fidelity_frozen.json`` (resumable as ``retrain``, seed-major). Latency is not
+    measured again: the network is the same. Returns the file's records."""
+    run_dir = Path(run_dir)
+    main = load_fidelity(run_dir)
+    if not main:
+        raise UserError(f"{run_dir / FILE}: not found or empty; retrain the run first (`scalesearch fidelity`)")
+    known = {r.number: r for r in main}
+    missing = [n for n in numbers if n not in known]
+    if missing:
+        raise UserError(f"--trial: trial {missing[0]} is not in {run_dir / FILE} (it holds "
+                        f"{', '.join(str(n) for n in known)})")
+    rows = [known[n] for n in numbers] if numbers else main
+    shared = sorted(set.intersection(*(set(r.seeds) for r in rows)))
+    seeds = len(shared) if seeds is None else seeds
+    if not 1 <= seeds <= len(shared) or shared[:seeds] != list(range(shared[0], shared[0] + seeds)):
+        raise UserError(f"--seeds: must be 1..{len(shared)} (the consecutive seeds from {shared[0]} that every "
+                        f"point of {FILE} holds), but got {seeds}")
+    factor = main[0].factor
+    if trainer is None:
+        from scalesearch.config import load_study
+
+        config = load_study(run_dir / "study.yaml")
+        trainer = frozen_trainer(config, factor, run_dir / "estimator" / "features", device, progress, log)
+    log(f"frozen backbone: {len(rows)} point(s) of {FILE} at {factor:g}x on seeds {shared[0]}-{shared[0] + seeds - 1} "
+        f"into {run_dir / FROZEN_FILE}")
+    return retrain(run_dir, 1, factor, seeds, trainer, log, numbers=[r.number for r in rows], latency=False,
+                   command=command, file=FROZEN_FILE, first_seed=shared[0], device=device, progress=progress)
 
 
 LATENCY_ROUNDS = 3

@@ -30,3 +30,14 @@ def test_longer_without_a_retraining_against_a_baseline_exits_2(tmp_path, capsys
 def test_a_bad_device_exits_2_before_any_training(tmp_path, capsys):
     assert main(["fidelity", str(tmp_path), "--device", "tpu"]) == 2
     assert "--device: must be cpu, cuda[:N] or auto, but got 'tpu'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--trial", "3"], "--trial: applies to --frozen-backbone only"),
+    (["--frozen-backbone", "--longer", "16"], "--longer: does not apply with --frozen-backbone"),
+    (["--frozen-backbone", "--save"], "--save: does not apply with --frozen-backbone"),
+    (["--frozen-backbone"], "fidelity.json: not found or empty; retrain the run first (`scalesearch fidelity`)")])
+def test_frozen_backbone_mistakes_exit_2_in_one_line(tmp_path, capsys, option, message):
+    assert main(["fidelity", str(tmp_path), *option]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
