@@ -608,7 +608,8 @@ _register("supernet", "One-shot: inherited accuracy of a weight-sharing supernet
 _register("beat_lite0", "Beat EfficientDet-Lite0, search to verdict")
 _register("cost_space", "Counting a search space: one trace per spec against repeats extrapolated")
 _register("supernet_samplers", "One supernet space, two samplers: NSGA-II against the exhaustive grid")
-FAMILIES = ("beat_lite0",)  # one renderer for many records, named <family>_<study> (one per dataset)
+_register("frozen_retrain", "Frozen or fine-tuned backbone at the long budget")
+FAMILIES = ("beat_lite0", "frozen_retrain")  # one renderer for many records, named <family>_<study> (one per dataset)
 
 
 def _kind(name: str) -> str:

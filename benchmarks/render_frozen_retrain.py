@@ -1,0 +1,125 @@
+"""The page and headline of a ``frozen_retrain_<study>`` record (``bench_frozen_retrain.py``), registered in
+``render.py`` as a family (one record per run). ``render``'s helpers are imported at call time. Every figure shown
+is in the record."""
+
+from __future__ import annotations
+
+import statistics
+
+ALPHA = 0.05
+
+
+def _mean_sd(maps: list[float]) -> str:
+    sd = statistics.stdev(maps) if len(maps) > 1 else float("nan")
+    return f"{statistics.fmean(maps):.4f} ± {sd:.4f} (n {len(maps)})"
+
+
+def _name(point: dict) -> str:
+    spec = point["spec"]
+    arch = (f"{spec.get('topology')} {spec.get('fusion')}/{spec.get('activation')} {spec.get('fpn_channels')} x "
+            f"{spec.get('fpn_repeats')}, heads {spec.get('head_repeats')}, {spec.get('resolution')} px")
+    who = f"{point['label']} (trial {point['number']})" if point.get("label") else f"trial {point['number']}"
+    return f"{who}: {arch}"
+
+
+def peak(arm: dict, steps: int) -> tuple[int, float] | None:
+    """(step, mean mAP) of the mean learning curve's highest point, the final step included; None without curves."""
+    curves = arm.get("curves")
+    if not curves or any(c is None for c in curves):
+        return None
+    by_step: dict[int, list[float]] = {}
+    for curve, final in zip(curves, arm["maps"]):
+        for step, value in (*((int(k), v) for k, v in curve.items()), (steps, final)):
+            by_step.setdefault(step, []).append(value)
+    means = {step: statistics.fmean(v) for step, v in sorted(by_step.items()) if len(v) == len(curves)}
+    step = max(means, key=lambda s: (means[s], -s))
+    return step, means[step]
+
+
+def _seconds(arm: dict) -> float | None:
+    walls = arm.get("wall_seconds")
+    return statistics.fmean(walls) if walls else None
+
+
+def _change(test: dict) -> str:
+    """``higher``/``lower``/``within seed noise`` for frozen minus fine-tuned, by the Holm-adjusted p."""
+    if test["holm_p"] < ALPHA:
+        return "higher" if test["mean"] > 0 else "lower"
+    return "within seed noise"
+
+
+def render_frozen_retrain(rec: dict) -> str:
+    from render import benchmark_page
+
+    points = rec.get("points") or []
+    if not points:
+        return benchmark_page(rec, rec["benchmark"], ["No point was retrained with the backbone frozen yet."])
+    first = points[0]
+    body = [f"The points of `{rec['run']}/fidelity.json` retrained at the same budget ({first['factor']:g}x, "
+            f"{first['steps']} steps) on the same seeds with the pretrained backbone **frozen** "
+            f"(`{rec['run']}/fidelity_frozen.json`: its features computed once per resolution, only the feature "
+            "network and heads train) instead of fine-tuned; recipe, seeded batches and initial weights are the "
+            f"same, so each (point, seed) is a pair. {first['scored'].upper() if first['scored'] == 'ema' else 'Raw'} "
+            "weights scored. Frozen minus fine-tuned is tested per point by the exact two-sided sign-flip test "
+            "on the paired seeds, Holm over the points; the peak is the mean learning curve's highest step.", "",
+            "| point | fine-tuned mAP | frozen mAP | frozen − fine-tuned | p (Holm) | s / training fine-tuned → "
+            "frozen | peak step fine-tuned / frozen |", "|---|---|---|---|---|---|---|"]
+    for point in points:
+        a, b, test = point["finetuned"], point["frozen"], point["frozen_minus_finetuned"]
+        sa, sb = _seconds(a), _seconds(b)
+        time_cell = f"{sa:.0f} → {sb:.0f} ({sa / sb:.1f}x)" if sa and sb else "n/a"
+        pa, pb = peak(a, point["steps"]), peak(b, point["steps"])
+        peak_cell = " / ".join("n/a" if p is None else f"{p[0]} ({p[1]:.4f})" for p in (pa, pb))
+        body.append(f"| {_name(point)} | {_mean_sd(a['maps'])} | {_mean_sd(b['maps'])} | {test['mean']:+.4f}, "
+                    f"higher on {test['higher']} of {len(test['differences'])} | {test['p']:.3g} "
+                    f"({test['holm_p']:.3g}) | {time_cell} | {peak_cell} |")
+    body += ["", _summary(rec, points), ""]
+    verdicts = rec.get("verdicts")
+    if verdicts:
+        fine = {v["number"]: v for v in verdicts["finetuned"]}
+        frozen = {v["number"]: v for v in verdicts["frozen"]}
+        seeds = verdicts["seeds"]
+        body += [f"Against {rec['label']}, each arm on its own (seeds {seeds[0]}-{seeds[-1]}, the report's tests: "
+                 "paired sign-flip, margin 0.01 for non-inferiority, Holm over the points; the latencies measured "
+                 "once per network in fidelity.json):", "",
+                 f"| point | fine-tuned: mAP − {rec['label']} | fine-tuned verdict | frozen: mAP − {rec['label']} | "
+                 "frozen verdict |", "|---|---|---|---|---|"]
+        for point in points:
+            n = point["number"]
+            if n not in fine or n not in frozen:
+                continue
+            body.append(f"| {_name(point)} | {fine[n]['diff']:+.4f} | {fine[n]['text']} | {frozen[n]['diff']:+.4f} | "
+                        f"{frozen[n]['text']} |")
+        body.append("")
+    return benchmark_page(rec, rec["benchmark"], body)
+
+
+def _summary(rec: dict, points: list[dict]) -> str:
+    changes = [f"{p['label'] or 'trial ' + str(p['number'])} {_change(p['frozen_minus_finetuned'])} "
+               f"({p['frozen_minus_finetuned']['mean']:+.4f}, Holm p {p['frozen_minus_finetuned']['holm_p']:.3g})"
+               for p in points]
+    text = "Frozen against fine-tuned: " + "; ".join(changes) + "."
+    fine_s, frozen_s = rec.get("finetuned_training_seconds"), rec.get("frozen_training_seconds")
+    if fine_s and frozen_s:
+        call = rec.get("call") or {}
+        text += (f" Cost: the paired trainings took {fine_s / 60:.1f} min fine-tuned (as recorded in fidelity.json, "
+                 f"possibly another session's machine) and {frozen_s / 60:.1f} min frozen ({fine_s / frozen_s:.1f}x "
+                 "less)")
+        if call.get("wall_seconds"):
+            text += (f"; this call ran {call['wall_seconds'] / 60:.1f} min, building the feature caches and "
+                     "evaluating included (trainings already in the file are not rerun)")
+        text += "."
+    return text
+
+
+def headline_frozen_retrain(rec: dict) -> list[str]:
+    points = rec.get("points") or []
+    if not points:
+        return ["no point retrained yet"]
+    line = "frozen − fine-tuned mAP: " + ", ".join(
+        f"{p['label'] or 'trial ' + str(p['number'])} {p['frozen_minus_finetuned']['mean']:+.4f} "
+        f"(Holm p {p['frozen_minus_finetuned']['holm_p']:.3g})" for p in points)
+    fine_s, frozen_s = rec.get("finetuned_training_seconds"), rec.get("frozen_training_seconds")
+    if fine_s and frozen_s:
+        line += f"; trainings {fine_s / frozen_s:.1f}x faster frozen"
+    return [line]
