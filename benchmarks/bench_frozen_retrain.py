@@ -90,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     rel = run_dir.relative_to(ROOT).as_posix() if run_dir.is_relative_to(ROOT) else args.run
     record = begin_record(f"frozen_retrain_{run_dir.name}", run=rel, label=args.label, trials=args.trials,
                           seeds_asked=args.seeds)
+    same = [*(f"--trial={n}" for n in args.trials), *([f"--seeds={args.seeds}"] if args.seeds else [])]
     start, cpu = time.perf_counter(), time.process_time()
     frozen_rows = retrain_frozen(run_dir, args.trials, args.seeds, log=lambda line: print(line, flush=True),
-                                 command=portable_command(["scalesearch", "fidelity", rel, "--frozen-backbone"]),
+                                 command=portable_command(["scalesearch", "fidelity", rel, "--frozen-backbone", *same]),
                                  progress=True)
     record["call"] = {"wall_seconds": round(time.perf_counter() - start, 1),
                       "cpu_seconds": round(time.process_time() - cpu, 1)}
