@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from scalesearch.machine import portable_command
     from scalesearch.report.baseline import quartiles
     from scalesearch.report.runs import load_run
-    from scalesearch.report.stats import holm_adjusted
+    from scalesearch.report.stats import holm_adjusted, holm_floors
     from scalesearch.retrain.fidelity import retrain_frozen
 
     run_dir = Path(args.run).resolve()
@@ -92,13 +92,17 @@ def main(argv: list[str] | None = None) -> int:
                           seeds_asked=args.seeds)
     same = [*(f"--trial={n}" for n in args.trials), *([f"--seeds={args.seeds}"] if args.seeds else [])]
     start, cpu = time.perf_counter(), time.process_time()
+    built: dict[str, float] = {}
     frozen_rows = retrain_frozen(run_dir, args.trials, args.seeds, log=lambda line: print(line, flush=True),
                                  command=portable_command(["scalesearch", "fidelity", rel, "--frozen-backbone", *same]),
-                                 progress=True)
+                                 progress=True, built=built)
     record["call"] = {"wall_seconds": round(time.perf_counter() - start, 1),
-                      "cpu_seconds": round(time.process_time() - cpu, 1)}
+                      "cpu_seconds": round(time.process_time() - cpu, 1), "cache_build_seconds": built}
 
     run = load_run(run_dir)
+    recipe = run.config.train_config
+    record["recipe"] = {"backbone_lr_mult": recipe.backbone_lr_mult, "freeze_backbone_bn": recipe.freeze_backbone_bn,
+                        "scale_range": list(recipe.scale_range), "flip_prob": recipe.flip_prob}
     frozen = {r.number: r for r in load_fidelity(run_dir, FROZEN_FILE)}
     fine = {r.number: r for r in run.fidelity}
     seeds = sorted(set.intersection(*(set(r.seeds) for r in frozen_rows)))
@@ -112,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         points.append({"number": number, "label": row.label, "spec": row.spec, "factor": row.factor,
                        "steps": row.steps, "scored": row.scored, "torch_latency_ms": q and round(q[1], 3),
                        "finetuned": a, "frozen": b, "frozen_minus_finetuned": paired(a, b)})
-    for point, holm in zip(points, holm_adjusted([p["frozen_minus_finetuned"]["p"] for p in points])):
-        point["frozen_minus_finetuned"]["holm_p"] = holm
+    tests = [p["frozen_minus_finetuned"] for p in points]
+    for test, holm, floor in zip(tests, holm_adjusted([t["p"] for t in tests]), holm_floors([t["min_p"] for t in tests])):
+        test["holm_p"], test["holm_floor"] = holm, floor
 
     # Against the baseline: the report's duels on the seeds every frozen point holds, fine-tuned and frozen alike
     def on_seeds(rows, keep):
@@ -133,8 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         record["verdicts"] = {"seeds": seeds, "finetuned": verdict_rows(fine_run, args.label),
                               "frozen": verdict_rows(frozen_run, args.label)}
     record["points"] = points
-    record["finetuned_training_seconds"] = round(sum(sum(p["finetuned"]["wall_seconds"] or []) for p in points), 1)
-    record["frozen_training_seconds"] = round(sum(sum(p["frozen"]["wall_seconds"] or []) for p in points), 1)
+    timed = [p for p in points if p["finetuned"]["wall_seconds"] and p["frozen"]["wall_seconds"]]
+    record["finetuned_training_seconds"] = round(sum(sum(p["finetuned"]["wall_seconds"]) for p in timed), 1)
+    record["frozen_training_seconds"] = round(sum(sum(p["frozen"]["wall_seconds"]) for p in timed), 1)
+    # where each arm's trainings ran (one entry per seed's history): wall times of other sessions are not comparable
+    record["finetuned_sessions"] = sorted({h.get("batch", "?") for n in frozen if n in fine for h in fine[n].history})
     save_record(record)
     return 0
 

@@ -710,6 +710,8 @@ def render_readme_file(text: str, rec: dict | None) -> str:
 
     for path in sorted(FOLDER.glob("beat_lite0_*.json")):
         spans[path.stem] = readme_table(json.loads(path.read_text()))
+    for path in sorted(FOLDER.glob("frozen_retrain_*.json")):  # frozen vs fine-tuned backbone, one line per run
+        spans[path.stem] = HEADLINES["frozen_retrain"](json.loads(path.read_text()))[0]
     samplers = FOLDER / "supernet_samplers.json"
     if samplers.is_file():  # the headline of the two-sampler comparison (benchmarks/bench_supernet_samplers.py)
         spans["supernet_samplers"] = HEADLINES["supernet_samplers"](json.loads(samplers.read_text()))[0]

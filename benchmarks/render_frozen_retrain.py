@@ -42,9 +42,14 @@ def _seconds(arm: dict) -> float | None:
 
 
 def _change(test: dict) -> str:
-    """``higher``/``lower``/``within seed noise`` for frozen minus fine-tuned, by the Holm-adjusted p."""
+    """``higher``/``lower`` (Holm-adjusted p below alpha), ``untestable ...`` when even the seeds' smallest Holm p
+    cannot reach alpha, else ``within seed noise``, for frozen minus fine-tuned."""
     if test["holm_p"] < ALPHA:
         return "higher" if test["mean"] > 0 else "lower"
+    floor = test.get("holm_floor")
+    if floor is not None and floor >= ALPHA:
+        return (f"untestable with {len(test['differences'])} paired seeds (smallest Holm p {floor:.3g}), higher on "
+                f"{test['higher']} of {len(test['differences'])}")
     return "within seed noise"
 
 
@@ -58,16 +63,20 @@ def render_frozen_retrain(rec: dict) -> str:
     body = [f"The points of `{rec['run']}/fidelity.json` retrained at the same budget ({first['factor']:g}x, "
             f"{first['steps']} steps) on the same seeds with the pretrained backbone **frozen** "
             f"(`{rec['run']}/fidelity_frozen.json`: its features computed once per resolution, only the feature "
-            "network and heads train) instead of fine-tuned; recipe, seeded batches and initial weights are the "
-            f"same, so each (point, seed) is a pair. {first['scored'].upper() if first['scored'] == 'ema' else 'Raw'} "
-            "weights scored. Frozen minus fine-tuned is tested per point by the exact two-sided sign-flip test "
-            "on the paired seeds, Holm over the points; the peak is the mean learning curve's highest step.", "",
-            "| point | fine-tuned mAP | frozen mAP | frozen − fine-tuned | p (Holm) | s / training fine-tuned → "
-            "frozen | peak step fine-tuned / frozen |", "|---|---|---|---|---|---|---|"]
+            "network and heads train) instead of fine-tuned; recipe, seeded batches and the initial weights of "
+            f"the trained parts are the same, so each (point, seed) is a pair.{_recipe(rec)} "
+            f"{first['scored'].upper() if first['scored'] == 'ema' else 'Raw'} weights scored. Frozen minus "
+            "fine-tuned is tested per point by the exact two-sided sign-flip test on the paired seeds, Holm over the "
+            "points. The peak is the mean learning curve's highest step (descriptive: the highest of several noisy "
+            "means, not tested). Seconds per training: the fine-tuned ones as recorded when they were trained (in "
+            "earlier sessions; machines differ by up to 2x between sessions, so compare the two columns as an "
+            "indication only; `cached_step.md` measures the per-step ratio in one run).", "",
+            "| point | fine-tuned mAP | frozen mAP | frozen − fine-tuned | p (Holm) | s / training: fine-tuned "
+            "(earlier) → frozen (this run) | peak step fine-tuned / frozen |", "|---|---|---|---|---|---|---|"]
     for point in points:
         a, b, test = point["finetuned"], point["frozen"], point["frozen_minus_finetuned"]
         sa, sb = _seconds(a), _seconds(b)
-        time_cell = f"{sa:.0f} → {sb:.0f} ({sa / sb:.1f}x)" if sa and sb else "n/a"
+        time_cell = f"{sa:.0f} → {sb:.0f}" if sa and sb else "n/a"
         pa, pb = peak(a, point["steps"]), peak(b, point["steps"])
         peak_cell = " / ".join("n/a" if p is None else f"{p[0]} ({p[1]:.4f})" for p in (pa, pb))
         body.append(f"| {_name(point)} | {_mean_sd(a['maps'])} | {_mean_sd(b['maps'])} | {test['mean']:+.4f}, "
@@ -79,9 +88,10 @@ def render_frozen_retrain(rec: dict) -> str:
         fine = {v["number"]: v for v in verdicts["finetuned"]}
         frozen = {v["number"]: v for v in verdicts["frozen"]}
         seeds = verdicts["seeds"]
-        body += [f"Against {rec['label']}, each arm on its own (seeds {seeds[0]}-{seeds[-1]}, the report's tests: "
-                 "paired sign-flip, margin 0.01 for non-inferiority, Holm over the points; the latencies measured "
-                 "once per network in fidelity.json):", "",
+        body += [f"Against {rec['label']}, each arm on its own (seeds {seeds[0]}-{seeds[-1]}; the report's tests: "
+                 "paired sign-flip, margin 0.01 for non-inferiority, Holm over the points of this table, whereas "
+                 "the study report's family holds every retrained point, so its fine-tuned verdicts can differ; "
+                 "the latencies measured once per network in fidelity.json):", "",
                  f"| point | fine-tuned: mAP − {rec['label']} | fine-tuned verdict | frozen: mAP − {rec['label']} | "
                  "frozen verdict |", "|---|---|---|---|---|"]
         for point in points:
@@ -102,24 +112,35 @@ def _summary(rec: dict, points: list[dict]) -> str:
     fine_s, frozen_s = rec.get("finetuned_training_seconds"), rec.get("frozen_training_seconds")
     if fine_s and frozen_s:
         call = rec.get("call") or {}
-        text += (f" Cost: the paired trainings took {fine_s / 60:.1f} min fine-tuned (as recorded in fidelity.json, "
-                 f"possibly another session's machine) and {frozen_s / 60:.1f} min frozen ({fine_s / frozen_s:.1f}x "
-                 "less)")
+        sessions = len(rec.get("finetuned_sessions") or []) or "earlier"
+        text += (f" Cost: the paired trainings took {frozen_s / 60:.1f} min frozen in this run and "
+                 f"{fine_s / 60:.1f} min fine-tuned as recorded in {sessions} earlier session(s) (indicative only)")
+        built = call.get("cache_build_seconds") or {}
+        if built:
+            text += "; building the feature caches: " + ", ".join(f"{k} {v:g} s" for k, v in built.items())
         if call.get("wall_seconds"):
-            text += (f"; this call ran {call['wall_seconds'] / 60:.1f} min, building the feature caches and "
-                     "evaluating included (trainings already in the file are not rerun)")
+            text += (f"; this call ran {call['wall_seconds'] / 60:.1f} min in all (trainings already in the file "
+                     "are not rerun)")
         text += "."
     return text
+
+
+def _recipe(rec: dict) -> str:
+    recipe = rec.get("recipe")
+    if not recipe:
+        return ""
+    bn = "kept as loaded" if recipe["freeze_backbone_bn"] else "trained"
+    return (f" Fine-tuned recipe: backbone lr x{recipe['backbone_lr_mult']:g}, backbone BatchNorm {bn}. Frozen: "
+            "the backbone's features stored as float16, its BatchNorm at its loaded statistics, gradient clipping "
+            "over the trained parts only.")
 
 
 def headline_frozen_retrain(rec: dict) -> list[str]:
     points = rec.get("points") or []
     if not points:
         return ["no point retrained yet"]
-    line = "frozen − fine-tuned mAP: " + ", ".join(
+    line = "frozen − fine-tuned backbone, mAP at the same steps and seeds: " + ", ".join(
         f"{p['label'] or 'trial ' + str(p['number'])} {p['frozen_minus_finetuned']['mean']:+.4f} "
-        f"(Holm p {p['frozen_minus_finetuned']['holm_p']:.3g})" for p in points)
-    fine_s, frozen_s = rec.get("finetuned_training_seconds"), rec.get("frozen_training_seconds")
-    if fine_s and frozen_s:
-        line += f"; trainings {fine_s / frozen_s:.1f}x faster frozen"
+        f"({_change(p['frozen_minus_finetuned'])}; Holm p {p['frozen_minus_finetuned']['holm_p']:.3g})"
+        for p in points)
     return [line]

@@ -320,6 +320,12 @@ def test_frozen_backbone_retrains_fidelity_points_on_their_seeds_into_its_own_fi
         retrain_frozen(run, trainer=FakeTrainer({}))
     retrain(run, top_k=2, factor=4.0, seeds=3, include=["baseline"],
             trainer=FakeTrainer({256: 0.5, 384: 0.55, 640: 0.52}))
+    with pytest.raises(UserError, match=r"^--frozen-backbone: trial 4 has no pretrained backbone"):
+        retrain_frozen(run, trainer=FakeTrainer({}))
+    rows = json.loads((run / FILE).read_text())
+    for row in rows:
+        row["spec"]["weights"] = "package"
+    (run / FILE).write_text(json.dumps(rows))
     before = (run / FILE).read_text()
     with pytest.raises(UserError, match=r"^--trial: trial 2 is not in .*fidelity.json \(it holds 4, 1, 3\)$"):
         retrain_frozen(run, numbers=[2], trainer=FakeTrainer({}))

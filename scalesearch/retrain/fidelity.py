@@ -151,12 +151,18 @@ def study_trainer(config: Any, factor: float, save_dir: Path | None = None, devi
 
 
 def frozen_trainer(config: Any, factor: float, cache_dir: Path | None, device: str | None = None,
-                   progress: bool = False, log: Callable[[str], None] = lambda line: None) -> Trainer:
+                   progress: bool = False, log: Callable[[str], None] = lambda line: None,
+                   built: dict[str, float] | None = None) -> Trainer:
     """As ``study_trainer``, with the study's pretrained backbone frozen instead of fine-tuned: its features are
     computed once per resolution (``feature_cache.FeatureCache`` under ``cache_dir``, the ``cached`` estimator's
     files, so a rerun reads them back) and the feature network and heads train on them with the same recipe, seeded
     batches and initial weights (``cached.train_on_features``): a point's seed s here pairs with its seed s there.
-    A training's wall seconds exclude building a cache entry (once per resolution, logged)."""
+    What differs from fine-tuning besides the backbone's gradient: its features are stored as float16, its
+    BatchNorm uses its loaded statistics, and gradient clipping sees the trained parts only. A training's wall
+    seconds exclude building a cache entry (once per resolution: logged, and added to ``built`` as
+    ``"<backbone> <R> px": seconds``). ``train.threads`` applies as in ``study_trainer``."""
+    import torch
+
     from scalesearch.search.estimators.cached import train_on_features
     from scalesearch.search.objective import dataset_pairs
     from scalesearch.spec import DetectorSpec
@@ -172,11 +178,19 @@ def frozen_trainer(config: Any, factor: float, cache_dir: Path | None, device: s
         if device is not None:
             cfg = dataclasses.replace(cfg, device=device)
         detector = DetectorSpec.from_dict(spec)
-        data = cache.get(detector, train_data, val_data, cfg)
-        if data.built:
-            log(f"feature cache {detector.backbone} {detector.resolution} px built in {data.seconds:.1f} s")
-        start = time.perf_counter()
-        result = train_on_features(detector, data, cfg, progress=progress)
+        before = torch.get_num_threads()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        try:
+            data = cache.get(detector, train_data, val_data, cfg)
+            if data.built:
+                log(f"feature cache {detector.backbone} {detector.resolution} px built in {data.seconds:.1f} s")
+                if built is not None:
+                    built[f"{detector.backbone} {detector.resolution} px"] = round(data.seconds, 1)
+            start = time.perf_counter()
+            result = train_on_features(detector, data, cfg, progress=progress)
+        finally:
+            torch.set_num_threads(before)
         metrics = result.metrics
         curve = {int(step): float(m["map"]) for step, m in sorted(result.intermediate.items()) if "map" in m}
         return Trained(float(metrics["map"]), metrics.get("map_raw"), metrics.get("map_ema"),
@@ -427,13 +441,15 @@ def retrain_longer(run_dir: str | Path, factor: float, seeds: int = 3, trainer: 
 
 def retrain_frozen(run_dir: str | Path, numbers: Sequence[int] = (), seeds: int | None = None,
                    trainer: Trainer | None = None, log: Callable[[str], None] = lambda line: None,
-                   command: str | None = None, device: str | None = None,
-                   progress: bool = False) -> list[FidelityRecord]:
+                   command: str | None = None, device: str | None = None, progress: bool = False,
+                   built: dict[str, float] | None = None) -> list[FidelityRecord]:
     """Would a frozen backbone do better than fine-tuning it? The points of ``fidelity.json`` (or the trials
     ``numbers`` among them) retrained at its budget on its first ``seeds`` seeds (default: all of them), the same
     seeds, so that each (point, seed) pairs with its fine-tuned training, with the pretrained backbone frozen
     (``frozen_trainer``) into ``RUN/fidelity_frozen.json`` (resumable as ``retrain``, seed-major). Latency is not
-    measured again: the network is the same. Returns the file's records."""
+    measured again: the network is the same. Refused before any training (one line) unless fidelity.json's seeds
+    are paired, its budget is in steps (a seconds budget would give the cheaper frozen steps more of them) and every
+    point has a pretrained backbone. ``built``: see ``frozen_trainer``. Returns the file's records."""
     run_dir = Path(run_dir)
     main = load_fidelity(run_dir)
     if not main:
@@ -444,7 +460,19 @@ def retrain_frozen(run_dir: str | Path, numbers: Sequence[int] = (), seeds: int 
         raise UserError(f"--trial: trial {missing[0]} is not in {run_dir / FILE} (it holds "
                         f"{', '.join(str(n) for n in known)})")
     rows = [known[n] for n in numbers] if numbers else main
+    for row in rows:
+        if not row.paired:
+            raise UserError(f"{run_dir / FILE}: trial {row.number} holds unpaired seeds (an older scalesearch); "
+                            f"--frozen-backbone pairs each seed with its fine-tuned training")
+        if row.seconds is not None:
+            raise UserError(f"train.seconds: --frozen-backbone compares at the same step budget, but {FILE} was "
+                            f"trained to a seconds budget ({row.seconds:g} s); retrain with train.steps only")
+        if row.spec.get("weights", "none") == "none":
+            raise UserError(f"--frozen-backbone: trial {row.number} has no pretrained backbone (spec.weights "
+                            f"'none'), so there is no backbone to freeze")
     shared = sorted(set.intersection(*(set(r.seeds) for r in rows)))
+    if not shared:
+        raise UserError(f"{run_dir / FILE}: its points share no seed, so no frozen training could pair with them")
     seeds = len(shared) if seeds is None else seeds
     if not 1 <= seeds <= len(shared) or shared[:seeds] != list(range(shared[0], shared[0] + seeds)):
         raise UserError(f"--seeds: must be 1..{len(shared)} (the consecutive seeds from {shared[0]} that every "
@@ -454,7 +482,7 @@ def retrain_frozen(run_dir: str | Path, numbers: Sequence[int] = (), seeds: int 
         from scalesearch.config import load_study
 
         config = load_study(run_dir / "study.yaml")
-        trainer = frozen_trainer(config, factor, run_dir / "estimator" / "features", device, progress, log)
+        trainer = frozen_trainer(config, factor, run_dir / "estimator" / "features", device, progress, log, built)
     log(f"frozen backbone: {len(rows)} point(s) of {FILE} at {factor:g}x on seeds {shared[0]}-{shared[0] + seeds - 1} "
         f"into {run_dir / FROZEN_FILE}")
     return retrain(run_dir, 1, factor, seeds, trainer, log, numbers=[r.number for r in rows], latency=False,

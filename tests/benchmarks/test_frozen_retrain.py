@@ -37,7 +37,8 @@ def _run(tmp_path):
 
     retrain_module.retrain(run, 1, 4.0, 5, trainer, numbers=[0, 1], latency=False)
     rows = json.loads((run / "fidelity.json").read_text())
-    for row in rows:  # trial 0 (256 px) faster than Lite0, interquartile ranges apart
+    for row in rows:  # trial 0 (256 px) faster than Lite0, interquartile ranges apart; pretrained backbones
+        row["spec"]["weights"] = "package"
         row["latency"] = {"samples_ms": {"total": [float(row["spec"]["resolution"]) + i for i in range(4)]}}
     (run / "fidelity.json").write_text(json.dumps(rows))
     return run
@@ -47,8 +48,9 @@ def test_record_pairs_the_arms_and_gives_both_verdicts(tmp_path, monkeypatch):
     run = _run(tmp_path)
     frozen = {256: [0.60, 0.61, 0.63, 0.60, 0.62], 384: [0.56, 0.55, 0.55, 0.56, 0.57]}
 
-    def fake_frozen(config, factor, cache_dir, device=None, progress=False, log=None):
+    def fake_frozen(config, factor, cache_dir, device=None, progress=False, log=None, built=None):
         assert factor == 4.0 and cache_dir == run / "estimator" / "features"
+        built["tf_efficientnet_lite0 256 px"] = 12.5
         return lambda spec, seed, number: retrain_module.Trained(
             frozen[spec["resolution"]][seed], None, None, 20.0, {5: 0.3})
 
@@ -63,6 +65,10 @@ def test_record_pairs_the_arms_and_gives_both_verdicts(tmp_path, monkeypatch):
     test = by[0]["frozen_minus_finetuned"]
     assert test["mean"] == pytest.approx(0.108) and test["higher"] == 5 and test["p"] == pytest.approx(2 / 32)
     assert test["holm_p"] == pytest.approx(2 / 32 * 2)  # Holm over 2 points; trial 1's p is larger
+    assert test["holm_floor"] == pytest.approx(2 / 32 * 2)  # 5 seeds, 2 points: no p could reach 0.05
+    assert rec["call"]["cache_build_seconds"] == {"tf_efficientnet_lite0 256 px": 12.5}
+    assert rec["recipe"] == {"backbone_lr_mult": 1.0, "freeze_backbone_bn": False, "scale_range": [1.0, 1.0],
+                             "flip_prob": 0.5} and len(rec["finetuned_sessions"]) == 1
     assert rec["finetuned_training_seconds"] == 1000.0 and rec["frozen_training_seconds"] == 200.0
     fine_v, frozen_v = rec["verdicts"]["finetuned"][0], rec["verdicts"]["frozen"][0]
     assert fine_v["number"] == frozen_v["number"] == 0
@@ -73,12 +79,23 @@ def test_record_pairs_the_arms_and_gives_both_verdicts(tmp_path, monkeypatch):
     md = page.render_frozen_retrain(rec)
     assert "| Lite0 (trial 1): bifpn" in md and "+0.1080, higher on 5 of 5 | 0.0625 (0.125)" in md
     # trial 0 (40 steps): fine-tuned peaks at its curve step 5 (+0.01 over the end), frozen at the end
-    assert "| 100 → 20 (5.0x) | 5 (0.5140) / 40 (0.6120) |" in md
+    assert "| 100 → 20 | 5 (0.5140) / 40 (0.6120) |" in md
     assert "| -0.0500 | cannot tell with these seeds" in md and "| +0.0540 | **non-inferior and faster**" in md
-    assert "Frozen against fine-tuned: trial 0 within seed noise (+0.1080, Holm p 0.125)" in md
-    assert page.headline_frozen_retrain(rec) == [
-        "frozen − fine-tuned mAP: trial 0 +0.1080 (Holm p 0.125), Lite0 +0.0040 (Holm p 0.625); trainings 5.0x "
-        "faster frozen"]
+    assert ("Frozen against fine-tuned: trial 0 untestable with 5 paired seeds (smallest Holm p 0.125), higher on 5 "
+            "of 5 (+0.1080, Holm p 0.125)") in md
+    assert "building the feature caches: tf_efficientnet_lite0 256 px 12.5 s" in md
+    assert "backbone lr x1, backbone BatchNorm trained" in md
+    head = page.headline_frozen_retrain(rec)[0]
+    assert head.startswith("frozen − fine-tuned backbone, mAP at the same steps and seeds: trial 0 +0.1080 (untestable")
+    assert head.endswith("Lite0 +0.0040 (untestable with 5 paired seeds (smallest Holm p 0.125), higher on 3 of 5; "
+                         "Holm p 0.625)")
+
+
+def test_within_noise_only_when_the_seeds_could_have_shown_more():
+    seven = {"differences": [0.01, -0.01, 0.02, 0.0, 0.01, -0.02, 0.01], "higher": 4, "mean": 0.0029}
+    assert page._change({**seven, "holm_p": 0.6, "holm_floor": 0.0156}) == "within seed noise"
+    assert page._change({**seven, "holm_p": 0.0156, "holm_floor": 0.0156}) == "higher"
+    assert page._change({**seven, "mean": -0.01, "holm_p": 0.03, "holm_floor": 0.0156}) == "lower"
 
 
 def test_family_record_renders_through_render_py(tmp_path):
