@@ -72,6 +72,7 @@ def headline_supernet_samplers(rec: dict) -> list[str]:
     a, b = rec["runs"]
     return [f"supernet samplers: {a['sampler']} {a['distinct']:,} distinct of {a['trials']:,} trials (hypervolume "
             f"{a['hypervolume']:.4f}) vs {b['sampler']} {b['distinct']:,} of {b['trials']:,} ({b['hypervolume']:.4f}); "
-            f"{len(rec['to_retrain'])} grid front point(s) faster than Lite0 not retrained yet"
+            f"{len(rec['to_retrain'])} of the grid front's {len(rec['to_retrain']) + len(rec['already_retrained'])} "
+            f"point(s) faster than Lite0 by table latency not retrained yet"
             + (f"; the two runs' inherited mAPs of {rec['common']['n']} shared sub-networks agree at Kendall tau "
                f"{rec['common']['kendall_tau']:.3f}" if "kendall_tau" in rec["common"] else "")]

@@ -52,7 +52,7 @@ def test_page_and_headline_from_a_record():
     assert "not retrained yet: 1 (g4)" in page and "retrained alone in `reports/runs/a/fidelity.json`: 0;" in page
     assert "differ by at most 0 (3 identical)" in page
     head = render.HEADLINES["supernet_samplers"](rec)[0]
-    assert "nsga2 3 distinct of 2,000 trials" in head and "1 grid front point(s)" in head
+    assert "nsga2 3 distinct of 2,000 trials" in head and "1 of the grid front's 1 point(s) faster than Lite0 by table latency not retrained yet" in head
 
 
 def test_rank_agreement_of_two_runs():
