@@ -117,7 +117,7 @@ def _summary(rec: dict, points: list[dict]) -> str:
                  f"{fine_s / 60:.1f} min fine-tuned as recorded in {sessions} earlier session(s) (indicative only)")
         built = call.get("cache_build_seconds") or {}
         if built:
-            text += "; building the feature caches: " + ", ".join(f"{k} {v:g} s" for k, v in built.items())
+            text += "; building the feature caches in this call: " + ", ".join(f"{k} {v:g} s" for k, v in built.items())
         if call.get("wall_seconds"):
             text += (f"; this call ran {call['wall_seconds'] / 60:.1f} min in all (trainings already in the file "
                      "are not rerun)")
@@ -135,12 +135,19 @@ def _recipe(rec: dict) -> str:
             "over the trained parts only.")
 
 
+def _short(test: dict) -> str:
+    """The headline's status of one point: the change and its Holm p, or the seeds' split when untestable."""
+    n, floor = len(test["differences"]), test.get("holm_floor")
+    if test["holm_p"] >= ALPHA and floor is not None and floor >= ALPHA:
+        return f"higher on {test['higher']} of {n} seeds; untestable, smallest Holm p {floor:.3g}"
+    return f"{_change(test)}, Holm p {test['holm_p']:.3g}"
+
+
 def headline_frozen_retrain(rec: dict) -> list[str]:
     points = rec.get("points") or []
     if not points:
         return ["no point retrained yet"]
     line = "frozen − fine-tuned backbone, mAP at the same steps and seeds: " + ", ".join(
         f"{p['label'] or 'trial ' + str(p['number'])} {p['frozen_minus_finetuned']['mean']:+.4f} "
-        f"({_change(p['frozen_minus_finetuned'])}; Holm p {p['frozen_minus_finetuned']['holm_p']:.3g})"
-        for p in points)
+        f"({_short(p['frozen_minus_finetuned'])})" for p in points)
     return [line]

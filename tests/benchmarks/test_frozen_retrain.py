@@ -83,12 +83,12 @@ def test_record_pairs_the_arms_and_gives_both_verdicts(tmp_path, monkeypatch):
     assert "| -0.0500 | cannot tell with these seeds" in md and "| +0.0540 | **non-inferior and faster**" in md
     assert ("Frozen against fine-tuned: trial 0 untestable with 5 paired seeds (smallest Holm p 0.125), higher on 5 "
             "of 5 (+0.1080, Holm p 0.125)") in md
-    assert "building the feature caches: tf_efficientnet_lite0 256 px 12.5 s" in md
+    assert "building the feature caches in this call: tf_efficientnet_lite0 256 px 12.5 s" in md
     assert "backbone lr x1, backbone BatchNorm trained" in md
     head = page.headline_frozen_retrain(rec)[0]
-    assert head.startswith("frozen − fine-tuned backbone, mAP at the same steps and seeds: trial 0 +0.1080 (untestable")
-    assert head.endswith("Lite0 +0.0040 (untestable with 5 paired seeds (smallest Holm p 0.125), higher on 3 of 5; "
-                         "Holm p 0.625)")
+    assert head == ("frozen − fine-tuned backbone, mAP at the same steps and seeds: trial 0 +0.1080 (higher on 5 of "
+                    "5 seeds; untestable, smallest Holm p 0.125), Lite0 +0.0040 (higher on 3 of 5 seeds; untestable, "
+                    "smallest Holm p 0.125)")
 
 
 def test_within_noise_only_when_the_seeds_could_have_shown_more():
@@ -96,6 +96,7 @@ def test_within_noise_only_when_the_seeds_could_have_shown_more():
     assert page._change({**seven, "holm_p": 0.6, "holm_floor": 0.0156}) == "within seed noise"
     assert page._change({**seven, "holm_p": 0.0156, "holm_floor": 0.0156}) == "higher"
     assert page._change({**seven, "mean": -0.01, "holm_p": 0.03, "holm_floor": 0.0156}) == "lower"
+    assert page._short({**seven, "mean": -0.01, "holm_p": 0.03, "holm_floor": 0.0156}) == "lower, Holm p 0.03"
 
 
 def test_family_record_renders_through_render_py(tmp_path):
