@@ -53,6 +53,34 @@ def _change(test: dict) -> str:
     return "within seed noise"
 
 
+def pooled(points: list[dict]) -> dict | None:
+    """Frozen minus fine-tuned over every point, one test: per seed that every point holds, the mean difference over
+    the points; the exact two-sided sign-flip test of their mean, a seed's points flipped together (its trainings
+    share its batches). None below two points or two common seeds."""
+    from scalesearch.report.stats import flip_min_p, sign_flip_p
+
+    if len(points) < 2:
+        return None
+    common = sorted(set.intersection(*(set(p["finetuned"]["seeds"]) for p in points)))
+    if len(common) < 2:
+        return None
+    per_seed = [statistics.fmean(p["frozen_minus_finetuned"]["differences"][p["finetuned"]["seeds"].index(seed)]
+                                 for p in points) for seed in common]
+    p_value, exact = sign_flip_p(per_seed)
+    return {"seeds": common, "per_seed": per_seed, "mean": statistics.fmean(per_seed),
+            "higher": sum(d > 0 for d in per_seed), "p": p_value, "exact": exact, "min_p": flip_min_p(len(common))}
+
+
+def _pooled_text(test: dict, points: int) -> str:
+    n = len(test["seeds"])
+    if test["p"] < ALPHA:
+        verdict = "higher" if test["mean"] > 0 else "lower"
+    else:
+        verdict = f"untestable with {n} seeds" if test["min_p"] >= ALPHA else "within seed noise"
+    return (f"over the {points} points {test['mean']:+.4f}, {verdict} (higher on {test['higher']} of {n} seeds; "
+            f"p {test['p']:.3g}, smallest possible {test['min_p']:.3g})")
+
+
 def render_frozen_retrain(rec: dict) -> str:
     from render import benchmark_page
 
@@ -83,6 +111,12 @@ def render_frozen_retrain(rec: dict) -> str:
                     f"higher on {test['higher']} of {len(test['differences'])} | {test['p']:.3g} "
                     f"({test['holm_p']:.3g}) | {time_cell} | {peak_cell} |")
     body += ["", _summary(rec, points), ""]
+    both = pooled(points)
+    if both:
+        body += [f"One test over all the points (the question \"does freezing the backbone change mAP on this data?\", "
+                 "a family of one): per seed, the mean of frozen minus fine-tuned over the points; the exact "
+                 "two-sided sign-flip test of their mean, each seed's points flipped together. Frozen minus "
+                 f"fine-tuned {_pooled_text(both, len(points))}.", ""]
     verdicts = rec.get("verdicts")
     if verdicts:
         fine = {v["number"]: v for v in verdicts["finetuned"]}
@@ -147,7 +181,9 @@ def headline_frozen_retrain(rec: dict) -> list[str]:
     points = rec.get("points") or []
     if not points:
         return ["no point retrained yet"]
-    line = "frozen − fine-tuned backbone, mAP at the same steps and seeds: " + ", ".join(
+    both = pooled(points)
+    line = "frozen − fine-tuned backbone, mAP at the same steps and seeds: " + (
+        f"{_pooled_text(both, len(points))}; per point " if both else "") + ", ".join(
         f"{p['label'] or 'trial ' + str(p['number'])} {p['frozen_minus_finetuned']['mean']:+.4f} "
         f"({_short(p['frozen_minus_finetuned'])})" for p in points)
     return [line]

@@ -86,7 +86,13 @@ def test_record_pairs_the_arms_and_gives_both_verdicts(tmp_path, monkeypatch):
     assert "building the feature caches in this call: tf_efficientnet_lite0 256 px 12.5 s" in md
     assert "backbone lr x1, backbone BatchNorm trained" in md
     head = page.headline_frozen_retrain(rec)[0]
-    assert head == ("frozen − fine-tuned backbone, mAP at the same steps and seeds: trial 0 +0.1080 (higher on 5 of "
+    both = page.pooled(rec["points"])  # per seed: mean over the 2 points; all 5 seed means positive
+    assert both["seeds"] == [0, 1, 2, 3, 4] and both["higher"] == 5 and both["mean"] == pytest.approx(0.056)
+    assert both["p"] == pytest.approx(2 / 32) and both["min_p"] == pytest.approx(2 / 32)
+    assert "Frozen minus fine-tuned over the 2 points +0.0560, untestable with 5 seeds (higher on 5 of 5 seeds; p 0.0625" in md
+    assert head == ("frozen − fine-tuned backbone, mAP at the same steps and seeds: over the 2 points +0.0560, "
+                    "untestable with 5 seeds (higher on 5 of 5 seeds; p 0.0625, smallest possible 0.0625); per point "
+                    "trial 0 +0.1080 (higher on 5 of "
                     "5 seeds; untestable, smallest Holm p 0.125), Lite0 +0.0040 (higher on 3 of 5 seeds; untestable, "
                     "smallest Holm p 0.125)")
 
