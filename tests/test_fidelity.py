@@ -350,6 +350,7 @@ def test_frozen_trainer_trains_on_features_cached_once_per_resolution(tmp_path):
     import torch
 
     from scalesearch.config import validate_study
+    from scalesearch.model import build_detector
     from scalesearch.model.backbone import build_backbone
     from scalesearch.retrain.fidelity import frozen_trainer
     from scalesearch.spec import DetectorSpec
@@ -364,10 +365,22 @@ def test_frozen_trainer_trains_on_features_cached_once_per_resolution(tmp_path):
                              "train": {"steps": 2, "batch_size": 4, "warmup_steps": 1, "eval_batch_size": 4}})
     spec = tiny.replace(weights=str(weights)).to_dict()
     said: list[str] = []
-    first = frozen_trainer(config, 2.0, tmp_path / "features", log=said.append)(spec, 5, 7)
+    first = frozen_trainer(config, 2.0, tmp_path / "features", log=said.append, save_dir=tmp_path / "ckpt")(spec, 5, 7)
     assert len(said) == 1 and said[0].startswith("feature cache ") and " 128 px built in " in said[0]
     assert len(list((tmp_path / "features").glob("features-*.pt"))) == 1
     again = frozen_trainer(config, 2.0, tmp_path / "features", log=said.append)
     assert again(spec, 5, 7).map == pytest.approx(first.map) and len(said) == 1  # read back, not built
     assert first.map_raw is not None and first.map_ema is not None and set(first.curve) == {1, 2, 3}
     assert first.wall_seconds > 0 and first.map >= 0
+    # --save: a whole detector, its backbone the pretrained one as loaded, its trained parts the scored weights
+    from scalesearch.training.checkpoint import load_checkpoint
+
+    model, loaded, info = load_checkpoint(tmp_path / "ckpt" / "trial7_seed5.pt")
+    assert loaded.resolution == 128 and info["backbone"] == "frozen" and info["steps"] == 4 and info["seed"] == 5
+    assert info["metrics"]["map"] == pytest.approx(first.map) and len(info["category_names"]) == 4
+    pretrained = torch.load(weights, weights_only=True)
+    backbone = model.backbone.state_dict()
+    assert pretrained.keys() == backbone.keys() and all(torch.equal(pretrained[k], backbone[k]) for k in pretrained)
+    untrained = build_detector(tiny.replace(weights=str(weights)), weights=False, init_seed=5)
+    assert not all(torch.equal(a, b) for a, b in zip(untrained.fpn.state_dict().values(),
+                                                     model.fpn.state_dict().values()))  # the trained parts came in

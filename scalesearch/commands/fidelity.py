@@ -43,7 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "seeds and budget with the pretrained backbone frozen (its features computed once per "
                              "resolution and cached under RUN_DIR/estimator/features; each step 3-5x cheaper) into "
                              "RUN_DIR/fidelity_frozen.json, each seed paired with its fine-tuned training; --seeds: "
-                             "the first S of them (default all)")
+                             "the first S of them (default all); --save keeps each model whole (pretrained backbone + trained "
+                             "parts) in RUN_DIR/fidelity_frozen_checkpoints/ for `scalesearch export`")
     parser.add_argument("--trial", dest="trials", action="append", type=int, default=[], metavar="N",
                         help="with --frozen-backbone: only trial N of fidelity.json (repeatable; default every point)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -79,12 +80,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--trial: applies to --frozen-backbone only (the other modes pick their points)")
     if args.frozen:
         for flag, given in (("--longer", args.longer is not None), ("--reuse", args.reuse is not None),
-                            ("--save", args.save), ("--against", args.against is not None),
+                            ("--against", args.against is not None),
                             ("--include", bool(args.include)), ("--per-rung", args.per_rung)):
             if given:
                 raise UserError(f"{flag}: does not apply with --frozen-backbone (it retrains fidelity.json's points)")
         rows = retrain_frozen(args.run_dir, args.trials, args.seeds, log=print, command=command, device=device,
-                              progress=not args.quiet)
+                              progress=not args.quiet, save=args.save)
         print(f"wrote {args.run_dir}/{FROZEN_FILE} ({len(rows)} specs)")
         return 0
     if args.longer is not None:

@@ -152,7 +152,7 @@ def study_trainer(config: Any, factor: float, save_dir: Path | None = None, devi
 
 def frozen_trainer(config: Any, factor: float, cache_dir: Path | None, device: str | None = None,
                    progress: bool = False, log: Callable[[str], None] = lambda line: None,
-                   built: dict[str, float] | None = None) -> Trainer:
+                   built: dict[str, float] | None = None, save_dir: Path | None = None) -> Trainer:
     """As ``study_trainer``, with the study's pretrained backbone frozen instead of fine-tuned: its features are
     computed once per resolution (``feature_cache.FeatureCache`` under ``cache_dir``, the ``cached`` estimator's
     files, so a rerun reads them back) and the feature network and heads train on them with the same recipe, seeded
@@ -160,7 +160,9 @@ def frozen_trainer(config: Any, factor: float, cache_dir: Path | None, device: s
     What differs from fine-tuning besides the backbone's gradient: its features are stored as float16, its
     BatchNorm uses its loaded statistics, and gradient clipping sees the trained parts only. A training's wall
     seconds exclude building a cache entry (once per resolution: logged, and added to ``built`` as
-    ``"<backbone> <R> px": seconds``). ``train.threads`` applies as in ``study_trainer``."""
+    ``"<backbone> <R> px": seconds``). ``train.threads`` applies as in ``study_trainer``. ``save_dir``: each
+    trained model is saved there as a whole detector (the spec's pretrained backbone, as loaded, with the trained
+    feature network and heads of the scored weights) in ``trial<number>_seed<seed>.pt``, for ``scalesearch export``."""
     import torch
 
     from scalesearch.search.estimators.cached import train_on_features
@@ -192,11 +194,29 @@ def frozen_trainer(config: Any, factor: float, cache_dir: Path | None, device: s
         finally:
             torch.set_num_threads(before)
         metrics = result.metrics
+        if save_dir is not None:
+            _save_whole(save_dir / f"trial{number}_seed{seed}.pt", result, seed, config)
         curve = {int(step): float(m["map"]) for step, m in sorted(result.intermediate.items()) if "map" in m}
         return Trained(float(metrics["map"]), metrics.get("map_raw"), metrics.get("map_ema"),
                        round(time.perf_counter() - start, 2), curve)
 
     return train
+
+
+def _save_whole(path: Path, result: Any, seed: int, config: Any) -> None:
+    """A frozen-backbone training (``result.model``: feature network and heads) saved as a whole detector: the
+    pretrained backbone loaded as the training saw it, the trained parts copied in."""
+    from scalesearch.model import build_detector
+    from scalesearch.training.checkpoint import save_checkpoint
+
+    whole = build_detector(result.spec, weights=True)
+    for name in ("fpn", "class_net", "box_net"):
+        getattr(whole, name).load_state_dict(getattr(result.model, name).state_dict())
+    info: dict[str, Any] = {"metrics": result.metrics, "steps": result.steps, "seed": seed,
+                            "data": str(config.dataset.path), "backbone": "frozen"}
+    if result.info is not None:
+        info |= {"category_names": result.info.category_names, "label_to_category": result.info.label_to_category}
+    save_checkpoint(path, whole, result.spec, info)
 
 
 def _check(top_k: int, factor: float, seeds: int, paired: bool = False) -> None:
@@ -442,14 +462,15 @@ def retrain_longer(run_dir: str | Path, factor: float, seeds: int = 3, trainer: 
 def retrain_frozen(run_dir: str | Path, numbers: Sequence[int] = (), seeds: int | None = None,
                    trainer: Trainer | None = None, log: Callable[[str], None] = lambda line: None,
                    command: str | None = None, device: str | None = None, progress: bool = False,
-                   built: dict[str, float] | None = None) -> list[FidelityRecord]:
+                   built: dict[str, float] | None = None, save: bool = False) -> list[FidelityRecord]:
     """Would a frozen backbone do better than fine-tuning it? The points of ``fidelity.json`` (or the trials
     ``numbers`` among them) retrained at its budget on its first ``seeds`` seeds (default: all of them), the same
     seeds, so that each (point, seed) pairs with its fine-tuned training, with the pretrained backbone frozen
     (``frozen_trainer``) into ``RUN/fidelity_frozen.json`` (resumable as ``retrain``, seed-major). Latency is not
     measured again: the network is the same. Refused before any training (one line) unless fidelity.json's seeds
     are paired, its budget is in steps (a seconds budget would give the cheaper frozen steps more of them) and every
-    point has a pretrained backbone. ``built``: see ``frozen_trainer``. Returns the file's records."""
+    point has a pretrained backbone. ``built``: see ``frozen_trainer``; ``save``: keep every trained model, whole,
+    as ``RUN/fidelity_frozen_checkpoints/trial<N>_seed<S>.pt``. Returns the file's records."""
     run_dir = Path(run_dir)
     main = load_fidelity(run_dir)
     if not main:
@@ -482,7 +503,9 @@ def retrain_frozen(run_dir: str | Path, numbers: Sequence[int] = (), seeds: int 
         from scalesearch.config import load_study
 
         config = load_study(run_dir / "study.yaml")
-        trainer = frozen_trainer(config, factor, run_dir / "estimator" / "features", device, progress, log, built)
+        save_dir = run_dir / checkpoints_dir(FROZEN_FILE) if save else None
+        trainer = frozen_trainer(config, factor, run_dir / "estimator" / "features", device, progress, log, built,
+                                 save_dir)
     log(f"frozen backbone: {len(rows)} point(s) of {FILE} at {factor:g}x on seeds {shared[0]}-{shared[0] + seeds - 1} "
         f"into {run_dir / FROZEN_FILE}")
     return retrain(run_dir, 1, factor, seeds, trainer, log, numbers=[r.number for r in rows], latency=False,

@@ -35,7 +35,7 @@ def test_a_bad_device_exits_2_before_any_training(tmp_path, capsys):
 @pytest.mark.parametrize("option, message", [
     (["--trial", "3"], "--trial: applies to --frozen-backbone only"),
     (["--frozen-backbone", "--longer", "16"], "--longer: does not apply with --frozen-backbone"),
-    (["--frozen-backbone", "--save"], "--save: does not apply with --frozen-backbone"),
+    (["--frozen-backbone", "--reuse", "x"], "--reuse: does not apply with --frozen-backbone"),
     (["--frozen-backbone"], "fidelity.json: not found or empty; retrain the run first (`scalesearch fidelity`)")])
 def test_frozen_backbone_mistakes_exit_2_in_one_line(tmp_path, capsys, option, message):
     assert main(["fidelity", str(tmp_path), *option]) == 2
