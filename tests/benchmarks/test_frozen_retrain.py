@@ -48,7 +48,8 @@ def test_record_pairs_the_arms_and_gives_both_verdicts(tmp_path, monkeypatch):
     run = _run(tmp_path)
     frozen = {256: [0.60, 0.61, 0.63, 0.60, 0.62], 384: [0.56, 0.55, 0.55, 0.56, 0.57]}
 
-    def fake_frozen(config, factor, cache_dir, device=None, progress=False, log=None, built=None):
+    def fake_frozen(config, factor, cache_dir, device=None, progress=False, log=None, built=None, save_dir=None):
+        assert save_dir is None  # no --save
         assert factor == 4.0 and cache_dir == run / "estimator" / "features"
         built["tf_efficientnet_lite0 256 px"] = 12.5
         return lambda spec, seed, number: retrain_module.Trained(
