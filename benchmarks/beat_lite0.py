@@ -98,6 +98,14 @@ def finished_search(run_dir: Path, n_trials: int) -> dict | None:
             "returncode": 0, "from": "meta.json of the finished run (not rerun)"}
 
 
+def duel_fields(duel) -> dict:
+    """A ``report.baseline.Duel``'s verdict as record fields (the test it rests on, Holm p, difference, ...)."""
+    name, test, p = duel.outcome
+    return {"verdict": name, "test": test.name, "holm_p": p, "diff": duel.diff, "paired": duel.paired,
+            "faster": duel.faster, "text": duel.verdict, "seeds_needed": duel.seeds_needed,
+            "noninferiority_holm_p": duel.holm_p[1], "superiority_holm_p": duel.holm_p[0]}
+
+
 def verdicts(run_dir: Path, label: str) -> tuple[list[dict], dict, dict]:
     """(one row per retrained point against the baseline, the winner's row, the baseline's row)."""
     from scalesearch.report.baseline import VERDICTS, duels, quartiles
@@ -112,10 +120,7 @@ def verdicts(run_dir: Path, label: str) -> tuple[list[dict], dict, dict]:
                "maps": list(record.maps), "scored": record.scored, "torch_latency_ms": q and round(q[1], 3),
                "torch_latency_iqr_ms": q and [round(q[0], 3), round(q[2], 3)]}
         if duel is not None:
-            name, test, p = duel.outcome
-            out.update(verdict=name, test=test.name, holm_p=p, diff=duel.diff, paired=duel.paired,
-                       faster=duel.faster, text=duel.verdict, seeds_needed=duel.seeds_needed,
-                       noninferiority_holm_p=duel.holm_p[1], superiority_holm_p=duel.holm_p[0])
+            out.update(duel_fields(duel))
         return out
 
     rows = [row(d.point, d) for d in found]

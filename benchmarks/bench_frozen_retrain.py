@@ -44,14 +44,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def on_seeds(row, seeds):
+    """``row`` (a ``FidelityRecord``) holding only ``seeds`` (those it has), every per-seed field cut alike."""
+    index = [row.seeds.index(s) for s in seeds if s in row.seeds]
+
+    def cut(values):
+        return None if values is None else tuple(values[i] for i in index)
+
+    return dataclasses.replace(row, seeds=cut(row.seeds), maps=cut(row.maps), raw_maps=cut(row.raw_maps),
+                               ema_maps=cut(row.ema_maps), wall_seconds=cut(row.wall_seconds), curves=cut(row.curves))
+
+
 def arm(row, seeds: list[int]) -> dict:
-    """One arm of a point: per-seed mAP, wall seconds and curve on ``seeds`` (the seeds both arms trained)."""
-    index = [row.seeds.index(s) for s in seeds]
-    walls = row.wall_seconds or ()
-    curves = row.curves or ()
-    return {"seeds": seeds, "maps": [row.maps[i] for i in index],
-            "wall_seconds": [walls[i] for i in index] if walls else None,
-            "curves": [curves[i] for i in index] if curves else None}
+    """One arm of a point on ``seeds`` (the seeds both arms trained): per-seed mAP, wall seconds and curve."""
+    row = on_seeds(row, seeds)
+    return {"seeds": list(row.seeds), "maps": list(row.maps),
+            "wall_seconds": None if row.wall_seconds is None else list(row.wall_seconds),
+            "curves": None if row.curves is None else list(row.curves)}
 
 
 def paired(fine: dict, frozen: dict) -> dict:
@@ -66,15 +75,10 @@ def paired(fine: dict, frozen: dict) -> dict:
 
 def verdict_rows(run, label: str) -> list[dict]:
     """Each retrained point against the baseline (``report.baseline.duels``, Holm over the points)."""
+    from beat_lite0 import duel_fields
     from scalesearch.report.baseline import duels
 
-    out = []
-    for duel in duels(run, label):
-        name, test, p = duel.outcome
-        out.append({"number": duel.point.number, "verdict": name, "test": test.name, "holm_p": p, "diff": duel.diff,
-                                  "faster": duel.faster, "text": duel.verdict, "seeds": list(duel.common),
-                                  "noninferiority_holm_p": duel.holm_p[1], "superiority_holm_p": duel.holm_p[0]})
-    return out
+    return [{"number": d.point.number, "seeds": list(d.common), **duel_fields(d)} for d in duels(run, label)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,20 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         test["holm_p"], test["holm_floor"] = holm, floor
 
     # Against the baseline: the report's duels on the seeds every frozen point holds, fine-tuned and frozen alike
-    def on_seeds(rows, keep):
-        out = []
-        for r in rows:
-            i = [r.seeds.index(s) for s in keep if s in r.seeds]
-            out.append(dataclasses.replace(r, seeds=tuple(r.seeds[j] for j in i), maps=tuple(r.maps[j] for j in i),
-                                           raw_maps=None, ema_maps=None, wall_seconds=None, curves=None))
-        return out
-
-    numbers = set(frozen)
-    shown = [r for r in run.fidelity if r.number in numbers]
+    # (a frozen row keeps its fine-tuned twin's latency: the same network)
+    shown = [r for r in run.fidelity if r.number in frozen]
     if any(r.label == args.label for r in shown) and len(shown) > 1:
-        fine_run = dataclasses.replace(run, fidelity=on_seeds(shown, seeds))
-        frozen_run = dataclasses.replace(run, fidelity=on_seeds(
-            [dataclasses.replace(r, seeds=frozen[r.number].seeds, maps=frozen[r.number].maps) for r in shown], seeds))
+        fine_run = dataclasses.replace(run, fidelity=[on_seeds(r, seeds) for r in shown])
+        frozen_run = dataclasses.replace(run, fidelity=[
+            on_seeds(dataclasses.replace(frozen[r.number], latency=r.latency), seeds) for r in shown])
         record["verdicts"] = {"seeds": seeds, "finetuned": verdict_rows(fine_run, args.label),
                               "frozen": verdict_rows(frozen_run, args.label)}
     record["points"] = points

@@ -23,15 +23,15 @@ def _name(point: dict) -> str:
 
 
 def peak(arm: dict, steps: int) -> tuple[int, float] | None:
-    """(step, mean mAP) of the mean learning curve's highest point, the final step included; None without curves."""
+    """(step, mean mAP) of the mean learning curve's highest point, the final step included; None unless every seed
+    has a curve."""
+    from scalesearch.report.baseline import mean_by_step
+
     curves = arm.get("curves")
     if not curves or any(c is None for c in curves):
         return None
-    by_step: dict[int, list[float]] = {}
-    for curve, final in zip(curves, arm["maps"]):
-        for step, value in (*((int(k), v) for k, v in curve.items()), (steps, final)):
-            by_step.setdefault(step, []).append(value)
-    means = {step: statistics.fmean(v) for step, v in sorted(by_step.items()) if len(v) == len(curves)}
+    means = mean_by_step([[*((int(k), v) for k, v in curve.items()), (steps, final)]
+                          for curve, final in zip(curves, arm["maps"])])
     step = max(means, key=lambda s: (means[s], -s))
     return step, means[step]
 

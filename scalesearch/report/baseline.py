@@ -311,7 +311,7 @@ def _section(doc: Document, run: Run, label: str, found: list[Duel], fig_dir: Pa
     _curves_part(doc, rows, base, label, fig_dir, prefix, found[0].alpha)
 
 
-def _mean_by_step(seeds: list[list[tuple[int, float]]]) -> dict[int, float]:
+def mean_by_step(seeds: list[list[tuple[int, float]]]) -> dict[int, float]:
     """Mean mAP over the seeds' learning curves at each step any of them recorded."""
     by_step: dict[int, list[float]] = {}
     for step, value in (point for curve in seeds for point in curve):
@@ -344,7 +344,7 @@ def _curves_part(doc: Document, rows: list[FidelityRecord], base: FidelityRecord
     steps = sorted({step for _, seeds in curved for curve in seeds for step, _ in curve})
     table, early = [], []
     for row, seeds in curved:
-        mean = _mean_by_step(seeds)
+        mean = mean_by_step(seeds)
         peak = max(mean, key=lambda step: (mean[step], step))  # a tie with the end is no early peak
         earlier, drops, final = _drops(seeds)
         if peak != max(mean) and len(final) and drops.mean(axis=0).max() > 0:

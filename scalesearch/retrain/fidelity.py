@@ -136,18 +136,27 @@ def study_trainer(config: Any, factor: float, save_dir: Path | None = None, devi
         result = train_and_evaluate(DetectorSpec.from_dict(spec), train_data, val_data, cfg, progress=progress,
                                     keep_model=save_dir is not None)
         if save_dir is not None and result.model is not None:
-            info: dict[str, Any] = {"metrics": result.metrics, "steps": result.steps, "seed": seed,
-                                    "data": str(config.dataset.path)}
-            if result.info is not None:
-                info |= {"category_names": result.info.category_names,
-                         "label_to_category": result.info.label_to_category}
-            save_checkpoint(save_dir / f"trial{number}_seed{seed}.pt", result.model, result.spec, info)
-        metrics = result.metrics
-        curve = {int(step): float(m["map"]) for step, m in sorted(result.intermediate.items()) if "map" in m}
-        return Trained(float(metrics["map"]), metrics.get("map_raw"), metrics.get("map_ema"),
-                       round(time.perf_counter() - start, 2), curve)
+            save_checkpoint(save_dir / f"trial{number}_seed{seed}.pt", result.model, result.spec,
+                            _checkpoint_info(result, seed, config))
+        return _outcome(result, time.perf_counter() - start)
 
     return train
+
+
+def _checkpoint_info(result: Any, seed: int, config: Any, **extra: Any) -> dict[str, Any]:
+    """What a retrained model's checkpoint carries beside its weights: metrics, steps, seed, data, classes."""
+    info: dict[str, Any] = {"metrics": result.metrics, "steps": result.steps, "seed": seed,
+                            "data": str(config.dataset.path), **extra}
+    if result.info is not None:
+        info |= {"category_names": result.info.category_names, "label_to_category": result.info.label_to_category}
+    return info
+
+
+def _outcome(result: Any, seconds: float) -> Trained:
+    """A ``train.TrainResult`` as a ``Trained``: the scored, raw and EMA mAP, the wall seconds, the learning curve."""
+    metrics = result.metrics
+    curve = {int(step): float(m["map"]) for step, m in sorted(result.intermediate.items()) if "map" in m}
+    return Trained(float(metrics["map"]), metrics.get("map_raw"), metrics.get("map_ema"), round(seconds, 2), curve)
 
 
 def frozen_trainer(config: Any, factor: float, cache_dir: Path | None, device: str | None = None,
@@ -193,12 +202,10 @@ def frozen_trainer(config: Any, factor: float, cache_dir: Path | None, device: s
             result = train_on_features(detector, data, cfg, progress=progress)
         finally:
             torch.set_num_threads(before)
-        metrics = result.metrics
+        wall = time.perf_counter() - start
         if save_dir is not None:
             _save_whole(save_dir / f"trial{number}_seed{seed}.pt", result, seed, config)
-        curve = {int(step): float(m["map"]) for step, m in sorted(result.intermediate.items()) if "map" in m}
-        return Trained(float(metrics["map"]), metrics.get("map_raw"), metrics.get("map_ema"),
-                       round(time.perf_counter() - start, 2), curve)
+        return _outcome(result, wall)
 
     return train
 
@@ -212,11 +219,7 @@ def _save_whole(path: Path, result: Any, seed: int, config: Any) -> None:
     whole = build_detector(result.spec, weights=True)
     for name in ("fpn", "class_net", "box_net"):
         getattr(whole, name).load_state_dict(getattr(result.model, name).state_dict())
-    info: dict[str, Any] = {"metrics": result.metrics, "steps": result.steps, "seed": seed,
-                            "data": str(config.dataset.path), "backbone": "frozen"}
-    if result.info is not None:
-        info |= {"category_names": result.info.category_names, "label_to_category": result.info.label_to_category}
-    save_checkpoint(path, whole, result.spec, info)
+    save_checkpoint(path, whole, result.spec, _checkpoint_info(result, seed, config, backbone="frozen"))
 
 
 def _check(top_k: int, factor: float, seeds: int, paired: bool = False) -> None:
