@@ -20,6 +20,13 @@ results table per dataset is generated from it). Run alone, under the CPU lock (
 
     flock /tmp/scalesearch-cpu.lock python benchmarks/beat_lite0.py studies/supernet_bccd.yaml
 
+``--frozen-backbone``: step 2 retrains with the pretrained backbone frozen (``scalesearch fidelity RUN
+--frozen-backbone --against LABEL ...``: features computed once per resolution, each training several times
+cheaper) into ``RUN/fidelity_frozen.json``; verdicts, checkpoints (``RUN/fidelity_frozen_checkpoints``) and ONNX
+graphs (``RUN/onnx/frozen_trialN.onnx``) come from it, and the record is ``beat_lite0_<study name>_frozen``: the
+cheap path from search to verdict, beside the fine-tuned one when both ran on the same folder (same search, same
+picks, same seeds).
+
 ``--smoke`` runs the whole pipeline in minutes on a tiny budget (``--set`` overrides, 2 seeds, a folder under
 /tmp) and prints the page without writing the record.
 """
@@ -59,6 +66,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3, help="interleaved ONNX Runtime rounds per graph")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="study overrides passed to `scalesearch run`")
+    p.add_argument("--frozen-backbone", dest="frozen", action="store_true",
+                   help="retrain with the pretrained backbone frozen (fidelity_frozen.json; record <name>_frozen)")
     p.add_argument("--smoke", action="store_true", help="a tiny budget in a temporary folder; nothing saved")
     return p
 
@@ -95,7 +104,8 @@ def finished_search(run_dir: Path, n_trials: int) -> dict | None:
         return None
     wall = (datetime.fromisoformat(info["end"]) - datetime.fromisoformat(info["start"])).total_seconds()
     return {"command": info.get("command", "?"), "wall_seconds": round(wall, 1), "cpu_seconds": None,
-            "returncode": 0, "from": "meta.json of the finished run (not rerun)"}
+            "returncode": 0, "from": "meta.json of the finished run (not rerun)",
+            "ran": f"{info['start'][:10]} on {(info.get('machine') or {}).get('cpu', '?')}"}
 
 
 def duel_fields(duel) -> dict:
@@ -106,12 +116,18 @@ def duel_fields(duel) -> dict:
             "noninferiority_holm_p": duel.holm_p[1], "superiority_holm_p": duel.holm_p[0]}
 
 
-def verdicts(run_dir: Path, label: str) -> tuple[list[dict], dict, dict]:
-    """(one row per retrained point against the baseline, the winner's row, the baseline's row)."""
+def verdicts(run_dir: Path, label: str, file: str | None = None) -> tuple[list[dict], dict, dict]:
+    """(one row per retrained point against the baseline, the winner's row, the baseline's row), from the run's
+    ``fidelity.json`` or the records file ``file`` (e.g. ``fidelity_frozen.json``)."""
+    import dataclasses
+
+    from scalesearch.fidelity import load_fidelity
     from scalesearch.report.baseline import VERDICTS, duels, quartiles
     from scalesearch.report.runs import load_run
 
     run = load_run(run_dir)
+    if file is not None:
+        run = dataclasses.replace(run, fidelity=load_fidelity(run_dir, file))
     found = duels(run, label)
 
     def row(record, duel=None) -> dict:
@@ -128,12 +144,13 @@ def verdicts(run_dir: Path, label: str) -> tuple[list[dict], dict, dict]:
     return rows, winner, row(found[0].base) if found else None
 
 
-def retrain_wall(run_dir: Path) -> float | None:
-    """Wall seconds of every retraining in ``fidelity.json`` (per seed, training and evaluation), summed over the
-    sessions that trained them: the retrain step's own time covers only this call when it resumed one."""
-    from scalesearch.fidelity import load_fidelity
+def retrain_wall(run_dir: Path, file: str | None = None) -> float | None:
+    """Wall seconds of every retraining in ``fidelity.json`` (or ``file``; per seed, training and evaluation),
+    summed over the sessions that trained them: the retrain step's own time covers only this call when it resumed
+    one."""
+    from scalesearch.fidelity import FILE, load_fidelity
 
-    walls = [w for r in load_fidelity(run_dir) for w in (r.wall_seconds or ())]
+    walls = [w for r in load_fidelity(run_dir, file or FILE) for w in (r.wall_seconds or ())]
     return round(sum(walls), 1) if walls else None
 
 
@@ -142,27 +159,42 @@ def arg(path: Path) -> str:
     return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
 
 
-def checkpoint(run_dir: Path, row: dict) -> Path:
-    """The point's model of its first seed whose checkpoint is on this machine (checkpoints are not committed: a
-    retraining resumed on another machine keeps only the seeds it trained there)."""
+def checkpoint(run_dir: Path, row: dict, folder: str | None = None) -> Path:
+    """The point's model of its first seed whose checkpoint is on this machine, under ``folder`` (default
+    ``fidelity_checkpoints``; checkpoints are not committed: ``scalesearch fidelity ... --save`` trains a recorded
+    first seed again for its checkpoint)."""
     from scalesearch.fidelity import CHECKPOINTS
 
+    folder = folder or CHECKPOINTS
     for seed in row["seeds"]:
-        path = run_dir / CHECKPOINTS / f"trial{row['number']}_seed{seed}.pt"
+        path = run_dir / folder / f"trial{row['number']}_seed{seed}.pt"
         if path.is_file():
             return path
-    sys.exit(f"trial {row['number']}: no checkpoint of seeds {row['seeds']} under {run_dir / CHECKPOINTS}; retrain one "
-             f"seed with `scalesearch fidelity {arg(run_dir)} ... --save` on this machine")
+    sys.exit(f"trial {row['number']}: no checkpoint of seeds {row['seeds']} under {run_dir / folder}; retrain with "
+             f"`scalesearch fidelity {arg(run_dir)} ... --save` on this machine (it trains the first seed again)")
 
 
-def onnx_latency(run_dir: Path, graphs: dict[str, Path], rounds: int, steps: dict) -> dict[str, dict]:
+def checkpoint_map(path: Path, row: dict) -> dict:
+    """The exported checkpoint's mAP (its training's, kept in the file) beside the one recorded for its seed: a
+    checkpoint trained again for export (``--save`` on a committed run) shows here whether it reproduced."""
+    from scalesearch.training.checkpoint import load_checkpoint
+
+    _, _, info = load_checkpoint(path)
+    seed = info.get("seed")
+    recorded = row["maps"][row["seeds"].index(seed)] if seed in row["seeds"] else None
+    return {"checkpoint": arg(path), "seed": seed, "map": (info.get("metrics") or {}).get("map"),
+            "recorded_map": recorded}
+
+
+def onnx_latency(run_dir: Path, graphs: dict[str, Path], rounds: int, steps: dict,
+                 prefix: str = "") -> dict[str, dict]:
     """Each graph timed ``rounds`` times in alternating order; samples pooled per graph."""
     pooled: dict[str, list[float]] = {name: [] for name in graphs}
     first: dict[str, dict] = {}
     names = list(graphs)
     for r in range(rounds):
         for name in (names if r % 2 == 0 else names[::-1]):
-            out = run_dir / "onnx" / f"{name}_round{r}.json"
+            out = run_dir / "onnx" / f"{prefix}{name}_round{r}.json"
             timed(f"onnx latency {name} round {r}",
                   ["scalesearch", "latency", arg(graphs[name]), "--runtime", "onnxruntime", "--json", arg(out)], steps)
             data = json.loads(out.read_text())
@@ -183,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from scalesearch.config import load_study
 
+    if args.frozen and args.workers != 1:
+        sys.exit("--workers: does not apply with --frozen-backbone (its trainings run one at a time)")
     config = load_study(args.study)
     sets = list(args.sets)
     if args.smoke:
@@ -193,9 +227,14 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out) if args.out else ROOT / "reports" / "runs" / config.name
     out = out.resolve()
     rel = arg(out)
-    record = begin_record(f"beat_lite0_{config.name}", study=Path(args.study).as_posix(), run=rel, label=args.label,
+    from scalesearch.fidelity import FROZEN_FILE
+    from scalesearch.retrain.fidelity import checkpoints_dir
+
+    file = FROZEN_FILE if args.frozen else None
+    name = f"beat_lite0_{config.name}" + ("_frozen" if args.frozen else "")
+    record = begin_record(name, study=Path(args.study).as_posix(), run=rel, label=args.label,
                           dataset=config.dataset.path, top_k=args.top_k, factor=args.factor, seeds=args.seeds,
-                          rounds=args.rounds, sets=sets)
+                          rounds=args.rounds, sets=sets, backbone="frozen" if args.frozen else "fine-tuned")
     steps = record["steps"] = {}
     done = None if args.smoke else finished_search(out, config.search.n_trials)
     if done:
@@ -203,21 +242,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[search] {rel} already holds its {config.search.n_trials} trials: {done['command']}", flush=True)
     else:
         timed("search", ["scalesearch", "run", args.study, "--out", rel, *[f"--set={s}" for s in sets]], steps)
-    timed("retrain", ["scalesearch", "fidelity", rel, "--against", args.label, "--top-k", str(args.top_k),
-                      "--factor", str(args.factor), "--seeds", str(args.seeds), "--workers", str(args.workers),
-                      "--save"], steps)
-    rows, winner, base = verdicts(out, args.label)
-    record.update(points=rows, winner=winner, baseline=base, retrain_wall_seconds=retrain_wall(out))
+    timed("retrain", ["scalesearch", "fidelity", rel, *(["--frozen-backbone"] if args.frozen else []), "--against",
+                      args.label, "--top-k", str(args.top_k), "--factor", str(args.factor), "--seeds", str(args.seeds),
+                      *([] if args.frozen else ["--workers", str(args.workers)]), "--save"], steps)
+    rows, winner, base = verdicts(out, args.label, file)
+    record.update(points=rows, winner=winner, baseline=base, retrain_wall_seconds=retrain_wall(out, file))
     if winner is not None:
         (out / "onnx").mkdir(exist_ok=True)
-        graphs = {}
-        for name, row in (("winner", winner), ("baseline", base)):
-            graphs[name] = out / "onnx" / f"trial{row['number']}.onnx"
-            timed(f"export {name}", ["scalesearch", "export", arg(checkpoint(out, row)), "--out", arg(graphs[name]),
-                                     "--nms"], steps)
-        record["onnx_latency"] = onnx_latency(out, graphs, args.rounds, steps)
-        export = out / f"export_trial{winner['number']}.json"
-        export.write_text((out / "onnx" / "winner_round0.json").read_text())
+        graphs, prefix = {}, "frozen_" if args.frozen else ""
+        record["checkpoints"] = {}
+        for which, row in (("winner", winner), ("baseline", base)):
+            graphs[which] = out / "onnx" / f"{prefix}trial{row['number']}.onnx"
+            path = checkpoint(out, row, checkpoints_dir(file) if file else None)
+            record["checkpoints"][which] = checkpoint_map(path, row)
+            timed(f"export {which}", ["scalesearch", "export", arg(path), "--out", arg(graphs[which]), "--nms"], steps)
+        record["onnx_latency"] = onnx_latency(out, graphs, args.rounds, steps, prefix)
+        if not args.frozen:  # the run's report shows the fine-tuned winner's export
+            export = out / f"export_trial{winner['number']}.json"
+            export.write_text((out / "onnx" / "winner_round0.json").read_text())
     for key in ("search", "retrain"):
         print(f"{key}: {steps[key]['wall_seconds']:.0f} s wall")
     if args.smoke:

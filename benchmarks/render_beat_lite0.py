@@ -35,24 +35,36 @@ def readme_table(rec: dict) -> str:
     base, win = rec.get("baseline"), rec.get("winner")
     if not (base and win):
         return "not measured yet"
-    lines = ["", "", f"| {rec['dataset']} | mAP mean ± sd (n) at {rec['factor']:g}x | latency torch | latency ONNX "
-                     "Runtime (NMS inside) | verdict |", "|---|---|---|---|---|",
+    lines = ["", "", f"| {rec['dataset']} | mAP mean ± sd (n) at {rec['factor']:g}x{_frozen(rec)} | latency torch | "
+                     "latency ONNX Runtime (NMS inside) | verdict |", "|---|---|---|---|---|",
              f"| {rec['label']} (trial {base['number']}) | {_maps(base)} | {_ms(base['torch_latency_ms'])} | "
              f"{_onnx(rec, 'baseline')} | baseline |",
              f"| winner: trial {win['number']}, {_arch(win)} | {_maps(win)} | {_ms(win['torch_latency_ms'])} | "
              f"{_onnx(rec, 'winner')} | {win['text']} |", "",
              f"Reproduce: `{rec.get('command', '?')}` (search, retraining, export: "
              + ", ".join(f"{k} {v['wall_seconds'] / 60:.0f} min" for k, v in _main_steps(rec).items())
-             + f"; `reports/benchmarks/{rec['benchmark']}.md`)", ""]
+             + f"; total {_total(rec) / 60:.0f} min; `reports/benchmarks/{rec['benchmark']}.md`)", ""]
     return "\n".join(lines)
 
 
+def _frozen(rec: dict) -> str:
+    return ", backbone frozen" if rec.get("backbone") == "frozen" else ""
+
+
+def _total(rec: dict) -> float:
+    """Search to verdict: the main steps' wall seconds summed."""
+    return sum(v["wall_seconds"] for v in _main_steps(rec).values())
+
+
 def _main_steps(rec: dict) -> dict[str, dict]:
-    """search, retrain, and everything after them summed as export (exports and ONNX Runtime timings)."""
+    """search, retrain, and everything after them summed as export (exports and ONNX Runtime timings). Retrain is
+    the larger of the step's own wall time and the recorded trainings' sum (a resumed step holds only this call's
+    trainings; a fresh one also holds building feature caches and measuring latency)."""
     steps = rec.get("steps", {})
     out = {k: steps[k] for k in ("search", "retrain") if k in steps}
     if rec.get("retrain_wall_seconds") and "retrain" in out:  # every session's retraining, not this call's alone
-        out["retrain"] = {**out["retrain"], "wall_seconds": rec["retrain_wall_seconds"]}
+        out["retrain"] = {**out["retrain"], "wall_seconds": max(rec["retrain_wall_seconds"],
+                                                                out["retrain"]["wall_seconds"])}
     rest = [v for k, v in steps.items() if k not in out]
     if rest:
         out["export"] = {"wall_seconds": sum(v["wall_seconds"] for v in rest),
@@ -93,19 +105,31 @@ def _missing(rec: dict) -> str:
 def render_beat_lite0(rec: dict) -> str:
     from render import benchmark_page
 
+    frozen = (" with the pretrained backbone frozen (`scalesearch fidelity --frozen-backbone`: its features computed "
+              "once per resolution, the feature network and heads trained on them; records "
+              "`fidelity_frozen.json`)") if rec.get("backbone") == "frozen" else ""
     body = [f"Study `{rec['study']}` on `{rec['dataset']}`, run folder `{rec['run']}`: search, then {rec['label']} and "
             f"the {rec['top_k']} best front points cheaper than it retrained at {rec['factor']:g}x the study's budget on "
-            f"{rec['seeds']} paired seeds, verdicts by `scalesearch.report.baseline` (Holm over the retrained points), "
+            f"{rec['seeds']} paired seeds{frozen}, verdicts by `scalesearch.report.baseline` (Holm over the retrained points), "
             f"the winner and {rec['label']} exported to ONNX with NMS inside and timed in ONNX Runtime, "
             f"{rec['rounds']} rounds in alternating order.", "", "## Steps", "",
             "| step | wall | CPU-s | command |", "|---|---|---|---|"]
     for name, step in rec.get("steps", {}).items():
         cpu = "-" if step.get("cpu_seconds") is None else f"{step['cpu_seconds']:.0f}"
-        note = f" ({step['from']})" if step.get("from") else ""
+        note = f" ({step['from']}{', ' + step['ran'] if step.get('ran') else ''})" if step.get("from") else ""
         body.append(f"| {name} | {step['wall_seconds'] / 60:.1f} min | {cpu} | `{step['command']}`{note} |")
     if rec.get("retrain_wall_seconds"):
-        body += ["", f"Retraining, every seed of every point as `fidelity.json` records it (all sessions): "
+        file = "fidelity_frozen.json" if rec.get("backbone") == "frozen" else "fidelity.json"
+        body += ["", f"Retraining, every seed of every point as `{file}` records it (all sessions): "
                      f"{rec['retrain_wall_seconds'] / 60:.0f} min wall."]
+    body += ["", f"Search to verdict: {_total(rec) / 60:.0f} min wall ("
+             + ", ".join(f"{k} {v['wall_seconds'] / 60:.1f}" for k, v in _main_steps(rec).items()) + ")."]
+    for which, found in (rec.get("checkpoints") or {}).items():
+        same = "" if found.get("recorded_map") is None or found.get("map") is None else (
+            ", the same as recorded" if found["map"] == found["recorded_map"]
+            else f", recorded {found['recorded_map']:.4f} ({found['map'] - found['recorded_map']:+.2g})")
+        body.append(f"- exported {which}: `{found['checkpoint']}`, seed {found['seed']}, mAP "
+                    f"{'-' if found.get('map') is None else format(found['map'], '.4f')}{same}")
     body += ["", "## Against the baseline", "",
              "| trial | architecture | mAP mean ± sd (n) | torch latency (median) | verdict |", "|---|---|---|---|---|"]
     if rec.get("baseline"):

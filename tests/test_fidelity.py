@@ -384,3 +384,63 @@ def test_frozen_trainer_trains_on_features_cached_once_per_resolution(tmp_path):
     untrained = build_detector(tiny.replace(weights=str(weights)), weights=False, init_seed=5)
     assert not all(torch.equal(a, b) for a, b in zip(untrained.fpn.state_dict().values(),
                                                      model.fpn.state_dict().values()))  # the trained parts came in
+
+
+def test_save_trains_a_recorded_first_seed_again_for_its_missing_checkpoint(tmp_path):
+    """Checkpoints are not committed: ``--save`` on points whose seeds are all recorded trains each point's first
+    seed again (after the rest) for its checkpoint, logs its mAP beside the recorded one and leaves the record as it
+    was; once the checkpoint is there, nothing trains."""
+    run = make_run(tmp_path / "run")
+    rows = retrain(run, top_k=2, seeds=2, trainer=FakeTrainer({256: 0.5, 384: 0.4}))
+
+    class Saving(FakeTrainer):
+        def __call__(self, spec, seed, number):
+            (run / "fidelity_checkpoints").mkdir(exist_ok=True)
+            (run / "fidelity_checkpoints" / f"trial{number}_seed{seed}.pt").write_text("model")
+            return super().__call__(spec, seed, number)
+
+    said, again = [], Saving({256: 0.5, 384: 0.41})
+    assert retrain(run, top_k=2, seeds=2, trainer=again, log=said.append, save=True) == rows
+    assert again.calls == [(256, 0), (384, 0)]  # the first seed of each point, nothing recorded anew
+    refits = [line for line in said if "trained again for its checkpoint" in line]
+    assert refits[0] == ("phi=0 seed 0: trained again for its checkpoint (fidelity_checkpoints/trial4_seed0.pt, not "
+                         "recorded anew): mAP 0.5000, recorded 0.5000 (the same)")
+    assert refits[1].endswith("mAP 0.4100, recorded 0.4000 (+0.01 from it)")
+    idle = FakeTrainer({})
+    retrain(run, top_k=2, seeds=2, trainer=idle, save=True)
+    assert idle.calls == []
+    import shutil
+
+    shutil.rmtree(run / "fidelity_checkpoints")  # a third seed to train: its checkpoint will do, nothing again
+    third = Saving({256: 0.5, 384: 0.4})
+    retrain(run, top_k=2, seeds=3, trainer=third, save=True)
+    assert third.calls == [(256, 2), (384, 2)]
+
+
+def test_frozen_backbone_against_a_label_is_the_retraining_itself(tmp_path):
+    """``--frozen-backbone --against LABEL``: no fidelity.json needed; the labelled trial and the K best front points
+    cheaper than it, at F x the study's budget on S paired seeds, into fidelity_frozen.json; points without a
+    pretrained backbone, a seconds budget and --trial are refused in one line before any training."""
+    from scalesearch.fidelity import FROZEN_FILE
+    from scalesearch.retrain.fidelity import retrain_frozen
+
+    run = make_run(tmp_path / "run")
+    rows = json.loads((run / "trials.json").read_text())
+    rows[0]["label"] = "Lite0"  # phi=0: 3 GFLOPs; cheaper: phi=1 (2G), phi=2 (1G)
+    (run / "trials.json").write_text(json.dumps(rows))
+    with pytest.raises(UserError, match=r"^--frozen-backbone: trial 1 has no pretrained backbone"):
+        retrain_frozen(run, against="Lite0", top_k=2, trainer=FakeTrainer({}))
+    for row in rows:
+        row["weights"] = "package"
+    (run / "trials.json").write_text(json.dumps(rows))
+    with pytest.raises(UserError, match=r"^--trial: does not apply with --against"):
+        retrain_frozen(run, numbers=[1], against="Lite0", trainer=FakeTrainer({}))
+    trainer = FakeTrainer({256: 0.5, 384: 0.45, 512: 0.3})
+    done = retrain_frozen(run, against="Lite0", top_k=2, factor=2.0, seeds=2, trainer=trainer)
+    assert trainer.calls == [(384, 0), (512, 0), (256, 0), (384, 1), (512, 1), (256, 1)]
+    assert [(r.group, r.label, r.steps, r.seeds) for r in done] == [
+        ("phi=1", None, 200, (0, 1)), ("phi=2", None, 200, (0, 1)), ("phi=0", "Lite0", 200, (0, 1))]
+    assert load_fidelity(run, FROZEN_FILE) == done and not (run / FILE).exists()
+    (run / "study.yaml").write_text("name: fake\nspace: {phi: [0, 1, 2, 3]}\ntrain: {steps: null, seconds: 30}\n")
+    with pytest.raises(UserError, match=r"^train.seconds: --frozen-backbone compares at a step budget"):
+        retrain_frozen(run, against="Lite0", trainer=FakeTrainer({}))

@@ -15,8 +15,8 @@ DESCRIPTION = ("Retrain the K best distinct specs of a finished run at F times t
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("fidelity", help=HELP, description=DESCRIPTION)
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `scalesearch run`")
-    parser.add_argument("--top-k", type=int, default=3, metavar="K", help="distinct specs to retrain (default 3)")
-    parser.add_argument("--factor", type=float, default=4.0, metavar="F",
+    parser.add_argument("--top-k", type=int, default=None, metavar="K", help="distinct specs to retrain (default 3)")
+    parser.add_argument("--factor", type=float, default=None, metavar="F",
                         help="long budget = F x the study's steps (or seconds) (default 4)")
     parser.add_argument("--seeds", type=int, default=None, metavar="S",
                         help="paired seeds per spec: the study's seed and the next S-1, the same for every spec "
@@ -39,11 +39,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "RUN_DIR/fidelity_x<F2>.json; `scalesearch report` then gives the verdict at both "
                              "budgets with learning curves (--top-k, --factor and the picking options do not apply)")
     parser.add_argument("--frozen-backbone", dest="frozen", action="store_true",
-                        help="would a frozen backbone do better? retrain the points of RUN_DIR/fidelity.json on its "
-                             "seeds and budget with the pretrained backbone frozen (its features computed once per "
-                             "resolution and cached under RUN_DIR/estimator/features; each step 3-5x cheaper) into "
-                             "RUN_DIR/fidelity_frozen.json, each seed paired with its fine-tuned training; --seeds: "
-                             "the first S of them (default all); --save keeps each model whole (pretrained backbone + trained "
+                        help="retrain with the pretrained backbone frozen (its features computed once per resolution "
+                             "and cached under RUN_DIR/estimator/features; each step 3-5x cheaper) into "
+                             "RUN_DIR/fidelity_frozen.json. Alone: would a frozen backbone do better? the points of "
+                             "RUN_DIR/fidelity.json on its seeds and budget, each seed paired with its fine-tuned "
+                             "training (--seeds: the first S of them, default all). With --against LABEL (and --top-k, "
+                             "--factor, --seeds, latency options): the retraining itself, the cheap path from search to "
+                             "verdict; `scalesearch report` does not read it, benchmarks/beat_lite0.py "
+                             "--frozen-backbone does. --save keeps each model whole (pretrained backbone + trained "
                              "parts) in RUN_DIR/fidelity_frozen_checkpoints/ for `scalesearch export`")
     parser.add_argument("--trial", dest="trials", action="append", type=int, default=[], metavar="N",
                         help="with --frozen-backbone: only trial N of fidelity.json (repeatable; default every point)")
@@ -57,7 +60,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "space) instead of training them again; each copied seed's history says where it came from")
     parser.add_argument("--save", action="store_true",
                         help="keep every retrained model as RUN_DIR/fidelity_checkpoints/trial<N>_seed<S>.pt "
-                             "(for `scalesearch export`)")
+                             "(fidelity_frozen_checkpoints/ with --frozen-backbone; for `scalesearch export`); a point "
+                             "with every seed recorded and no checkpoint here (they are not committed) has its first "
+                             "seed trained again for one (its mAP logged beside the recorded one)")
     parser.add_argument("--no-latency", dest="latency", action="store_false", default=None,
                         help="skip measuring each retrained point's latency afterwards (measured by default when "
                              "the study measures latency)")
@@ -80,12 +85,21 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--trial: applies to --frozen-backbone only (the other modes pick their points)")
     if args.frozen:
         for flag, given in (("--longer", args.longer is not None), ("--reuse", args.reuse is not None),
-                            ("--against", args.against is not None),
-                            ("--include", bool(args.include)), ("--per-rung", args.per_rung)):
+                            ("--include", bool(args.include)), ("--per-rung", args.per_rung),
+                            ("--workers", args.workers != 1)):
             if given:
-                raise UserError(f"{flag}: does not apply with --frozen-backbone (it retrains fidelity.json's points)")
+                raise UserError(f"{flag}: does not apply with --frozen-backbone")
+        if args.against is None:
+            for flag, given in (("--top-k", args.top_k is not None), ("--factor", args.factor is not None),
+                                ("--no-latency", args.latency is False), ("--remeasure-latency", args.remeasure)):
+                if given:
+                    raise UserError(f"{flag}: applies to --frozen-backbone with --against only (alone it retrains "
+                                    f"fidelity.json's points at its budget)")
         rows = retrain_frozen(args.run_dir, args.trials, args.seeds, log=print, command=command, device=device,
-                              progress=not args.quiet, save=args.save)
+                              progress=not args.quiet, save=args.save, against=args.against,
+                              top_k=3 if args.top_k is None else args.top_k,
+                              factor=4.0 if args.factor is None else args.factor, latency=args.latency,
+                              remeasure=args.remeasure)
         print(f"wrote {args.run_dir}/{FROZEN_FILE} ({len(rows)} specs)")
         return 0
     if args.longer is not None:
@@ -96,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
                               progress=not args.quiet)
         print(f"wrote {args.run_dir}/{longer_file(args.longer)} ({len(rows)} specs)")
         return 0
-    rows = retrain(args.run_dir, args.top_k, args.factor, 1 if args.seeds is None else args.seeds, log=print,
+    rows = retrain(args.run_dir, 3 if args.top_k is None else args.top_k, 4.0 if args.factor is None else args.factor,
+                   1 if args.seeds is None else args.seeds, log=print,
                    workers=args.workers, include=args.include, against=args.against, save=args.save,
                    per_rung=args.per_rung, remeasure=args.remeasure, latency=args.latency, command=command,
                    device=device, reuse=args.reuse, progress=not args.quiet)

@@ -278,7 +278,10 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     and each trained seed adds a ``history`` entry (``command``: what to show for this call, the time it started, the
     machine). Seeds are trained seed-major (every point's first, then every point's second, ...). ``trainer`` replaces real
     training (tests). ``workers`` > 1 trains points in that many processes (cores divided between them). ``save``:
-    keep every trained model as ``RUN/fidelity_checkpoints/trial<N>_seed<S>.pt`` (for ``scalesearch export``).
+    keep every trained model as ``RUN/fidelity_checkpoints/trial<N>_seed<S>.pt`` (for ``scalesearch export``); a
+    point with nothing left to train and no checkpoint of any recorded seed there (checkpoints are not committed:
+    a resumed or reused run) has its first seed trained again for one after the rest, its mAP logged beside the
+    recorded one (the record is not changed): one more training per such point.
     ``latency`` (default: when the study measures latency): after all training, measure each retrained point's
     latency again by the study's settings, interleaved over rounds under the latency lock (``measure_latencies``;
     ``remeasure``: even when every point has one). ``file``: the records file in the run folder (``retrain_longer``
@@ -306,6 +309,7 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
     wanted = tuple((config.seed if first_seed is None else first_seed) + i for i in range(seeds))
     if reuse is not None:
         done = reuse_trained(run_dir, config, Path(reuse), picked, records, done, factor, wanted, file, log)
+    refits = []
     for record in picked:
         group = pareto.group_key(record)
         had = next((d for d in done if d.group == group), None)
@@ -314,6 +318,9 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
             todo.append((group, record, missing))
         else:
             log(f"{group}: already in {path}, skipped")
+        if save_dir is not None and had is not None and not missing and wanted[0] in had.seeds and \
+                not any((save_dir / f"trial{had.number}_seed{seed}.pt").is_file() for seed in had.seeds):
+            refits.append((group, had, wanted[0], had.maps[had.seeds.index(wanted[0])]))
 
     batch = new_batch(command)
     if progress:
@@ -347,6 +354,12 @@ def retrain(run_dir: str | Path, top_k: int = 3, factor: float = 4.0, seeds: int
                 bar.update(1)
     finally:
         bar.close()
+    for group, row, seed, recorded in refits:  # --save on seeds recorded without a checkpoint (committed runs)
+        trainer = trainer or study_trainer(config, factor, save_dir, device, progress)
+        again = Trained.of(trainer(row.spec, seed, row.number)).map
+        same = "the same" if again == recorded else f"{again - recorded:+.2g} from it"
+        log(f"{group} seed {seed}: trained again for its checkpoint ({save_dir.name}/trial{row.number}_seed{seed}.pt"
+            f", not recorded anew): mAP {again:.4f}, recorded {recorded:.4f} ({same})")
     if config.measures_latency if latency is None else latency:
         measure_latencies(run_dir, config, log, again=remeasure, file=file)
         done = load_fidelity(run_dir, file)
@@ -465,19 +478,51 @@ def retrain_longer(run_dir: str | Path, factor: float, seeds: int = 3, trainer: 
 def retrain_frozen(run_dir: str | Path, numbers: Sequence[int] = (), seeds: int | None = None,
                    trainer: Trainer | None = None, log: Callable[[str], None] = lambda line: None,
                    command: str | None = None, device: str | None = None, progress: bool = False,
-                   built: dict[str, float] | None = None, save: bool = False) -> list[FidelityRecord]:
-    """Would a frozen backbone do better than fine-tuning it? The points of ``fidelity.json`` (or the trials
-    ``numbers`` among them) retrained at its budget on its first ``seeds`` seeds (default: all of them), the same
-    seeds, so that each (point, seed) pairs with its fine-tuned training, with the pretrained backbone frozen
-    (``frozen_trainer``) into ``RUN/fidelity_frozen.json`` (resumable as ``retrain``, seed-major). Latency is not
-    measured again: the network is the same. Refused before any training (one line) unless fidelity.json's seeds
-    are paired, its budget is in steps (a seconds budget would give the cheaper frozen steps more of them) and every
-    point has a pretrained backbone. ``built``: see ``frozen_trainer``; ``save``: keep every trained model, whole,
-    as ``RUN/fidelity_frozen_checkpoints/trial<N>_seed<S>.pt``. Returns the file's records."""
+                   built: dict[str, float] | None = None, save: bool = False, against: str | None = None,
+                   top_k: int = 3, factor: float = 4.0, latency: bool | None = None,
+                   remeasure: bool = False) -> list[FidelityRecord]:
+    """Retrain with the pretrained backbone frozen (``frozen_trainer``) into ``RUN/fidelity_frozen.json`` (resumable
+    as ``retrain``, seed-major), in one of two modes.
+
+    Paired with fine-tuning (``against`` None): would a frozen backbone do better than fine-tuning it? The points of
+    ``fidelity.json`` (or the trials ``numbers`` among them) at its budget on its first ``seeds`` seeds (default: all
+    of them), the same seeds, so that each (point, seed) pairs with its fine-tuned training. Latency is not measured
+    again: the network is the same. Refused before any training (one line) unless fidelity.json's seeds are paired.
+
+    As the retraining itself (``against`` a label): ``retrain``'s picks (the labelled trial and the ``top_k`` best
+    front points cheaper than it) at ``factor`` times the study's budget on ``seeds`` paired seeds (default 1), their
+    latency measured afterwards in interleaved rounds as ``retrain`` does (``latency``, ``remeasure``), so that
+    ``report.baseline`` can judge them from this file alone: the cheap path from search to verdict.
+
+    Both refuse (one line) a seconds budget (the cheaper frozen steps would get more of them) and a point without
+    a pretrained backbone. ``built``: see ``frozen_trainer``; ``save``: keep every trained model, whole, as
+    ``RUN/fidelity_frozen_checkpoints/trial<N>_seed<S>.pt`` (and train a recorded first seed again for its
+    checkpoint when it has none, as ``retrain``). Returns the file's records."""
+    from scalesearch.config import load_study
+
     run_dir = Path(run_dir)
+    if against is not None:
+        if numbers:
+            raise UserError("--trial: does not apply with --against (the points are picked against the label)")
+        config = load_study(run_dir / "study.yaml")
+        if config.train_config.seconds is not None:
+            raise UserError(f"train.seconds: --frozen-backbone compares at a step budget, but the study trains for "
+                            f"{config.train_config.seconds:g} s; give it train.steps only")
+        _check(top_k, factor, 1 if seeds is None else seeds, paired=True)
+        for record in pick(load_records(run_dir), top_k, (), against, study_objectives(config)):
+            _pretrained(record.spec, record.number)
+        save_dir = run_dir / checkpoints_dir(FROZEN_FILE) if save else None
+        trainer = trainer or frozen_trainer(config, factor, run_dir / "estimator" / "features", device, progress,
+                                            log, built, save_dir)
+        log(f"frozen backbone: {against} and the {top_k} best front points cheaper than it at {factor:g}x on "
+            f"{1 if seeds is None else seeds} paired seed(s) into {run_dir / FROZEN_FILE}")
+        return retrain(run_dir, top_k, factor, 1 if seeds is None else seeds, trainer, log, against=against,
+                       save=save, latency=latency, remeasure=remeasure, command=command, file=FROZEN_FILE,
+                       device=device, progress=progress)
     main = load_fidelity(run_dir)
     if not main:
-        raise UserError(f"{run_dir / FILE}: not found or empty; retrain the run first (`scalesearch fidelity`)")
+        raise UserError(f"{run_dir / FILE}: not found or empty; retrain the run first (`scalesearch fidelity`) or "
+                        f"give --against LABEL")
     known = {r.number: r for r in main}
     missing = [n for n in numbers if n not in known]
     if missing:
@@ -491,9 +536,7 @@ def retrain_frozen(run_dir: str | Path, numbers: Sequence[int] = (), seeds: int 
         if row.seconds is not None:
             raise UserError(f"train.seconds: --frozen-backbone compares at the same step budget, but {FILE} was "
                             f"trained to a seconds budget ({row.seconds:g} s); retrain with train.steps only")
-        if row.spec.get("weights", "none") == "none":
-            raise UserError(f"--frozen-backbone: trial {row.number} has no pretrained backbone (spec.weights "
-                            f"'none'), so there is no backbone to freeze")
+        _pretrained(row.spec, row.number)
     shared = sorted(set.intersection(*(set(r.seeds) for r in rows)))
     if not shared:
         raise UserError(f"{run_dir / FILE}: its points share no seed, so no frozen training could pair with them")
@@ -503,8 +546,6 @@ def retrain_frozen(run_dir: str | Path, numbers: Sequence[int] = (), seeds: int 
                         f"point of {FILE} holds), but got {seeds}")
     factor = main[0].factor
     if trainer is None:
-        from scalesearch.config import load_study
-
         config = load_study(run_dir / "study.yaml")
         save_dir = run_dir / checkpoints_dir(FROZEN_FILE) if save else None
         trainer = frozen_trainer(config, factor, run_dir / "estimator" / "features", device, progress, log, built,
@@ -512,7 +553,14 @@ def retrain_frozen(run_dir: str | Path, numbers: Sequence[int] = (), seeds: int 
     log(f"frozen backbone: {len(rows)} point(s) of {FILE} at {factor:g}x on seeds {shared[0]}-{shared[0] + seeds - 1} "
         f"into {run_dir / FROZEN_FILE}")
     return retrain(run_dir, 1, factor, seeds, trainer, log, numbers=[r.number for r in rows], latency=False,
-                   command=command, file=FROZEN_FILE, first_seed=shared[0], device=device, progress=progress)
+                   command=command, file=FROZEN_FILE, first_seed=shared[0], device=device, progress=progress,
+                   save=save)
+
+
+def _pretrained(spec: Any, number: int) -> None:
+    if dict(spec).get("weights", "none") == "none":
+        raise UserError(f"--frozen-backbone: trial {number} has no pretrained backbone (spec.weights 'none'), so "
+                        f"there is no backbone to freeze")
 
 
 LATENCY_ROUNDS = 3

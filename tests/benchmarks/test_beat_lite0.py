@@ -78,3 +78,26 @@ def test_family_records_render_through_render_py(tmp_path):
     assert (folder / "beat_lite0_supernet_toy.md").read_text().startswith("# Beat EfficientDet-Lite0, search to verdict")
     index = (tmp_path / "index.md").read_text()
     assert "## Beat EfficientDet-Lite0, search to verdict: supernet_toy" in index and "ONNX Runtime:" in index
+
+
+def test_a_frozen_backbone_record_says_so_and_totals_search_to_verdict():
+    rec = {**_record("dominates"), "benchmark": "beat_lite0_supernet_toy_frozen", "backbone": "frozen",
+           "retrain_wall_seconds": 900.0,
+           "checkpoints": {"winner": {"checkpoint": "reports/runs/toy/fidelity_frozen_checkpoints/trial7_seed0.pt",
+                                      "seed": 0, "map": 0.44, "recorded_map": 0.44},
+                           "baseline": {"checkpoint": "reports/runs/toy/fidelity_frozen_checkpoints/trial0_seed0.pt",
+                                        "seed": 0, "map": 0.441, "recorded_map": 0.44}}}
+    rec["steps"]["search"]["from"], rec["steps"]["search"]["ran"] = "meta.json", "2026-12-04 on AMD EPYC"
+    rec["steps"]["retrain"]["wall_seconds"] = 60.0  # resumed: this call trained little; the records hold 900 s
+    table = page.readme_table(rec)
+    assert "| data/toy | mAP mean ± sd (n) at 4x, backbone frozen | latency torch |" in table
+    assert "search 10 min, retrain 15 min, export 1 min; total 26 min;" in table  # 600 + 900 + 60 s
+    text = page.render_beat_lite0(rec)
+    assert "with the pretrained backbone frozen (`scalesearch fidelity --frozen-backbone`" in text
+    assert "as `fidelity_frozen.json` records it (all sessions): 15 min wall." in text
+    assert "Search to verdict: 26 min wall (search 10.0, retrain 15.0, export 1.0)." in text
+    assert "(meta.json, 2026-12-04 on AMD EPYC) |" in text
+    assert "- exported winner: `reports/runs/toy/fidelity_frozen_checkpoints/trial7_seed0.pt`, seed 0, mAP 0.4400, " \
+           "the same as recorded" in text
+    assert "seed 0, mAP 0.4410, recorded 0.4400 (+0.001)" in text
+    assert _record()["benchmark"] != rec["benchmark"] and "backbone frozen" not in page.readme_table(_record())
