@@ -15,7 +15,7 @@ Steps (each resumable on its own, so a rerun after a crash continues where the f
    onnxruntime``), ``--rounds`` rounds in alternating order, the protocol's 10 warm-up + 40 timed runs each, samples
    pooled per graph; the winner's first round also goes to ``RUN/export_trialN.json`` for the run's report.
 
-Writes ``reports/benchmarks/beat_lite0_<study name>.json`` (rendered by ``benchmarks/render.py``; the README's
+Writes ``reports/benchmarks/beat_lite0_<run folder name>.json`` (the study's name unless ``--out`` says otherwise) (rendered by ``benchmarks/render.py``; the README's
 results table per dataset is generated from it). Run alone, under the CPU lock (hours):
 
     flock /tmp/scalesearch-cpu.lock python benchmarks/beat_lite0.py studies/supernet_bccd.yaml
@@ -23,7 +23,7 @@ results table per dataset is generated from it). Run alone, under the CPU lock (
 ``--frozen-backbone``: step 2 retrains with the pretrained backbone frozen (``scalesearch fidelity RUN
 --frozen-backbone --against LABEL ...``: features computed once per resolution, each training several times
 cheaper) into ``RUN/fidelity_frozen.json``; verdicts, checkpoints (``RUN/fidelity_frozen_checkpoints``) and ONNX
-graphs (``RUN/onnx/frozen_trialN.onnx``) come from it, and the record is ``beat_lite0_<study name>_frozen``: the
+graphs (``RUN/onnx/frozen_trialN.onnx``) come from it, and the record is ``beat_lite0_<run folder name>_frozen``: the
 cheap path from search to verdict, beside the fine-tuned one when both ran on the same folder (same search, same
 picks, same seeds).
 
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     from scalesearch.retrain.fidelity import checkpoints_dir
 
     file = FROZEN_FILE if args.frozen else None
-    name = f"beat_lite0_{config.name}" + ("_frozen" if args.frozen else "")
+    name = f"beat_lite0_{out.name}" + ("_frozen" if args.frozen else "")  # the folder's name: the study's by default
     record = begin_record(name, study=Path(args.study).as_posix(), run=rel, label=args.label,
                           dataset=config.dataset.path, top_k=args.top_k, factor=args.factor, seeds=args.seeds,
                           rounds=args.rounds, sets=sets, backbone="frozen" if args.frozen else "fine-tuned")
