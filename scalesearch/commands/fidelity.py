@@ -105,6 +105,12 @@ def run(args: argparse.Namespace) -> int:
     if args.longer is not None:
         if args.reuse is not None:
             raise UserError("--reuse: applies to the picks of fidelity.json, not to --longer")
+        for flag, given in (("--top-k", args.top_k is not None), ("--factor", args.factor is not None),
+                            ("--against", args.against is not None), ("--include", bool(args.include)),
+                            ("--per-rung", args.per_rung)):
+            if given:
+                raise UserError(f"{flag}: does not apply with --longer (it retrains fidelity.json's baseline and its "
+                                f"most accurate other point at F2 x)")
         rows = retrain_longer(args.run_dir, args.longer, 3 if args.seeds is None else args.seeds, log=print,
                               workers=args.workers, save=args.save, command=command, device=device,
                               progress=not args.quiet)

@@ -27,6 +27,13 @@ def test_longer_without_a_retraining_against_a_baseline_exits_2(tmp_path, capsys
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("option", [["--top-k", "2"], ["--factor", "8"], ["--against", "L"], ["--per-rung"]])
+def test_picking_options_are_refused_with_longer(tmp_path, capsys, option):
+    assert main(["fidelity", str(tmp_path), "--longer", "16", *option]) == 2
+    err = capsys.readouterr().err
+    assert f"{option[0]}: does not apply with --longer" in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_bad_device_exits_2_before_any_training(tmp_path, capsys):
     assert main(["fidelity", str(tmp_path), "--device", "tpu"]) == 2
     assert "--device: must be cpu, cuda[:N] or auto, but got 'tpu'" in capsys.readouterr().err
