@@ -15,8 +15,8 @@ Steps (each resumable on its own, so a rerun after a crash continues where the f
    onnxruntime``), ``--rounds`` rounds in alternating order, the protocol's 10 warm-up + 40 timed runs each, samples
    pooled per graph; the winner's first round also goes to ``RUN/export_trialN.json`` for the run's report.
 
-Writes ``reports/benchmarks/beat_lite0_<run folder name>.json`` (the study's name unless ``--out`` says otherwise) (rendered by ``benchmarks/render.py``; the README's
-results table per dataset is generated from it). Run alone, under the CPU lock (hours):
+Writes ``reports/benchmarks/beat_lite0_<run folder name>.json`` (the study's name unless ``--out`` says otherwise;
+rendered by ``benchmarks/render.py``; the README's results table per dataset is generated from it). Run alone, under the CPU lock (hours):
 
     flock /tmp/scalesearch-cpu.lock python benchmarks/beat_lite0.py studies/supernet_bccd.yaml
 
@@ -116,18 +116,16 @@ def duel_fields(duel) -> dict:
             "noninferiority_holm_p": duel.holm_p[1], "superiority_holm_p": duel.holm_p[0]}
 
 
-def verdicts(run_dir: Path, label: str, file: str | None = None) -> tuple[list[dict], dict, dict]:
+def verdicts(run_dir: Path, label: str, file: str) -> tuple[list[dict], dict, dict]:
     """(one row per retrained point against the baseline, the winner's row, the baseline's row), from the run's
-    ``fidelity.json`` or the records file ``file`` (e.g. ``fidelity_frozen.json``)."""
+    records file ``file`` (``fidelity.json``, ``fidelity_frozen.json``)."""
     import dataclasses
 
     from scalesearch.fidelity import load_fidelity
     from scalesearch.report.baseline import VERDICTS, duels, quartiles
     from scalesearch.report.runs import load_run
 
-    run = load_run(run_dir)
-    if file is not None:
-        run = dataclasses.replace(run, fidelity=load_fidelity(run_dir, file))
+    run = dataclasses.replace(load_run(run_dir), fidelity=load_fidelity(run_dir, file))
     found = duels(run, label)
 
     def row(record, duel=None) -> dict:
@@ -144,13 +142,12 @@ def verdicts(run_dir: Path, label: str, file: str | None = None) -> tuple[list[d
     return rows, winner, row(found[0].base) if found else None
 
 
-def retrain_wall(run_dir: Path, file: str | None = None) -> float | None:
-    """Wall seconds of every retraining in ``fidelity.json`` (or ``file``; per seed, training and evaluation),
-    summed over the sessions that trained them: the retrain step's own time covers only this call when it resumed
-    one."""
-    from scalesearch.fidelity import FILE, load_fidelity
+def retrain_wall(run_dir: Path, file: str) -> float | None:
+    """Wall seconds of every retraining in the records file ``file`` (per seed, training and evaluation), summed
+    over the sessions that trained them: the retrain step's own time covers only this call when it resumed one."""
+    from scalesearch.fidelity import load_fidelity
 
-    walls = [w for r in load_fidelity(run_dir, file or FILE) for w in (r.wall_seconds or ())]
+    walls = [w for r in load_fidelity(run_dir, file) for w in (r.wall_seconds or ())]
     return round(sum(walls), 1) if walls else None
 
 
@@ -159,13 +156,13 @@ def arg(path: Path) -> str:
     return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
 
 
-def checkpoint(run_dir: Path, row: dict, folder: str | None = None) -> Path:
-    """The point's model of its first seed whose checkpoint is on this machine, under ``folder`` (default
-    ``fidelity_checkpoints``; checkpoints are not committed: ``scalesearch fidelity ... --save`` trains a recorded
-    first seed again for its checkpoint)."""
-    from scalesearch.fidelity import CHECKPOINTS
+def checkpoint(run_dir: Path, row: dict, file: str) -> Path:
+    """The point's model of its first seed whose checkpoint is on this machine, in the checkpoints folder of the
+    records file ``file`` (checkpoints are not committed: ``scalesearch fidelity ... --save`` trains a recorded first
+    seed again for its checkpoint)."""
+    from scalesearch.retrain.fidelity import checkpoints_dir
 
-    folder = folder or CHECKPOINTS
+    folder = checkpoints_dir(file)
     for seed in row["seeds"]:
         path = run_dir / folder / f"trial{row['number']}_seed{seed}.pt"
         if path.is_file():
@@ -227,10 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out) if args.out else ROOT / "reports" / "runs" / config.name
     out = out.resolve()
     rel = arg(out)
-    from scalesearch.fidelity import FROZEN_FILE
-    from scalesearch.retrain.fidelity import checkpoints_dir
+    from scalesearch.fidelity import FILE, FROZEN_FILE
 
-    file = FROZEN_FILE if args.frozen else None
+    file = FROZEN_FILE if args.frozen else FILE
     name = f"beat_lite0_{out.name}" + ("_frozen" if args.frozen else "")  # the folder's name: the study's by default
     record = begin_record(name, study=Path(args.study).as_posix(), run=rel, label=args.label,
                           dataset=config.dataset.path, top_k=args.top_k, factor=args.factor, seeds=args.seeds,
@@ -253,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         record["checkpoints"] = {}
         for which, row in (("winner", winner), ("baseline", base)):
             graphs[which] = out / "onnx" / f"{prefix}trial{row['number']}.onnx"
-            path = checkpoint(out, row, checkpoints_dir(file) if file else None)
+            path = checkpoint(out, row, file)
             record["checkpoints"][which] = checkpoint_map(path, row)
             timed(f"export {which}", ["scalesearch", "export", arg(path), "--out", arg(graphs[which]), "--nms"], steps)
         record["onnx_latency"] = onnx_latency(out, graphs, args.rounds, steps, prefix)

@@ -35,7 +35,7 @@ def readme_table(rec: dict) -> str:
     base, win = rec.get("baseline"), rec.get("winner")
     if not (base and win):
         return "not measured yet"
-    lines = ["", "", f"| {rec['dataset']} | mAP mean ± sd (n) at {rec['factor']:g}x{_frozen(rec)} | latency torch | "
+    lines = ["", "", f"| {rec['dataset']} | mAP mean ± sd (n) at {rec['factor']:g}x{', backbone frozen' if _frozen(rec) else ''} | latency torch | "
                      "latency ONNX Runtime (NMS inside) | verdict |", "|---|---|---|---|---|",
              f"| {rec['label']} (trial {base['number']}) | {_maps(base)} | {_ms(base['torch_latency_ms'])} | "
              f"{_onnx(rec, 'baseline')} | baseline |",
@@ -47,8 +47,9 @@ def readme_table(rec: dict) -> str:
     return "\n".join(lines)
 
 
-def _frozen(rec: dict) -> str:
-    return ", backbone frozen" if rec.get("backbone") == "frozen" else ""
+def _frozen(rec: dict) -> bool:
+    """Whether the record's retraining froze the pretrained backbone (``beat_lite0.py --frozen-backbone``)."""
+    return rec.get("backbone") == "frozen"
 
 
 def _total(rec: dict) -> float:
@@ -107,7 +108,7 @@ def render_beat_lite0(rec: dict) -> str:
 
     frozen = (" with the pretrained backbone frozen (`scalesearch fidelity --frozen-backbone`: its features computed "
               "once per resolution, the feature network and heads trained on them; records "
-              "`fidelity_frozen.json`)") if rec.get("backbone") == "frozen" else ""
+              "`fidelity_frozen.json`)") if _frozen(rec) else ""
     body = [f"Study `{rec['study']}` on `{rec['dataset']}`, run folder `{rec['run']}`: search, then {rec['label']} and "
             f"the {rec['top_k']} best front points cheaper than it retrained at {rec['factor']:g}x the study's budget on "
             f"{rec['seeds']} paired seeds{frozen}, verdicts by `scalesearch.report.baseline` (Holm over the retrained points), "
@@ -119,7 +120,7 @@ def render_beat_lite0(rec: dict) -> str:
         note = f" ({step['from']}{', ' + step['ran'] if step.get('ran') else ''})" if step.get("from") else ""
         body.append(f"| {name} | {step['wall_seconds'] / 60:.1f} min | {cpu} | `{step['command']}`{note} |")
     if rec.get("retrain_wall_seconds"):
-        file = "fidelity_frozen.json" if rec.get("backbone") == "frozen" else "fidelity.json"
+        file = "fidelity_frozen.json" if _frozen(rec) else "fidelity.json"
         body += ["", f"Retraining, every seed of every point as `{file}` records it (all sessions): "
                      f"{rec['retrain_wall_seconds'] / 60:.0f} min wall."]
     body += ["", f"Search to verdict: {_total(rec) / 60:.0f} min wall ("

@@ -502,23 +502,44 @@ def retrain_frozen(run_dir: str | Path, numbers: Sequence[int] = (), seeds: int 
 
     run_dir = Path(run_dir)
     if against is not None:
-        if numbers:
-            raise UserError("--trial: does not apply with --against (the points are picked against the label)")
-        config = load_study(run_dir / "study.yaml")
-        if config.train_config.seconds is not None:
-            raise UserError(f"train.seconds: --frozen-backbone compares at a step budget, but the study trains for "
-                            f"{config.train_config.seconds:g} s; give it train.steps only")
-        _check(top_k, factor, 1 if seeds is None else seeds, paired=True)
-        for record in pick(load_records(run_dir), top_k, (), against, study_objectives(config)):
-            _pretrained(record.spec, record.number)
+        seeds = 1 if seeds is None else seeds
+        _check_against(run_dir, numbers, against, top_k, factor, seeds)
+        how: dict[str, Any] = {"against": against, "latency": latency, "remeasure": remeasure}
+        said = f"{against} and the {top_k} best front points cheaper than it at {factor:g}x on {seeds} paired seed(s)"
+    else:
+        rows, factor, seeds, first = _paired_points(run_dir, numbers, seeds)
+        top_k, how = 1, {"numbers": [r.number for r in rows], "latency": False, "first_seed": first}
+        said = f"{len(rows)} point(s) of {FILE} at {factor:g}x on seeds {first}-{first + seeds - 1}"
+    if trainer is None:
         save_dir = run_dir / checkpoints_dir(FROZEN_FILE) if save else None
-        trainer = trainer or frozen_trainer(config, factor, run_dir / "estimator" / "features", device, progress,
-                                            log, built, save_dir)
-        log(f"frozen backbone: {against} and the {top_k} best front points cheaper than it at {factor:g}x on "
-            f"{1 if seeds is None else seeds} paired seed(s) into {run_dir / FROZEN_FILE}")
-        return retrain(run_dir, top_k, factor, 1 if seeds is None else seeds, trainer, log, against=against,
-                       save=save, latency=latency, remeasure=remeasure, command=command, file=FROZEN_FILE,
-                       device=device, progress=progress)
+        trainer = frozen_trainer(load_study(run_dir / "study.yaml"), factor, run_dir / "estimator" / "features",
+                                 device, progress, log, built, save_dir)
+    log(f"frozen backbone: {said} into {run_dir / FROZEN_FILE}")
+    return retrain(run_dir, top_k, factor, seeds, trainer, log, save=save, command=command, file=FROZEN_FILE,
+                   device=device, progress=progress, **how)
+
+
+def _check_against(run_dir: Path, numbers: Sequence[int], against: str, top_k: int, factor: float,
+                   seeds: int) -> None:
+    """``retrain_frozen`` against a label: refused in one line before any training unless the study trains to a step
+    budget and every point it would pick has a pretrained backbone."""
+    from scalesearch.config import load_study
+
+    if numbers:
+        raise UserError("--trial: does not apply with --against (the points are picked against the label)")
+    config = load_study(run_dir / "study.yaml")
+    if config.train_config.seconds is not None:
+        raise UserError(f"train.seconds: --frozen-backbone compares at a step budget, but the study trains for "
+                        f"{config.train_config.seconds:g} s; give it train.steps only")
+    _check(top_k, factor, seeds, paired=True)
+    for record in pick(load_records(run_dir), top_k, (), against, study_objectives(config)):
+        _pretrained(record.spec, record.number)
+
+
+def _paired_points(run_dir: Path, numbers: Sequence[int],
+                   seeds: int | None) -> tuple[list[FidelityRecord], float, int, int]:
+    """``retrain_frozen`` paired with fine-tuning: (fidelity.json's points to retrain, its factor, the number of
+    seeds, the first seed), refused in one line unless they can pair with their fine-tuned trainings."""
     main = load_fidelity(run_dir)
     if not main:
         raise UserError(f"{run_dir / FILE}: not found or empty; retrain the run first (`scalesearch fidelity`) or "
@@ -544,17 +565,7 @@ def retrain_frozen(run_dir: str | Path, numbers: Sequence[int] = (), seeds: int 
     if not 1 <= seeds <= len(shared) or shared[:seeds] != list(range(shared[0], shared[0] + seeds)):
         raise UserError(f"--seeds: must be 1..{len(shared)} (the consecutive seeds from {shared[0]} that every "
                         f"point of {FILE} holds), but got {seeds}")
-    factor = main[0].factor
-    if trainer is None:
-        config = load_study(run_dir / "study.yaml")
-        save_dir = run_dir / checkpoints_dir(FROZEN_FILE) if save else None
-        trainer = frozen_trainer(config, factor, run_dir / "estimator" / "features", device, progress, log, built,
-                                 save_dir)
-    log(f"frozen backbone: {len(rows)} point(s) of {FILE} at {factor:g}x on seeds {shared[0]}-{shared[0] + seeds - 1} "
-        f"into {run_dir / FROZEN_FILE}")
-    return retrain(run_dir, 1, factor, seeds, trainer, log, numbers=[r.number for r in rows], latency=False,
-                   command=command, file=FROZEN_FILE, first_seed=shared[0], device=device, progress=progress,
-                   save=save)
+    return rows, main[0].factor, seeds, shared[0]
 
 
 def _pretrained(spec: Any, number: int) -> None:
