@@ -68,6 +68,9 @@ def parser() -> argparse.ArgumentParser:
                    help="study overrides passed to `scalesearch run`")
     p.add_argument("--frozen-backbone", dest="frozen", action="store_true",
                    help="retrain with the pretrained backbone frozen (fidelity_frozen.json; record <name>_frozen)")
+    p.add_argument("--reuse", metavar="OTHER_RUN",
+                   help="step 2 copies the seeds OTHER_RUN's records file holds for picked points (`scalesearch "
+                        "fidelity --reuse`: the baseline retrained for another search of the same space)")
     p.add_argument("--smoke", action="store_true", help="a tiny budget in a temporary folder; nothing saved")
     return p
 
@@ -230,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     name = f"beat_lite0_{out.name}" + ("_frozen" if args.frozen else "")  # the folder's name: the study's by default
     record = begin_record(name, study=Path(args.study).as_posix(), run=rel, label=args.label,
                           dataset=config.dataset.path, top_k=args.top_k, factor=args.factor, seeds=args.seeds,
-                          rounds=args.rounds, sets=sets, backbone="frozen" if args.frozen else "fine-tuned")
+                          rounds=args.rounds, sets=sets, backbone="frozen" if args.frozen else "fine-tuned",
+                          reuse=None if args.reuse is None else arg(Path(args.reuse).resolve()))
     steps = record["steps"] = {}
     done = None if args.smoke else finished_search(out, config.search.n_trials)
     if done:
@@ -240,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         timed("search", ["scalesearch", "run", args.study, "--out", rel, *[f"--set={s}" for s in sets]], steps)
     timed("retrain", ["scalesearch", "fidelity", rel, *(["--frozen-backbone"] if args.frozen else []), "--against",
                       args.label, "--top-k", str(args.top_k), "--factor", str(args.factor), "--seeds", str(args.seeds),
-                      *([] if args.frozen else ["--workers", str(args.workers)]), "--save"], steps)
+                      *([] if args.frozen else ["--workers", str(args.workers)]), "--save",
+                      *([] if args.reuse is None else ["--reuse", record["reuse"]])], steps)
     rows, winner, base = verdicts(out, args.label, file)
     record.update(points=rows, winner=winner, baseline=base, retrain_wall_seconds=retrain_wall(out, file))
     if winner is not None:

@@ -122,7 +122,9 @@ def render_beat_lite0(rec: dict) -> str:
     if rec.get("retrain_wall_seconds"):
         file = "fidelity_frozen.json" if _frozen(rec) else "fidelity.json"
         body += ["", f"Retraining, every seed of every point as `{file}` records it (all sessions): "
-                     f"{rec['retrain_wall_seconds'] / 60:.0f} min wall."]
+                     f"{rec['retrain_wall_seconds'] / 60:.0f} min wall"
+                     + (f" (the seeds copied by `--reuse` from `{rec['reuse']}` count with the time they took "
+                        "there)." if rec.get("reuse") else ".")]
     body += ["", f"Search to verdict: {_total(rec) / 60:.0f} min wall ("
              + ", ".join(f"{k} {v['wall_seconds'] / 60:.1f}" for k, v in _main_steps(rec).items()) + ")."]
     for which, found in (rec.get("checkpoints") or {}).items():

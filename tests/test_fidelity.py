@@ -441,6 +441,17 @@ def test_frozen_backbone_against_a_label_is_the_retraining_itself(tmp_path):
     assert [(r.group, r.label, r.steps, r.seeds) for r in done] == [
         ("phi=1", None, 200, (0, 1)), ("phi=2", None, 200, (0, 1)), ("phi=0", "Lite0", 200, (0, 1))]
     assert load_fidelity(run, FROZEN_FILE) == done and not (run / FILE).exists()
+    second = make_run(tmp_path / "second")  # another search of the space: the baseline's frozen seeds are copied
+    (second / "trials.json").write_text(json.dumps(rows))
+    again = FakeTrainer({256: 0.9, 384: 0.45, 512: 0.3})
+    got = retrain_frozen(second, against="Lite0", top_k=2, factor=2.0, seeds=3, trainer=again, reuse=run)
+    assert sorted(again.calls) == [(256, 2), (384, 2), (512, 2)]  # every point's seeds 0-1 came from the first
+    base = next(r for r in got if r.label == "Lite0")
+    assert (base.seeds, base.maps) == ((0, 1, 2), (0.5, 0.5, 0.9))  # seeds 0-1 copied, seed 2 trained here
+    assert [bool(h.get("reused_from", "").endswith("run/fidelity_frozen.json")) for h in base.history] == [
+        True, True, False]
+    with pytest.raises(UserError, match=r"^--reuse: applies to --frozen-backbone with --against only"):
+        retrain_frozen(second, reuse=run, trainer=FakeTrainer({}))
     (run / "study.yaml").write_text("name: fake\nspace: {phi: [0, 1, 2, 3]}\ntrain: {steps: null, seconds: 30}\n")
     with pytest.raises(UserError, match=r"^train.seconds: --frozen-backbone compares at a step budget"):
         retrain_frozen(run, against="Lite0", trainer=FakeTrainer({}))

@@ -57,7 +57,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--reuse", metavar="OTHER_RUN",
                         help="copy the seeds that OTHER_RUN/fidelity.json holds for picked points (same spec, "
                              "budget, data and recipe: e.g. the baseline retrained for another search of the same "
-                             "space) instead of training them again; each copied seed's history says where it came from")
+                             "space) instead of training them again; each copied seed's history says where it came "
+                             "from. With --frozen-backbone --against: OTHER_RUN/fidelity_frozen.json's seeds")
     parser.add_argument("--save", action="store_true",
                         help="keep every retrained model as RUN_DIR/fidelity_checkpoints/trial<N>_seed<S>.pt "
                              "(fidelity_frozen_checkpoints/ with --frozen-backbone; for `scalesearch export`); a point "
@@ -84,14 +85,15 @@ def run(args: argparse.Namespace) -> int:
     if args.trials and not args.frozen:
         raise UserError("--trial: applies to --frozen-backbone only (the other modes pick their points)")
     if args.frozen:
-        for flag, given in (("--longer", args.longer is not None), ("--reuse", args.reuse is not None),
+        for flag, given in (("--longer", args.longer is not None),
                             ("--include", bool(args.include)), ("--per-rung", args.per_rung),
                             ("--workers", args.workers != 1)):
             if given:
                 raise UserError(f"{flag}: does not apply with --frozen-backbone")
         if args.against is None:
             for flag, given in (("--top-k", args.top_k is not None), ("--factor", args.factor is not None),
-                                ("--no-latency", args.latency is False), ("--remeasure-latency", args.remeasure)):
+                                ("--no-latency", args.latency is False), ("--remeasure-latency", args.remeasure),
+                                ("--reuse", args.reuse is not None)):
                 if given:
                     raise UserError(f"{flag}: applies to --frozen-backbone with --against only (alone it retrains "
                                     f"fidelity.json's points at its budget)")
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
                               progress=not args.quiet, save=args.save, against=args.against,
                               top_k=3 if args.top_k is None else args.top_k,
                               factor=4.0 if args.factor is None else args.factor, latency=args.latency,
-                              remeasure=args.remeasure)
+                              remeasure=args.remeasure, reuse=args.reuse)
         print(f"wrote {args.run_dir}/{FROZEN_FILE} ({len(rows)} specs)")
         return 0
     if args.longer is not None:

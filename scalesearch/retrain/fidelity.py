@@ -480,7 +480,7 @@ def retrain_frozen(run_dir: str | Path, numbers: Sequence[int] = (), seeds: int 
                    command: str | None = None, device: str | None = None, progress: bool = False,
                    built: dict[str, float] | None = None, save: bool = False, against: str | None = None,
                    top_k: int = 3, factor: float = 4.0, latency: bool | None = None,
-                   remeasure: bool = False) -> list[FidelityRecord]:
+                   remeasure: bool = False, reuse: str | Path | None = None) -> list[FidelityRecord]:
     """Retrain with the pretrained backbone frozen (``frozen_trainer``) into ``RUN/fidelity_frozen.json`` (resumable
     as ``retrain``, seed-major), in one of two modes.
 
@@ -492,7 +492,9 @@ def retrain_frozen(run_dir: str | Path, numbers: Sequence[int] = (), seeds: int 
     As the retraining itself (``against`` a label): ``retrain``'s picks (the labelled trial and the ``top_k`` best
     front points cheaper than it) at ``factor`` times the study's budget on ``seeds`` paired seeds (default 1), their
     latency measured afterwards in interleaved rounds as ``retrain`` does (``latency``, ``remeasure``), so that
-    ``report.baseline`` can judge them from this file alone: the cheap path from search to verdict.
+    ``report.baseline`` can judge them from this file alone: the cheap path from search to verdict. ``reuse``: another
+    run folder of the same data and recipe whose ``fidelity_frozen.json`` holds some picked points at this budget (the
+    baseline retrained frozen for another search of the space): their seeds are copied (``reuse_trained``).
 
     Both refuse (one line) a seconds budget (the cheaper frozen steps would get more of them) and a point without
     a pretrained backbone. ``built``: see ``frozen_trainer``; ``save``: keep every trained model, whole, as
@@ -504,9 +506,12 @@ def retrain_frozen(run_dir: str | Path, numbers: Sequence[int] = (), seeds: int 
     if against is not None:
         seeds = 1 if seeds is None else seeds
         _check_against(run_dir, numbers, against, top_k, factor, seeds)
-        how: dict[str, Any] = {"against": against, "latency": latency, "remeasure": remeasure}
+        how: dict[str, Any] = {"against": against, "latency": latency, "remeasure": remeasure, "reuse": reuse}
         said = f"{against} and the {top_k} best front points cheaper than it at {factor:g}x on {seeds} paired seed(s)"
     else:
+        if reuse is not None:
+            raise UserError("--reuse: applies to --frozen-backbone with --against only (alone it pairs each seed "
+                            "with this run's own fine-tuned training)")
         rows, factor, seeds, first = _paired_points(run_dir, numbers, seeds)
         top_k, how = 1, {"numbers": [r.number for r in rows], "latency": False, "first_seed": first}
         said = f"{len(rows)} point(s) of {FILE} at {factor:g}x on seeds {first}-{first + seeds - 1}"

@@ -59,6 +59,13 @@ def test_page_states_steps_verdict_onnx_and_what_the_closest_point_misses():
     assert "misses" not in page.render_beat_lite0(_record("non-inferior and faster"))
 
 
+def test_page_says_where_reused_seeds_were_trained():
+    rec = {**_record(), "retrain_wall_seconds": 1800.0}
+    assert "(all sessions): 30 min wall.\n" in page.render_beat_lite0(rec)
+    text = page.render_beat_lite0({**rec, "reuse": "reports/runs/other"})
+    assert "30 min wall (the seeds copied by `--reuse` from `reports/runs/other` count with the time they took there)." in text
+
+
 def test_readme_table_and_headline():
     table = page.readme_table(_record("dominates"))
     assert "| data/toy | mAP mean ± sd (n) at 4x | latency torch | latency ONNX Runtime (NMS inside) | verdict |" in table

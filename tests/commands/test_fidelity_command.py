@@ -42,7 +42,7 @@ def test_a_bad_device_exits_2_before_any_training(tmp_path, capsys):
 @pytest.mark.parametrize("option, message", [
     (["--trial", "3"], "--trial: applies to --frozen-backbone only"),
     (["--frozen-backbone", "--longer", "16"], "--longer: does not apply with --frozen-backbone"),
-    (["--frozen-backbone", "--reuse", "x"], "--reuse: does not apply with --frozen-backbone"),
+    (["--frozen-backbone", "--reuse", "x"], "--reuse: applies to --frozen-backbone with --against only"),
     (["--frozen-backbone", "--workers", "2"], "--workers: does not apply with --frozen-backbone"),
     (["--frozen-backbone", "--top-k", "2"], "--top-k: applies to --frozen-backbone with --against only"),
     (["--frozen-backbone", "--factor", "8"], "--factor: applies to --frozen-backbone with --against only"),
@@ -63,9 +63,10 @@ def test_frozen_backbone_against_passes_the_picking_options_through(tmp_path, mo
     assert main(["fidelity", str(tmp_path), "--frozen-backbone", "--against", "Lite0", "--seeds", "7", "--save",
                  "--quiet"]) == 0
     assert main(["fidelity", str(tmp_path), "--frozen-backbone", "--against", "Lite0", "--top-k", "2", "--factor",
-                 "8", "--no-latency", "--quiet"]) == 0
+                 "8", "--no-latency", "--reuse", "other", "--quiet"]) == 0
     (first_args, first), (_, second) = calls
     assert first_args == ([], 7) and first["against"] == "Lite0" and first["save"] is True
+    assert (first["reuse"], second["reuse"]) == (None, "other")
     assert (first["top_k"], first["factor"], first["latency"], first["remeasure"]) == (3, 4.0, None, False)
     assert (second["top_k"], second["factor"], second["latency"], second["save"]) == (2, 8.0, False, False)
     assert "fidelity_frozen.json (0 specs)" in capsys.readouterr().out
