@@ -105,10 +105,18 @@ def finished_search(run_dir: Path, n_trials: int) -> dict | None:
     info = json.loads(meta.read_text())
     if len(done) < n_trials or not (info.get("start") and info.get("end")):
         return None
-    wall = (datetime.fromisoformat(info["end"]) - datetime.fromisoformat(info["start"])).total_seconds()
+    runs = info.get("runs", 1)
+    if info.get("wall_seconds") is not None:  # summed over the calls that made the run
+        wall = float(info["wall_seconds"])
+    elif runs == 1:
+        wall = (datetime.fromisoformat(info["end"]) - datetime.fromisoformat(info["start"])).total_seconds()
+    else:
+        raise SystemExit(f"{meta}: the search was resumed before meta.json summed its calls' wall time "
+                         "(no wall_seconds), so its wall time is not known; run the search again in a new folder")
+    calls = f", {runs} calls" if runs != 1 else ""
     return {"command": info.get("command", "?"), "wall_seconds": round(wall, 1), "cpu_seconds": None,
             "returncode": 0, "from": "meta.json of the finished run (not rerun)",
-            "ran": f"{info['start'][:10]} on {(info.get('machine') or {}).get('cpu', '?')}"}
+            "ran": f"{info['start'][:10]} on {(info.get('machine') or {}).get('cpu', '?')}{calls}"}
 
 
 def duel_fields(duel) -> dict:

@@ -13,8 +13,9 @@ distinct sub-networks, trial seconds, distinct sub-networks per hour of trial ti
 table latency down), its hypervolume against one shared reference (0 mAP, the slowest point of both runs), the
 front's points faster than the enqueued Lite0, and how many of its points the other run's points dominate. Where
 both runs scored one sub-network, their inherited mAPs are compared (the supernets are trained with the same seeds
-and settings). Last: which of the grid front's points faster than Lite0 are already retrained alone in the NSGA-II
-run's ``fidelity.json`` (its paired-seed verdicts apply to them) and which would need ``scalesearch fidelity``.
+and settings). Last: which of the grid front's points faster than Lite0 are already retrained alone in either run's
+``fidelity.json`` or ``fidelity_frozen.json`` (paired-seed verdicts apply to them) and which would need
+``scalesearch fidelity``.
 
     flock /tmp/scalesearch-cpu.lock python benchmarks/bench_supernet_samplers.py
 
@@ -69,7 +70,7 @@ def main() -> None:
     from render import begin_record, save_record
 
     from scalesearch.config import load_study
-    from scalesearch.fidelity import load_fidelity
+    from scalesearch.fidelity import FILE, FROZEN_FILE, load_fidelity
     from scalesearch.machine import portable_path
     from scalesearch.measure.latency import LatencySettings
     from scalesearch.measure.latency_table import table_latency
@@ -128,7 +129,8 @@ def main() -> None:
     # the same recipe's supernet training time, second run over first: how much slower the second run's machine was
     speed = (sum(per_run[1]["supernet_seconds"][t] for t in both) / sum(per_run[0]["supernet_seconds"][t] for t in both)
              if both else None)
-    retrained = {row.group for run in runs for row in load_fidelity(run) if getattr(row, "group", None)}
+    files = [run / file for run in runs for file in (FILE, FROZEN_FILE) if (run / file).is_file()]
+    retrained = {row.group for path in files for row in load_fidelity(path.parent, path.name)}
     grid = per_run[1]
     record.update(
         reference_point={"latency_ms": ref[0], "map": ref[1]},
@@ -137,7 +139,7 @@ def main() -> None:
         same_supernets=all(per_run[0]["supernet_final_loss"].get(t) == per_run[1]["supernet_final_loss"].get(t)
                            for t in both) and bool(both),
         supernet_time_ratio=None if speed is None else round(speed, 2),
-        retrained_in=" or ".join(f"`{portable_path(run / 'fidelity.json')}`" for run in runs),
+        retrained_in=" or ".join(f"`{portable_path(path)}`" for path in files),
         to_retrain=[p["group"] for p in grid["front"] if p["faster_than_lite0"] and p["group"] not in retrained],
         already_retrained=[p["group"] for p in grid["front"] if p["faster_than_lite0"] and p["group"] in retrained],
         runs=[{k: v for k, v in run.items() if k != "points"} | {"points": [[round(p["map"], 5), p["latency_ms"]]

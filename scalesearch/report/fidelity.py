@@ -1,13 +1,13 @@
-"""The "Proxy fidelity" section: the long-budget retraining records of ``scalesearch fidelity`` (read from
-``RUN/fidelity.json``, never trained here) against the proxy's mAP: Kendall's tau and Spearman's rho with
-bootstrap intervals, the top-1 regret, and a scatter plot."""
+"""The "Proxy fidelity" sections: the long-budget retraining records of ``scalesearch fidelity`` (read from
+``RUN/fidelity.json`` and, backbone frozen, ``RUN/fidelity_frozen.json``; never trained here) against the proxy's
+mAP: Kendall's tau and Spearman's rho with bootstrap intervals, the top-1 regret, and a scatter plot."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from scalesearch.fidelity import (FidelityRecord, batches, bootstrap_interval, kendall, kendall_against, reliability,
-                                  spearman, top1_regret)
+from scalesearch.fidelity import (FILE, FROZEN_FILE, FidelityRecord, batches, bootstrap_interval, kendall,
+                                  kendall_against, reliability, spearman, top1_regret)
 from scalesearch.report import plots
 from scalesearch.report.doc import Document
 from scalesearch.report.format import fmt_count
@@ -33,14 +33,22 @@ def _label(group: str) -> str:
 
 
 def add_section(doc: Document, run: Run, fig_dir: Path | None = None, prefix: str = "") -> None:
-    """Table of proxy vs long-budget mAP per retrained point and the rank-correlation verdict."""
-    rows = run.fidelity
-    if not rows:
-        return
-    doc.heading(2, "Proxy fidelity")
+    """Proxy vs long-budget mAP per retrained point and the rank-correlation verdict: one section for the
+    fine-tuned retraining (``fidelity.json``), one for the frozen-backbone one (``fidelity_frozen.json``)."""
+    if run.fidelity:
+        _section(doc, run, run.fidelity, "Proxy fidelity", FILE, "", fig_dir, f"{prefix}fidelity.png")
+    if run.frozen:
+        _section(doc, run, run.frozen, "Proxy fidelity, backbone frozen", FROZEN_FILE,
+                 ", the pretrained backbone frozen (`--frozen-backbone`: the feature network and heads trained on "
+                 "its cached features)", fig_dir, f"{prefix}fidelity_frozen.png")
+
+
+def _section(doc: Document, run: Run, rows: list[FidelityRecord], title: str, file: str, how: str,
+             fig_dir: Path | None, figure: str) -> None:
+    doc.heading(2, title)
     factor = rows[0].factor
     doc.para(f"{len(rows)} distinct spec(s) (front first) retrained by `scalesearch fidelity` at {factor:g}x the "
-             f"study's training budget with its data and recipe (`{run.path / 'fidelity.json'}`).")
+             f"study's training budget with its data and recipe{how} (`{run.path / file}`).")
     doc.table(["trial", "point", "FLOPs", "proxy mAP", f"{factor:g}x-budget mAP", "seeds"],
               [[r.number, r.group, fmt_count(r.flops), f"{r.proxy_map:.4f}", f"{r.long_map:.4f}", len(r.seeds)]
                for r in rows])
@@ -67,7 +75,7 @@ def add_section(doc: Document, run: Run, fig_dir: Path | None = None, prefix: st
     _seed_checks(doc, run, rows)
     if fig_dir is not None:
         path = plots.fidelity_plot([r.proxy_map for r in rows], [r.long_map for r in rows],
-                                   [_label(r.group) for r in rows], factor, fig_dir / f"{prefix}fidelity.png")
+                                   [_label(r.group) for r in rows], factor, fig_dir / figure)
         doc.figure(path, "Each retrained point: proxy mAP against its long-budget mAP.")
 
 

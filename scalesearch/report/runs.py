@@ -2,7 +2,8 @@
 
 A run folder (docs/design.md) also holds the backend's storage (``study.db``); the report never opens
 it, so a report is rebuilt identically from these files alone, whichever backend ran the study and
-wherever the folder was copied; ``fidelity.json`` (``scalesearch fidelity``) is read when present.
+wherever the folder was copied; ``fidelity.json`` (``scalesearch fidelity``) and ``fidelity_frozen.json``
+(``--frozen-backbone``) are read when present.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from scalesearch import pareto
 from scalesearch.config import DatasetConfig, StudyConfig, read_yaml, validate_study
 from scalesearch.errors import UserError
 from scalesearch.extrapolate import load_extrapolation
-from scalesearch.fidelity import FidelityRecord, is_longer_file, load_fidelity
+from scalesearch.fidelity import FROZEN_FILE, FidelityRecord, is_longer_file, load_fidelity
 from scalesearch.records import RecordError, TrialRecord, check_keys, load_records, read_json, records_path, show
 
 MARKERS = ("trials.json", "trials.json.gz", "meta.json", "study.yaml")
@@ -36,6 +37,7 @@ class Run:
     fidelity: list[FidelityRecord] = field(default_factory=list)
     extrapolation: list[FidelityRecord] = field(default_factory=list)  # ``scalesearch extrapolate``
     longer: dict[float, list[FidelityRecord]] = field(default_factory=dict)  # ``scalesearch fidelity --longer``: F -> rows
+    frozen: list[FidelityRecord] = field(default_factory=list)  # ``scalesearch fidelity --frozen-backbone``
 
     @property
     def feasible(self) -> list[TrialRecord]:
@@ -80,7 +82,8 @@ class Run:
 
 
 # meta.json as ``scalesearch run`` writes it (``scalesearch.search.runner``); every key is optional.
-META_KINDS = {"study_name": "str?", "backend": "str?", "storage": "str?", "runs": "int?", "scalesearch_version": "str?"}
+META_KINDS = {"study_name": "str?", "backend": "str?", "storage": "str?", "runs": "int?", "scalesearch_version": "str?",
+              "wall_seconds": "number?"}
 TIME_KEYS = ("start", "end", "finish", "first_start")
 
 
@@ -138,6 +141,8 @@ def load_run(path: str | Path) -> Run:
     longer = {rows[0].factor: rows for rows in (load_fidelity(run_dir, p.name, "scalesearch fidelity --longer")
                                                 for p in sorted(run_dir.glob("fidelity_x*.json"))
                                                 if is_longer_file(p.name)) if rows}
+    frozen = load_fidelity(run_dir, FROZEN_FILE, "scalesearch fidelity --frozen-backbone")
     config = load_config(run_dir / "study.yaml") if (run_dir / "study.yaml").is_file() else None
     name = config.name if config else str(meta.get("study_name") or run_dir.resolve().name)
-    return Run(run_dir, name, sorted(records, key=lambda r: r.number), meta, config, fidelity, extrapolation, longer)
+    return Run(run_dir, name, sorted(records, key=lambda r: r.number), meta, config, fidelity, extrapolation, longer,
+               frozen)

@@ -110,6 +110,8 @@ def run_time_line(run: Run) -> str:
     runs = run.meta.get("runs")
     first = _time(run.meta.get("first_start"))
     resumed = f"; {runs} runs since {first:%Y-%m-%d %H:%M} UTC" if isinstance(runs, int) and runs > 1 and first else ""
+    if resumed and isinstance(run.meta.get("wall_seconds"), (int, float)):
+        resumed += f", {run.meta['wall_seconds'] / 60:.1f} min wall in all"
     if start and end:
         wall = (end - start).total_seconds() / 60
         return f"{wall:.1f} min wall ({start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC){resumed}; {trials}"

@@ -45,6 +45,8 @@ def run_study(config: Any, run_dir: Path, command: str = "", progress: bool = Tr
                 records = measure_front(config, run_dir, records, progress=progress)
         finally:
             meta["end"] = _now()
+            if meta["wall_seconds"] is not None:  # this call's wall time added to the earlier calls'
+                meta["wall_seconds"] = round(meta["wall_seconds"] + _elapsed(meta["start"], meta["end"]), 1)
             write_json_atomic(run_dir / "meta.json", meta)
     return records
 
@@ -105,9 +107,27 @@ def _start_meta(config: Any, run_dir: Path, command: str) -> dict[str, Any]:
         "scalesearch_version": version("scalesearch"), "start": _now(), "end": None,
         "first_start": old.get("first_start") or old.get("start") or _now(),
         "runs": old.get("runs", 0) + 1,
+        # wall time summed over the calls before this one (None when one of them predates the key, or crashed
+        # before writing its end): with "runs", what a resumed run cost, without the idle time between calls
+        "wall_seconds": _earlier_wall(old),
     }
     write_json_atomic(run_dir / "meta.json", meta)
     return meta
+
+
+def _earlier_wall(old: dict[str, Any]) -> float | None:
+    """The wall seconds of the calls recorded in an earlier meta.json (0 for a new folder)."""
+    if not old:
+        return 0.0
+    if old.get("wall_seconds") is not None and old.get("end"):
+        return float(old["wall_seconds"])
+    if old.get("runs") == 1 and old.get("start") and old.get("end"):  # one call, written before the key
+        return _elapsed(old["start"], old["end"])
+    return None
+
+
+def _elapsed(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
 def _now() -> str:

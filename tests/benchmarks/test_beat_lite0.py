@@ -108,3 +108,21 @@ def test_a_frozen_backbone_record_says_so_and_totals_search_to_verdict():
            "the same as recorded" in text
     assert "seed 0, mAP 0.4410, recorded 0.4400 (+0.001)" in text
     assert _record()["benchmark"] != rec["benchmark"] and "backbone frozen" not in page.readme_table(_record())
+
+
+def test_a_finished_search_counts_every_call_that_made_it(tmp_path):
+    import pytest
+    from beat_lite0 import finished_search
+
+    (tmp_path / "trials.json").write_text(json.dumps([{"number": i, "state": "complete"} for i in range(3)]))
+    meta = {"command": "scalesearch run s.yaml", "start": "2026-12-07T10:57:04+00:00", "machine": {"cpu": "toy"},
+            "end": "2026-12-07T10:57:16+00:00", "runs": 2, "wall_seconds": 8081.0}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    assert finished_search(tmp_path, 4) is None  # not finished: the search step runs (and resumes it)
+    done = finished_search(tmp_path, 3)
+    assert (done["wall_seconds"], done["ran"]) == (8081.0, "2026-12-07 on toy, 2 calls")
+    (tmp_path / "meta.json").write_text(json.dumps({**meta, "runs": 1, "wall_seconds": None}))
+    assert finished_search(tmp_path, 3)["wall_seconds"] == 12.0  # one call: its own start to end
+    (tmp_path / "meta.json").write_text(json.dumps({**meta, "wall_seconds": None}))
+    with pytest.raises(SystemExit, match="resumed before meta.json summed"):  # the last call alone would be a lie
+        finished_search(tmp_path, 3)

@@ -38,7 +38,7 @@ def make_run(path, records, name="fake", budgets=(6e9, 2e10), meta=True, n_trial
             "command": "scalesearch run studies/fake.yaml", "study_name": name, "backend": "optuna", "storage": None,
             "machine": {"host": "box", "platform": "Linux-x86_64", "python": "3.11.7", "cpus": 2},
             "start": "2026-11-25T12:00:00+00:00", "end": "2026-11-25T12:42:00+00:00",
-            "first_start": "2026-11-25T11:00:00+00:00", "runs": 2}))
+            "first_start": "2026-11-25T11:00:00+00:00", "runs": 2, "wall_seconds": 3000.0}))
     return path
 
 

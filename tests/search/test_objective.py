@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 
@@ -166,3 +167,27 @@ def test_multi_fidelity_pruners_stop_trials_at_a_lower_rung(tmp_path, fake, prun
     assert len(records) == 8 and {r["state"] for r in records} <= {"complete", "pruned"}
     for record in records:  # a pruned trial stopped after fewer evaluations than a complete one
         assert len(record["intermediate"]) == 3 if record["state"] == "complete" else len(record["intermediate"]) < 3
+
+
+def test_meta_sums_the_wall_time_of_every_call_that_made_the_run(tmp_path, fake):
+    study = tiny_study(tmp_path, space={"phi": [-3.0, -2.0], "resolution": 128}, search={"n_trials": 2})
+    meta_path = tmp_path / "run" / "meta.json"
+
+    def elapsed(meta):
+        return (datetime.fromisoformat(meta["end"]) - datetime.fromisoformat(meta["start"])).total_seconds()
+
+    _run(study)
+    first = json.loads(meta_path.read_text())
+    assert (first["runs"], first["wall_seconds"]) == (1, round(elapsed(first), 1))
+    # a resumed run adds this call's wall time, not the idle time since the first call started
+    first = {**first, "first_start": "2026-01-01T00:00:00+00:00", "wall_seconds": 1000.0}
+    meta_path.write_text(json.dumps(first))
+    assert main(["run", str(study), "--quiet", "--n-trials", "3"]) == 0
+    second = json.loads(meta_path.read_text())
+    assert second["runs"] == 2 and second["first_start"] == "2026-01-01T00:00:00+00:00"
+    assert second["wall_seconds"] == round(1000.0 + elapsed(second), 1)
+    # resumed before the key existed: the earlier calls' wall time is unknown, and stays unknown
+    meta_path.write_text(json.dumps({k: v for k, v in second.items() if k != "wall_seconds"}))
+    assert main(["run", str(study), "--quiet", "--n-trials", "4"]) == 0
+    third = json.loads(meta_path.read_text())
+    assert (third["runs"], third["wall_seconds"]) == (3, None)
