@@ -712,9 +712,10 @@ def render_readme_file(text: str, rec: dict | None) -> str:
         spans[path.stem] = readme_table(json.loads(path.read_text()))
     for path in sorted(FOLDER.glob("frozen_retrain_*.json")):  # frozen vs fine-tuned backbone, one line per run
         spans[path.stem] = HEADLINES["frozen_retrain"](json.loads(path.read_text()))[0]
-    samplers = FOLDER / "supernet_samplers.json"
-    if samplers.is_file():  # the headline of the two-sampler comparison (benchmarks/bench_supernet_samplers.py)
-        spans["supernet_samplers"] = HEADLINES["supernet_samplers"](json.loads(samplers.read_text()))[0]
+    for name in ("supernet_samplers", "latency_table"):  # one record each: its headline's first line
+        path = FOLDER / f"{name}.json"
+        if path.is_file():
+            spans[name] = HEADLINES[name](json.loads(path.read_text()))[0]
     return GENERATED.sub(lambda m: f"<!-- generated: {m.group(1)} -->{spans.get(m.group(1), 'not measured yet')}"
                                    "<!-- /generated -->", text)
 
