@@ -216,6 +216,9 @@ class SupernetConfig(_Model):
 class SearchConfig(_Model):
     backend: str = "optuna"
     sampler: str = "tpe"
+    # an evolutionary sampler's generation size (nsga2, nsga3; None: samplers.POPULATION, and no key in a written
+    # study.yaml, so that run folders made before it read the same)
+    population: int | None = Field(default=None, ge=2)
     n_trials: int = Field(default=20, ge=1)
     workers: int = Field(default=1, ge=1)
     seed: int | None = None
@@ -239,6 +242,23 @@ class SearchConfig(_Model):
     @classmethod
     def _sampler(cls, value: str) -> str:
         return _choice("sampler", value, SAMPLERS.choices())
+
+    @field_validator("population")
+    @classmethod
+    def _population(cls, value: int | None, info: ValidationInfo) -> int | None:
+        sampler = info.data.get("sampler")
+        if value is not None and sampler in SAMPLERS and not SAMPLERS.get(sampler).population:
+            takes = ", ".join(name for name in SAMPLERS.choices() if SAMPLERS.get(name).population)
+            raise ValueError(f"applies to the evolutionary samplers ({takes}), not to {sampler!r}")
+        return value
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        """No ``population: null`` in a written study.yaml (run folders made before the key read the same)."""
+        data = handler(self)
+        if data.get("population") is None:
+            data.pop("population", None)
+        return data
 
     @field_validator("pruning", mode="before")
     @classmethod

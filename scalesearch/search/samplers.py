@@ -24,12 +24,14 @@ class Sampler:
     sequence), so every process of a study (workers, a resumed run) must build it with the study's seed, never a
     stream of its own: with another seed, a resumed run walks another grid order and proposes points the first run
     already measured (Optuna's ``GridSampler`` takes grid id = trial number from its shuffled grid; measured here:
-    181 repeats in 2,000 trials of a 5,120-point grid, resumed once, 0 with one seed)."""
+    181 repeats in 2,000 trials of a 5,120-point grid, resumed once, 0 with one seed); ``population``: an
+    evolutionary sampler whose generation size ``search.population`` sets (default ``POPULATION``)."""
 
     build: Callable[[Any], Any]
     single_objective: bool = False
     exhaustive: bool = False
     shared_seed: bool = False
+    population: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,11 @@ SAMPLERS: Registry[Sampler] = Registry("sampler")
 PRUNERS: Registry[Pruner] = Registry("pruner")
 
 
-def sampler(name: str, *, single_objective: bool = False, exhaustive: bool = False,
-            shared_seed: bool = False) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
+def sampler(name: str, *, single_objective: bool = False, exhaustive: bool = False, shared_seed: bool = False,
+            population: bool = False) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
     """Decorator: register ``build`` as the sampler ``name``."""
     def add(build: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        SAMPLERS.add(name, Sampler(build, single_objective, exhaustive, shared_seed))
+        SAMPLERS.add(name, Sampler(build, single_objective, exhaustive, shared_seed, population))
         return build
     return add
 
@@ -71,18 +73,26 @@ def _tpe(config: Any) -> Any:
     return TPESampler(seed=config.sampler_seed, multivariate=True, group=True, n_startup_trials=4)
 
 
-@sampler("nsga2")
+POPULATION = 8  # the evolutionary samplers' generation size when ``search.population`` is not given
+
+
+def population(config: Any) -> int:
+    """The study's generation size for an evolutionary sampler (``search.population``, else ``POPULATION``)."""
+    return config.search.population or POPULATION
+
+
+@sampler("nsga2", population=True)
 def _nsga2(config: Any) -> Any:
     from optuna.samplers import NSGAIISampler
 
-    return NSGAIISampler(seed=config.sampler_seed, population_size=8)
+    return NSGAIISampler(seed=config.sampler_seed, population_size=population(config))
 
 
-@sampler("nsga3")
+@sampler("nsga3", population=True)
 def _nsga3(config: Any) -> Any:
     from optuna.samplers import NSGAIIISampler
 
-    return NSGAIIISampler(seed=config.sampler_seed, population_size=8)
+    return NSGAIIISampler(seed=config.sampler_seed, population_size=population(config))
 
 
 @sampler("random")

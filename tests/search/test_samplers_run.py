@@ -62,3 +62,28 @@ def test_a_resumed_grid_study_walks_the_same_grid_order():
             study.tell(trial, [0.1, 1.0])
     assert len(seen) == 600
     assert SAMPLERS["grid"].shared_seed and SAMPLERS["qmc"].shared_seed and not SAMPLERS["nsga2"].shared_seed
+
+
+@pytest.mark.parametrize("sampler", ["nsga2", "nsga3"])
+def test_population_sets_the_generation_size(tmp_path, sampler):
+    from scalesearch.config import load_study
+    from scalesearch.search.samplers import POPULATION
+
+    study = tiny_study(tmp_path, objectives=TWO, search={"sampler": sampler}, space=CONTINUOUS)
+    config = load_study(study)
+    assert SAMPLERS[sampler].build(config)._population_size == POPULATION == 8
+    assert "population" not in config.model_dump(mode="json")["search"]  # old run folders' study.yaml read the same
+    study = tiny_study(tmp_path, objectives=TWO, search={"sampler": sampler, "population": 24}, space=CONTINUOUS)
+    config = load_study(study)
+    assert SAMPLERS[sampler].build(config)._population_size == 24
+    assert config.model_dump(mode="json")["search"]["population"] == 24
+
+
+def test_population_is_refused_for_other_samplers_and_below_two(tmp_path, capsys):
+    study = tiny_study(tmp_path, search={"sampler": "tpe", "population": 16}, space=CONTINUOUS)
+    assert main(["run", str(study), "--quiet"]) == 2
+    assert "search.population: applies to the evolutionary samplers (nsga2, nsga3), not to 'tpe'" in \
+        capsys.readouterr().err
+    study = tiny_study(tmp_path, objectives=TWO, search={"sampler": "nsga2", "population": 1}, space=CONTINUOUS)
+    assert main(["run", str(study), "--quiet"]) == 2
+    assert "search.population" in capsys.readouterr().err
