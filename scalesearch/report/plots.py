@@ -171,6 +171,8 @@ def scatter_front(records: Sequence[Record], cost: str, path: Path, colors: dict
             _step(ax, topo_front, cost, color=_style(colors, topo).color, linestyle="--",
                   **({"linewidth": 0.8, "alpha": 0.6} if dense else {"linewidth": 1}))
     _step(ax, front, cost, color="black", linewidth=1.6, label="Pareto front")
+    if cost == "latency_ms":
+        _table_shift(ax, good)
     if dense:
         _highlight(ax, front, [r for r in good if r.get("label") and r.get("number") not in baselines
                                and not pareto.is_duplicate(r)], cost)
@@ -182,6 +184,21 @@ def scatter_front(records: Sequence[Record], cost: str, path: Path, colors: dict
     ax.grid(alpha=0.3)
     _legend(ax)
     return _save(fig, path)
+
+
+def _table_shift(ax, records: Sequence[Record]) -> None:
+    """With ``latency.table`` the cloud stands at the table's prediction and the measured points (the front, the
+    enqueued baselines) at the protocol's: each measured point's prediction, hollow, joined to its measurement,
+    so that the two clocks show (``latency_table_ms`` beside ``latency_ms``)."""
+    moved = [r for r in records if r.get("latency_source") == "measured" and _has(r, "latency_table_ms")
+             and not pareto.is_duplicate(r)]
+    if not moved:
+        return
+    for r in moved:
+        ax.plot([r.get("latency_table_ms"), r.get("latency_ms")], [r.get("map")] * 2, color="grey", linewidth=0.7,
+                alpha=0.8, zorder=3)
+    ax.scatter([r.get("latency_table_ms") for r in moved], [r.get("map") for r in moved], s=22, facecolors="none",
+               edgecolors="grey", linewidths=0.8, zorder=3, label="measured point at its table prediction")
 
 
 def _others(ax, records: Sequence[Record], cost: str, dense: bool) -> None:

@@ -98,3 +98,28 @@ def test_what_every_front_row_shares_is_said_once(tmp_path):
     assert "Same in every row: topology bifpn, fusion fast, seed 0." in body
     table = body.split("Same in every row", 1)[1]
     assert "| trial | phi | resolution | fpn_repeats | latency (ms) |" in table
+
+
+def test_latency_figure_joins_each_measured_point_to_its_table_prediction():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scalesearch import schema
+    from scalesearch.records import TrialRecord
+    from scalesearch.report.plots import _table_shift
+
+    # current-schema records (an unversioned one is upgraded as written before the table, all "measured")
+    rows = [TrialRecord.from_json({schema.KEY: schema.CURRENT["trial"], **r}) for r in (
+        record(0, map_=0.30, latency_ms=10.0, latency_source="measured", latency_table_ms=13.0),
+        record(1, map_=0.34, latency_ms=20.0, latency_source="measured", latency_table_ms=18.0),
+        record(2, map_=0.20, latency_ms=60.0, latency_source="table", latency_table_ms=60.0),  # predicted only
+        record(3, map_=0.30, latency_ms=10.0, latency_source="measured", latency_table_ms=13.0, duplicate_of=0))]
+    fig, ax = plt.subplots()
+    _table_shift(ax, rows)
+    assert [(list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines] == [
+        ([13.0, 10.0], [0.30, 0.30]), ([18.0, 20.0], [0.34, 0.34])]
+    (hollow,) = ax.collections
+    assert hollow.get_label() == "measured point at its table prediction"
+    assert hollow.get_offsets().tolist() == [[13.0, 0.30], [18.0, 0.34]]
+    plt.close(fig)
