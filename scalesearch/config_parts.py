@@ -37,6 +37,14 @@ def parse_count(value: Any) -> float:
     return float(match.group(1)) * _SUFFIXES.get(match.group(2), 1.0)
 
 
+
+def _without_null(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """A model's dump without ``key`` when it is null: a key added later stays out of the study.yaml a run folder
+    writes until it is set, so folders written before it compare equal."""
+    if data.get(key) is None:
+        data.pop(key, None)
+    return data
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -144,10 +152,7 @@ class BudgetsConfig(_Model):
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict[str, Any]:
         """No ``latency_ms: null`` in a written study.yaml, so run folders made before it still resume."""
-        data = handler(self)
-        if data.get("latency_ms") is None:
-            data.pop("latency_ms", None)
-        return data
+        return _without_null(handler(self), "latency_ms")
 
     @field_validator("flops", mode="before")
     @classmethod
@@ -255,10 +260,7 @@ class SearchConfig(_Model):
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict[str, Any]:
         """No ``population: null`` in a written study.yaml (run folders made before the key read the same)."""
-        data = handler(self)
-        if data.get("population") is None:
-            data.pop("population", None)
-        return data
+        return _without_null(handler(self), "population")
 
     @field_validator("pruning", mode="before")
     @classmethod
