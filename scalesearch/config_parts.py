@@ -37,13 +37,13 @@ def parse_count(value: Any) -> float:
     return float(match.group(1)) * _SUFFIXES.get(match.group(2), 1.0)
 
 
-
 def _without_null(data: dict[str, Any], key: str) -> dict[str, Any]:
     """A model's dump without ``key`` when it is null: a key added later stays out of the study.yaml a run folder
     writes until it is set, so folders written before it compare equal."""
     if data.get(key) is None:
         data.pop(key, None)
     return data
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
