@@ -94,9 +94,8 @@ def timed(step: str, argv: list[str], steps: dict) -> subprocess.CompletedProces
 def finished_search(run_dir: Path, n_trials: int) -> dict | None:
     """The search step of a run folder that already holds ``n_trials`` finished trials (a committed run, whose
     storage is not committed): its command and wall time from ``meta.json``; None when the search must run."""
-    from datetime import datetime
-
     from scalesearch.records import State, load_records, records_path
+    from scalesearch.search.runner import run_wall_seconds
 
     meta = run_dir / "meta.json"
     if not (records_path(run_dir) and meta.is_file()):
@@ -105,12 +104,8 @@ def finished_search(run_dir: Path, n_trials: int) -> dict | None:
     info = json.loads(meta.read_text())
     if len(done) < n_trials or not (info.get("start") and info.get("end")):
         return None
-    runs = info.get("runs", 1)
-    if info.get("wall_seconds") is not None:  # summed over the calls that made the run
-        wall = float(info["wall_seconds"])
-    elif runs == 1:
-        wall = (datetime.fromisoformat(info["end"]) - datetime.fromisoformat(info["start"])).total_seconds()
-    else:
+    wall, runs = run_wall_seconds(info), info.get("runs", 1)
+    if wall is None:
         raise SystemExit(f"{meta}: the search was resumed before meta.json summed its calls' wall time "
                          "(no wall_seconds), so its wall time is not known; run the search again in a new folder")
     calls = f", {runs} calls" if runs != 1 else ""

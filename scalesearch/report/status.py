@@ -10,6 +10,7 @@ from typing import Any
 
 from scalesearch.records import CORE_KEYS, State, TrialRecord, machine_cores
 from scalesearch.report.runs import Run
+from scalesearch.search.runner import run_wall_seconds
 
 
 def state_counts(run: Run) -> dict[str, int]:
@@ -110,8 +111,9 @@ def run_time_line(run: Run) -> str:
     runs = run.meta.get("runs")
     first = _time(run.meta.get("first_start"))
     resumed = f"; {runs} runs since {first:%Y-%m-%d %H:%M} UTC" if isinstance(runs, int) and runs > 1 and first else ""
-    if resumed and isinstance(run.meta.get("wall_seconds"), (int, float)):
-        resumed += f", {run.meta['wall_seconds'] / 60:.1f} min wall in all"
+    total = run_wall_seconds(run.meta) if resumed else None
+    if total is not None:
+        resumed += f", {total / 60:.1f} min wall in all"
     if start and end:
         wall = (end - start).total_seconds() / 60
         return f"{wall:.1f} min wall ({start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC){resumed}; {trials}"

@@ -109,20 +109,22 @@ def _start_meta(config: Any, run_dir: Path, command: str) -> dict[str, Any]:
         "runs": old.get("runs", 0) + 1,
         # wall time summed over the calls before this one (None when one of them predates the key, or crashed
         # before writing its end): with "runs", what a resumed run cost, without the idle time between calls
-        "wall_seconds": _earlier_wall(old),
+        "wall_seconds": run_wall_seconds(old) if old else 0.0,
     }
     write_json_atomic(run_dir / "meta.json", meta)
     return meta
 
 
-def _earlier_wall(old: dict[str, Any]) -> float | None:
-    """The wall seconds of the calls recorded in an earlier meta.json (0 for a new folder)."""
-    if not old:
-        return 0.0
-    if old.get("wall_seconds") is not None and old.get("end"):
-        return float(old["wall_seconds"])
-    if old.get("runs") == 1 and old.get("start") and old.get("end"):  # one call, written before the key
-        return _elapsed(old["start"], old["end"])
+def run_wall_seconds(meta: dict[str, Any]) -> float | None:
+    """The wall seconds of the calls a run folder's ``meta.json`` records, summed without the idle time between
+    them: its ``wall_seconds``, or a single call's start to end when written before that key. None when unknown:
+    no end (a call still running or killed), or resumed before the key."""
+    if not meta.get("end"):
+        return None
+    if meta.get("wall_seconds") is not None:
+        return float(meta["wall_seconds"])
+    if meta.get("runs", 1) == 1 and meta.get("start"):
+        return _elapsed(meta["start"], meta["end"])
     return None
 
 

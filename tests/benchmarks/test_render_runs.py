@@ -1,5 +1,6 @@
-"""benchmarks/render.py's wall time of a committed run (the studies table and each study header's "# Measured:"
-line): summed over the calls that made the run, never the last call alone or the idle time between calls."""
+"""A run's wall time (``scalesearch.search.runner.run_wall_seconds``) as benchmarks/render.py shows it in the
+studies table and each study header's "# Measured:" line: summed over the calls that made the run, never the last
+call alone or the idle time between calls."""
 
 import json
 import sys
@@ -9,17 +10,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import render  # noqa: E402
 
+from scalesearch.search.runner import run_wall_seconds  # noqa: E402
+
 ONE_CALL = {"start": "2026-12-07T05:12:31+00:00", "end": "2026-12-07T07:27:00+00:00", "runs": 1,
             "command": "scalesearch run studies/toy.yaml --out reports/runs/toy", "machine": {"cpu": "toy", "cores": 2}}
 
 
 def test_run_wall_time_sums_the_calls():
-    assert render._meta_seconds(ONE_CALL) == 8069.0 and render._seconds(ONE_CALL) == "8069 s"
+    assert run_wall_seconds(ONE_CALL) == 8069.0 and render._seconds(ONE_CALL) == "8069 s"
+    assert run_wall_seconds({**ONE_CALL, "end": None}) is None  # still running, or killed
     resumed = {**ONE_CALL, "start": "2026-12-07T10:57:04+00:00", "end": "2026-12-07T10:57:16+00:00", "runs": 2,
                "first_start": ONE_CALL["start"]}
-    assert render._meta_seconds(resumed) is None and render._seconds(resumed) == "–"  # not 12 s, not 5.7 h
+    assert run_wall_seconds(resumed) is None and render._seconds(resumed) == "–"  # not 12 s, not 5.7 h
     resumed["wall_seconds"] = 8081.0
-    assert render._meta_seconds(resumed) == 8081.0 and render._seconds(resumed) == "8081 s in 2 calls"
+    assert run_wall_seconds(resumed) == 8081.0 and render._seconds(resumed) == "8081 s in 2 calls"
 
 
 def test_study_header_line(tmp_path, monkeypatch):
