@@ -31,8 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from scalesearch.records import machine_cores, read_json, records_path
-from scalesearch.search.runner import run_wall_seconds
+from scalesearch.records import machine_cores, read_json, records_path, run_wall_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "reports" / "benchmarks"

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -442,3 +443,21 @@ def machine_cores(info: Any) -> int | None:
     """The core count of a recorded machine description (meta.json, benchmark and latency records), whichever
     key its writer used."""
     return next((info[k] for k in CORE_KEYS if info.get(k)), None) if isinstance(info, dict) else None
+
+
+def run_wall_seconds(meta: dict[str, Any]) -> float | None:
+    """The wall seconds of the calls a run folder's ``meta.json`` records, summed without the idle time between
+    them: its ``wall_seconds``, or a single call's start to end when written before that key. None when unknown:
+    no end (a call still running or killed), or resumed before the key."""
+    if not meta.get("end"):
+        return None
+    if meta.get("wall_seconds") is not None:
+        return float(meta["wall_seconds"])
+    if meta.get("runs", 1) == 1 and meta.get("start"):
+        return seconds_between(meta["start"], meta["end"])
+    return None
+
+
+def seconds_between(start: str, end: str) -> float:
+    """Seconds from one ISO date-time string to another."""
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()

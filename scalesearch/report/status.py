@@ -10,7 +10,7 @@ from typing import Any
 
 from scalesearch.records import CORE_KEYS, State, TrialRecord, machine_cores
 from scalesearch.report.runs import Run
-from scalesearch.search.runner import run_wall_seconds
+from scalesearch.records import run_wall_seconds
 
 
 def state_counts(run: Run) -> dict[str, int]:

@@ -21,7 +21,7 @@ import yaml
 from scalesearch.errors import UserError
 from scalesearch.files import write_json_atomic
 from scalesearch.machine import machine_info, portable_command, portable_path
-from scalesearch.records import TrialRecord, read_json
+from scalesearch.records import TrialRecord, read_json, run_wall_seconds, seconds_between
 from scalesearch.search.backend import get_backend
 from scalesearch.search.latency_front import measure_front
 
@@ -46,7 +46,7 @@ def run_study(config: Any, run_dir: Path, command: str = "", progress: bool = Tr
         finally:
             meta["end"] = _now()
             if meta["wall_seconds"] is not None:  # this call's wall time added to the earlier calls'
-                meta["wall_seconds"] = round(meta["wall_seconds"] + _elapsed(meta["start"], meta["end"]), 1)
+                meta["wall_seconds"] = round(meta["wall_seconds"] + seconds_between(meta["start"], meta["end"]), 1)
             write_json_atomic(run_dir / "meta.json", meta)
     return records
 
@@ -113,23 +113,6 @@ def _start_meta(config: Any, run_dir: Path, command: str) -> dict[str, Any]:
     }
     write_json_atomic(run_dir / "meta.json", meta)
     return meta
-
-
-def run_wall_seconds(meta: dict[str, Any]) -> float | None:
-    """The wall seconds of the calls a run folder's ``meta.json`` records, summed without the idle time between
-    them: its ``wall_seconds``, or a single call's start to end when written before that key. None when unknown:
-    no end (a call still running or killed), or resumed before the key."""
-    if not meta.get("end"):
-        return None
-    if meta.get("wall_seconds") is not None:
-        return float(meta["wall_seconds"])
-    if meta.get("runs", 1) == 1 and meta.get("start"):
-        return _elapsed(meta["start"], meta["end"])
-    return None
-
-
-def _elapsed(start: str, end: str) -> float:
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
 def _now() -> str:

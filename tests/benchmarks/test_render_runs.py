@@ -1,4 +1,4 @@
-"""A run's wall time (``scalesearch.search.runner.run_wall_seconds``) as benchmarks/render.py shows it in the
+"""A run's wall time (``scalesearch.records.run_wall_seconds``) as benchmarks/render.py shows it in the
 studies table and each study header's "# Measured:" line: summed over the calls that made the run, never the last
 call alone or the idle time between calls."""
 
@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import render  # noqa: E402
 
-from scalesearch.search.runner import run_wall_seconds  # noqa: E402
+from scalesearch.records import run_wall_seconds  # noqa: E402
 
 ONE_CALL = {"start": "2026-12-07T05:12:31+00:00", "end": "2026-12-07T07:27:00+00:00", "runs": 1,
             "command": "scalesearch run studies/toy.yaml --out reports/runs/toy", "machine": {"cpu": "toy", "cores": 2}}
