@@ -609,6 +609,7 @@ _register("beat_lite0", "Beat EfficientDet-Lite0, search to verdict")
 _register("cost_space", "Counting a search space: one trace per spec against repeats extrapolated")
 _register("supernet_samplers", "One supernet space, two samplers: NSGA-II against the exhaustive grid")
 _register("frozen_retrain", "Frozen or fine-tuned backbone at the long budget")
+_register("supernet_axes", "One-shot: which elastic choice does inheritance get wrong? One axis at a time")
 FAMILIES = ("beat_lite0", "frozen_retrain")  # one renderer for many records, named <family>_<study> (one per dataset)
 
 
