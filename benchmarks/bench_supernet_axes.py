@@ -17,12 +17,18 @@ with heads 3 and at 320 px). For each probe:
 - the two differences (probe minus anchor): inherited, and trained alone (mean over paired seeds, two-sided sign-flip
   p over the seeds); do they agree in sign?
 
-Also Kendall tau between inherited and trained-alone mAP over every point (anchors and probes), with its bootstrap
-interval and the trained-alone ceiling. Each training is kept in ``--work`` as soon as it ends, so a rerun after a
+Also Kendall tau between inherited and trained-alone mAP over every point (every point of fidelity_frozen.json and
+the probes), with its bootstrap
+interval and the trained-alone ceiling. Then the remedy the probes point to: the run's study with
+``search.supernet.per_resolution`` (one supernet per topology and resolution, each trained at its own resolution, the
+same compute per topology; ``--variant-steps`` gives other step counts, several to compare, 0 to skip) scores
+every point again: its inherited differences beside the run's, and the two taus with the paired bootstrap interval
+of their difference. The record of 2026-12-07 is ``--variant-steps -1 600``: the same compute, and 4x. Each training is kept in ``--work`` as soon as it ends, so a rerun after a
 crash trains only what is missing. Written to ``reports/benchmarks/supernet_axes.json`` (page by
-``render_supernet_axes.py``). Run under the CPU lock (about 45 minutes on 2 cores with the defaults):
+``render_supernet_axes.py``). Run under the CPU lock (about an hour on 2 cores with the defaults: 43 trainings of
+60-90 s, then the per-resolution supernets the points need, 2-3 minutes each):
 
-    flock /tmp/scalesearch-cpu.lock python benchmarks/bench_supernet_axes.py
+    flock /tmp/scalesearch-cpu.lock python benchmarks/bench_supernet_axes.py --variant-steps -1 600
 """
 
 from __future__ import annotations
@@ -74,7 +80,7 @@ def axis_row(anchor: dict[str, Any], probe: dict[str, Any]) -> dict[str, Any]:
     d_inh = probe["inherited"] - anchor["inherited"]
     d_alone = statistics.fmean(diffs) if diffs else None
     p = sign_flip_p(diffs)[0] if diffs else None
-    agree = None if d_alone is None or d_inh == 0 or d_alone == 0 else (d_inh > 0) == (d_alone > 0)
+    agree = sign_agrees(d_inh, d_alone)
     return {"probe": probe["name"], "anchor": anchor["name"], "axis": probe["axis"],
             "from": anchor["spec"][probe["axis"]], "to": probe["spec"][probe["axis"]],
             "inherited_anchor": anchor["inherited"], "inherited_probe": probe["inherited"],
@@ -99,6 +105,71 @@ def ranking(points: list[dict[str, Any]], bootstrap: int) -> dict[str, Any]:
     return {**stats, "seeds": shared, "ceiling_tau": None if ceiling is None else round(ceiling, 4)}
 
 
+def sign_agrees(inherited: float, alone: float | None) -> bool | None:
+    """Whether an inherited difference and a trained-alone one have one sign (None while either is 0 or unknown)."""
+    return None if alone is None or inherited == 0 or alone == 0 else (inherited > 0) == (alone > 0)
+
+
+def variant_row(row: dict[str, Any], anchor: float, probe: float) -> dict[str, Any]:
+    """A probe under another estimator (``anchor`` and ``probe`` its inherited mAPs): its difference and whether it
+    agrees in sign with ``row``'s (``axis_row``) trained-alone difference."""
+    diff = probe - anchor
+    return {"probe": row["probe"], "diff": round(diff, 4), "agree": sign_agrees(diff, row["alone_diff"])}
+
+
+def ranking_difference(points: list[dict[str, Any]], other: dict[str, float], bootstrap: int) -> dict[str, Any]:
+    """Kendall tau of the inherited mAPs ``other`` (point name -> mAP) minus that of the points' own (the run's
+    supernets), against the trained-alone mean, with its paired bootstrap interval
+    (``fidelity.bootstrap_difference``: each resample scores both on the same points)."""
+    from scalesearch.fidelity import FidelityRecord, bootstrap_difference
+
+    shared = sorted(set.intersection(*(set(p["seeds"]) for p in points)))
+
+    def rows(value: Any) -> list[Any]:
+        return [FidelityRecord(group=p["name"], number=i, spec={}, flops=0.0, proxy_map=value(p), factor=4.0,
+                               steps=None, seconds=None, seeds=(0,),
+                               maps=(statistics.fmean(dict(zip(p["seeds"], p["maps"]))[s] for s in shared),))
+                for i, p in enumerate(points)]
+
+    diff, low, high = bootstrap_difference(rows(lambda p: other[p["name"]]), rows(lambda p: p["inherited"]),
+                                           n=bootstrap, seed=0)
+    return {"difference": round(diff, 4), "low": round(low, 4), "high": round(high, 4), "n": len(points)}
+
+
+def variant_study(run: Path, steps: int | None) -> Any:
+    """The run's study with ``search.supernet.per_resolution`` (one supernet per topology and resolution; ``steps``
+    each, None: the option's default, the same compute per topology), the dataset path made absolute (the copy
+    lives in a temporary folder)."""
+    import yaml
+
+    from scalesearch.config import load_study
+
+    raw = yaml.safe_load((run / "study.yaml").read_text())
+    supernet = {**(raw["search"].get("supernet") or {}), "per_resolution": True}
+    space = raw["space"]
+    count = len(space.get("topology") or [1]) * len(space.get("resolution") or [1])
+    supernet["max_supernets"] = max(supernet.get("max_supernets", 8), count)  # only those the points need are trained
+    if steps is not None:
+        supernet["steps"] = steps
+    raw["search"]["supernet"] = supernet
+    data = raw["dataset"]["path"]
+    if not Path(data).is_absolute():
+        raw["dataset"]["path"] = str((ROOT / data).resolve())
+    path = Path(tempfile.mkdtemp(prefix="supernet-axes-study-")) / "study.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_study(path)
+
+
+def variant_estimator(run: Path, folder: Path, steps: int | None) -> Any:
+    """The ``supernet`` estimator of ``variant_study``, its supernets under ``folder`` (each trained on first use,
+    resumable; a rerun reads them back), reading the run's feature cache (a ``features`` link to
+    ``RUN/estimator/features``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "features").exists():
+        (folder / "features").symlink_to((run / "estimator" / "features").resolve(), target_is_directory=True)
+    return estimator_of(run, variant_study(run, steps), folder)
+
+
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=RUN, help="supernet run folder: study.yaml, trials.json, "
@@ -109,12 +180,20 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "scalesearch-supernet-axes.json",
                         help="each finished training is kept here; a rerun trains only what is missing")
+    parser.add_argument("--variant-steps", type=int, nargs="+", default=[-1],
+                        help="the run's study with search.supernet.per_resolution, once per value: one supernet per "
+                        "(topology, resolution) of the points, each trained for this many sandwich steps (-1: the "
+                        "option's default, the run's steps / its resolutions: the same compute per topology; 0: "
+                        "none)")
+    parser.add_argument("--variant-dir", type=Path, default=Path(tempfile.gettempdir()) / "scalesearch-axes-variant",
+                        help="the per-resolution supernets' folder (a rerun reads them back)")
     parser.add_argument("--out", help="write the record here instead of reports/benchmarks/supernet_axes.json")
     return parser
 
 
 def anchors_of(run: Path, numbers: set[int]) -> dict[int, dict[str, Any]]:
-    """The anchors' specs and trained-alone seeds and maps from ``fidelity_frozen.json``."""
+    """Every point of ``fidelity_frozen.json`` (spec, trained-alone seeds and maps, recorded inherited mAP): the
+    probes' anchors (``numbers``, each must be there) and the others, which join the ranking."""
     from scalesearch.retrain.fidelity import FROZEN_FILE
 
     rows = {r["number"]: r for r in json.loads((run / FROZEN_FILE).read_text())}
@@ -124,18 +203,19 @@ def anchors_of(run: Path, numbers: set[int]) -> dict[int, dict[str, Any]]:
                          f"alone: {sorted(rows)})")
     return {n: {"name": rows[n].get("label") or f"trial {n}", "number": n, "spec": dict(rows[n]["spec"]),
                 "seeds": list(rows[n]["seeds"]), "maps": list(rows[n]["maps"]), "recorded": rows[n]["proxy_map"]}
-            for n in sorted(numbers)}
+            for n in sorted(rows)}
 
 
-def estimator_of(run: Path, config: Any) -> Any:
-    """The ``supernet`` estimator of the run, reading its finished supernets from ``RUN/estimator``."""
+def estimator_of(run: Path, config: Any, folder: Path | None = None) -> Any:
+    """The ``supernet`` estimator of ``config``, its supernets under ``folder`` (default ``RUN/estimator``: the
+    run's finished ones)."""
     from scalesearch.search.estimators import StudyContext, StudyData
     from scalesearch.search.estimators.supernet import SupernetEstimator
     from scalesearch.search.objective import dataset_pairs, num_classes
 
     train_pair, val_pair = dataset_pairs(config.dataset)
     estimator = SupernetEstimator(StudyContext(config, StudyData(train_pair, val_pair, num_classes(train_pair[1])),
-                                               run / "estimator"))
+                                               folder or run / "estimator"))
     estimator.prepare()
     return estimator
 
@@ -184,6 +264,7 @@ def main() -> None:
                   "again": again[str(first["seeds"][0])]}
     print(f"pairing check: {reproduced}", flush=True)
     rows, points = [], list(anchors.values())
+    trained_here, trained_before = 0, 0
     for a, k, v in probes:
         anchor = anchors[a]
         spec = {**anchor["spec"], k: v}
@@ -193,7 +274,9 @@ def main() -> None:
         have = done.setdefault(name, {})
         for seed in seeds:
             if str(seed) in have:
+                trained_before += 1
                 continue
+            trained_here += 1
             start = time.perf_counter()
             have[str(seed)] = train(spec, seed, -1).map
             args.work.write_text(json.dumps(work, indent=1) + "\n")
@@ -204,9 +287,34 @@ def main() -> None:
         rows.append(axis_row(anchor, probe))
         print(json.dumps(rows[-1]), flush=True)
 
-    record.update(points=[{k: p[k] for k in ("name", "spec", "inherited", "seeds", "maps")} for p in points],
-                  rows=rows, ranking=ranking(points, args.bootstrap), reproduced=reproduced, steps=config.train_config.steps * 4,
-                  estimator_dir=portable_path(args.run / "estimator"))
+    run_steps = estimator.settings().steps
+    resolutions = list(estimator.plan.values["resolution"])
+    variants = []
+    for steps in args.variant_steps:
+        if steps == 0:
+            continue
+        split = variant_estimator(args.run, args.variant_dir, None if steps < 0 else steps)
+        inherited, trained = {}, {}
+        for p in points:
+            spec = DetectorSpec.from_dict(p["spec"])
+            inherited[p["name"]] = split.estimate(spec, 0).metrics["map"]
+            made = split.supernet(spec.topology, spec.resolution)
+            trained[f"{spec.topology} {spec.resolution} px"] = {
+                "steps": made.steps, "seconds": round(made.seconds, 1), "cpu_seconds": round(made.cpu_seconds, 1),
+                "loaded": made.loaded_final}
+            print(f"{p['name']}: per-resolution supernets ({made.steps} steps) {inherited[p['name']]:.4f}, run's "
+                  f"supernet {p['inherited']:.4f}", flush=True)
+        variants.append({
+            "steps": split.settings().steps, "supernets": trained, "inherited": inherited,
+            "rows": [variant_row(r, inherited[r["anchor"]], inherited[r["probe"]]) for r in rows],
+            "ranking": ranking([{**p, "inherited": inherited[p["name"]]} for p in points], args.bootstrap),
+            "against_run": ranking_difference(points, inherited, args.bootstrap)})
+    keep = ("name", "spec", "inherited", "seeds", "maps")
+    record.update(points=[{k: p[k] for k in keep if k in p} for p in points], rows=rows,
+                  ranking=ranking(points, args.bootstrap), reproduced=reproduced, steps=config.train_config.steps * 4,
+                  estimator_dir=portable_path(args.run / "estimator"), run_supernet_steps=run_steps,
+                  run_resolutions=resolutions, variants=variants, trained_here=trained_here,
+                  trained_before=trained_before)
     if args.out:
         record.pop("_t0", None)
         Path(args.out).write_text(json.dumps(record, indent=1) + "\n")

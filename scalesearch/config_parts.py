@@ -208,7 +208,11 @@ class SupernetConfig(_Model):
     batch at one drawn resolution; ``distill_weight`` of the in-place distillation term (Bernoulli KL from the
     largest sub-network's class probabilities, normalised as the focal loss); a checkpoint every
     ``checkpoint_every`` steps; ``calib_images`` training images re-estimate a sub-network's batch-norm statistics
-    before it is scored; ``max_supernets`` caps how many supernets (one per topology) a study may train."""
+    before it is scored; ``max_supernets`` caps how many supernets (one per topology) a study may train.
+    ``per_resolution``: one supernet per (topology, resolution) instead, each trained at its own resolution only
+    (``steps`` then per supernet; None: the default steps divided by the resolutions, the same compute per topology).
+    Measured on BCCD (``reports/benchmarks/supernet_axes.md``): the run's supernets rank 320 px below 224 and 256
+    px where training alone ranks it first; per-resolution supernets, at the same compute or at 4x, did not fix it."""
 
     steps: int | None = Field(default=None, ge=1)
     random_children: int = Field(default=2, ge=0)
@@ -216,6 +220,11 @@ class SupernetConfig(_Model):
     checkpoint_every: int = Field(default=50, ge=1)
     calib_images: int = Field(default=128, ge=1)
     max_supernets: int = Field(default=8, ge=1)
+    per_resolution: bool | None = None  # None: off, and no key in a written study.yaml (older run folders read the same)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        return _without_null(handler(self), "per_resolution")
 
 
 class SearchConfig(_Model):

@@ -19,14 +19,21 @@ WHAT = {"train": "one proxy training per trial (the backbone fine-tuned)",
 
 
 def supernets(run: Run) -> list[dict]:
-    """The run's supernet summaries, by topology; [] when it trained none (or the files are not there)."""
+    """The run's supernet summaries, by topology (and resolution); [] when it trained none (or the files are not
+    there)."""
     found = []
     for path in sorted((run.path / "estimator" / "supernet").glob("*/summary.json")):
         try:
             found.append(json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError):
             continue
-    return sorted(found, key=lambda s: str(s.get("topology")))
+    return sorted(found, key=lambda s: (str(s.get("topology")), s.get("resolution") or 0))
+
+
+def _name(summary: dict) -> str:
+    """A supernet's row label: its topology, and its resolution when it is a per-resolution one."""
+    resolution = summary.get("resolution")
+    return f"{summary.get('topology')}" + (f" {resolution} px" if resolution else "")
 
 
 def add_section(doc: Document, run: Run) -> None:
@@ -45,7 +52,7 @@ def add_section(doc: Document, run: Run) -> None:
     if not found:
         return
     doc.table(["supernet (topology)", "sub-networks", "sandwich steps", "wall", "CPU-s", "final loss"],
-              [[s.get("topology"), f"{s.get('sub_networks', 0):,}", s.get("steps"),
+              [[_name(s), f"{s.get('sub_networks', 0):,}", s.get("steps"),
                 f"{s.get('seconds', 0) / 60:.1f} min", f"{s.get('cpu_seconds', 0):,.0f}",
                 f"{s['final_loss']:.3f}" if s.get("final_loss") is not None else "-"] for s in found])
     training = sum(s.get("cpu_seconds") or 0 for s in found)

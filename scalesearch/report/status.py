@@ -104,7 +104,8 @@ def _meta_time(meta: dict[str, Any], stem: str) -> dt.datetime | None:
 
 
 def run_time_line(run: Run) -> str:
-    """Wall time of the last run from meta.json (and how many runs resumed it); trial seconds beside it."""
+    """Wall time from meta.json: of the run, or of all its calls (``records.run_wall_seconds``) and then the last one
+    when it was resumed; trial seconds beside it."""
     start, end = _meta_time(run.meta, "start"), _meta_time(run.meta, "end") or _meta_time(run.meta, "finish")
     trial_s = sum(float(r.seconds or 0.0) for r in run.records)
     trials = f"{trial_s / 60:.1f} min summed over trials"
@@ -112,6 +113,10 @@ def run_time_line(run: Run) -> str:
     first = _time(run.meta.get("first_start"))
     resumed = f"; {runs} runs since {first:%Y-%m-%d %H:%M} UTC" if isinstance(runs, int) and runs > 1 and first else ""
     total = run_wall_seconds(run.meta) if resumed else None
+    if start and end and total is not None:  # the whole first, then the last call
+        wall = (end - start).total_seconds() / 60
+        return (f"{total / 60:.1f} min wall in {runs} calls since {first:%Y-%m-%d %H:%M} UTC (the last {wall:.1f} min, "
+                f"{start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC); {trials}")
     if total is not None:
         resumed += f", {total / 60:.1f} min wall in all"
     if start and end:

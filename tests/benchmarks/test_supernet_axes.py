@@ -76,3 +76,47 @@ def test_page_and_headline_from_a_record():
     head = render.HEADLINES["supernet_axes"](rec)[0]
     assert head.startswith("supernet axes: inherited and trained-alone differences agree in sign on 1 of 2 probes; "
                            "wrong beyond seed noise on 1 (EfficientDet-Lite0 @ resolution=256)")
+
+
+def test_per_resolution_rows_and_tau_difference():
+    probe = _probe("resolution", 256, 0.25, [0.45, 0.46, 0.44, 0.47])
+    row = bench.axis_row(ANCHOR, probe)
+    other = bench.variant_row(row, 0.30, 0.28)
+    assert other == {"probe": "EfficientDet-Lite0 @ resolution=256", "diff": -0.02, "agree": True}
+    assert row["agree"] is False
+    third = _probe("resolution", 224, 0.20, [0.40, 0.41, 0.42, 0.40])
+    inherited = {ANCHOR["name"]: 0.30, probe["name"]: 0.28, third["name"]: 0.27}
+    d = bench.ranking_difference([ANCHOR, probe, third], inherited, 200)
+    assert d["n"] == 3 and d["difference"] == pytest.approx(1 + 1 / 3, abs=1e-4)  # +1 (per resolution) - (-1/3)
+    assert d["low"] <= d["difference"] <= d["high"]
+
+
+def test_variant_sections_on_the_page():
+    probe = _probe("resolution", 256, 0.25, [0.45, 0.46, 0.44, 0.47])
+    row = bench.axis_row(ANCHOR, probe)
+    rank = {"n": 2, "tau": -1.0, "low": None, "high": None, "ratio": None, "regret": 0.06, "seeds": [0, 1, 2, 3],
+            "ceiling_tau": None}
+
+    def variant(steps, anchor, mine, cpu):
+        return {"steps": steps, "supernets": {"bifpn 320 px": {"steps": steps, "seconds": 90.0, "cpu_seconds": cpu,
+                                                               "loaded": False}},
+                "inherited": {ANCHOR["name"]: anchor, probe["name"]: mine},
+                "rows": [bench.variant_row(row, anchor, mine)], "ranking": {**rank, "tau": 1.0 if mine < anchor else -1.0},
+                "against_run": {"difference": 2.0, "low": 2.0, "high": 2.0, "n": 2}}
+
+    rec = {"benchmark": "supernet_axes", "command": "c", "machine_line": "toy", "run": "reports/runs/x",
+           "estimator_dir": "reports/runs/x/estimator", "steps": 600, "run_supernet_steps": 600,
+           "run_resolutions": [224, 256, 288, 320], "trained_here": 0, "trained_before": 4,
+           "reproduced": {"point": "EfficientDet-Lite0", "seed": 0, "recorded": 0.5, "again": 0.5},
+           "rows": [row], "ranking": rank, "points": [ANCHOR, probe],
+           "variants": [variant(150, 0.10, 0.15, 170.0), variant(600, 0.30, 0.28, 600.0)]}
+    page = render.RENDERERS["supernet_axes"](rec)
+    assert "| EfficientDet-Lite0 @ resolution=256 | -0.0600 (p 0.1250) | +0.0800 (other sign) | +0.0500 (other sign) " \
+           "| -0.0200 (same sign) |" in page
+    assert "- 150 steps each (the same compute per topology); CPU-min per supernet: bifpn 320 px 2.8" in page
+    assert "- 600 steps each (4x the compute per topology)" in page
+    assert "read 4 back from the work file" in page
+    assert "| EfficientDet-Lite0 | 0.1700 | 0.1000 | 0.3000 | 0.5150 ± 0.0129 | 4 |" in page
+    head = render.HEADLINES["supernet_axes"](rec)[0]
+    assert "per-resolution supernets, 150 steps: tau -1.000, resolution probes of the other sign 1 of 1" in head
+    assert "per-resolution supernets, 600 steps: tau +1.000, resolution probes of the other sign 0 of 1" in head

@@ -31,7 +31,8 @@ def test_run_facts_and_best_under_budget(tmp_path):
                record(3, map_=0.35, flops=5.5e9)]
     text = report_text(tmp_path, records)
     assert "| machine | Linux-x86_64, 2 cores (host box; python 3.11.7) |" in text
-    assert "42.0 min wall (2026-11-25 12:00 to 12:42 UTC); 2 runs since 2026-11-25 11:00 UTC, 50.0 min wall in all" in text
+    # a resumed run: the wall time of all its calls first, then the last call's
+    assert "50.0 min wall in 2 calls since 2026-11-25 11:00 UTC (the last 42.0 min, 2026-11-25 12:00 to 12:42 UTC)" in text
     rows = section(text, "### Best architecture under each budget")
     assert rows[0] == "| trial | 3 | 2 |"
     assert "| resolution | 256 | 256 |" in rows

