@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import json
 import os
 import statistics
 import time
@@ -107,7 +106,7 @@ def main() -> None:
         args.resolution, args.steps, args.warmup, args.rounds = 128, 2, 1, 1
         args.out = args.out or os.devnull
 
-    from render import begin_record, save_record
+    from render import begin_record, save_or_write
 
     from scalesearch.data import resolve_dataset
     from scalesearch.scaling import preset
@@ -140,11 +139,7 @@ def main() -> None:
     print(f"cache {fc.gib(data.bytes)} built in {data.seconds:.0f} s; per step: "
           + ", ".join(f"{arm} {a['step_seconds']:.3f} s" for arm, a in arms.items())
           + f"; fine-tuned / cached = {record['speedup']['finetuned_over_cached']:.2f}x")
-    if args.out:
-        record.pop("_t0")
-        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
-    else:
-        save_record(record)
+    save_or_write(record, args.out)
 
 
 if __name__ == "__main__":

@@ -534,7 +534,7 @@ def main() -> None:
 
     import torch
 
-    from render import begin_record, save_record
+    from render import begin_record, save_or_write
 
     from scalesearch.fidelity import load_fidelity
     from scalesearch.machine import portable_path
@@ -567,11 +567,7 @@ def main() -> None:
         from render_estimators import render_estimators
 
         print(render_estimators({**record, "seconds": 0.0}))
-    if args.out:
-        record.pop("_t0")
-        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
-    else:
-        save_record(record)
+    save_or_write(record, args.out)
 
 
 def summary(rows: list[dict[str, Any]], first: str | None) -> str:

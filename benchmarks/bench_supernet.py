@@ -151,7 +151,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from render import begin_record, save_record
+    from render import begin_record, save_or_write
 
     from scalesearch.fidelity import load_fidelity
     from scalesearch.machine import portable_path
@@ -196,11 +196,7 @@ def main() -> None:
     )
     print(json.dumps({k: record[k] for k in ("tau", "low", "high", "ratio", "regret", "training_cpu_hours",
                                              "trial_cpu_seconds", "trials_per_hour", "cpu_per_candidate")}))
-    if args.out:
-        record.pop("_t0", None)
-        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
-    else:
-        save_record(record)
+    save_or_write(record, args.out)
 
 
 if __name__ == "__main__":

@@ -227,7 +227,7 @@ def main() -> None:
 
     import torch
 
-    from render import begin_record, save_record
+    from render import begin_record, save_or_write
 
     from scalesearch.config import load_study
     from scalesearch.machine import portable_path
@@ -315,11 +315,7 @@ def main() -> None:
                   estimator_dir=portable_path(args.run / "estimator"), run_supernet_steps=run_steps,
                   run_resolutions=resolutions, variants=variants, trained_here=trained_here,
                   trained_before=trained_before)
-    if args.out:
-        record.pop("_t0", None)
-        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
-    else:
-        save_record(record)
+    save_or_write(record, args.out)
 
 
 if __name__ == "__main__":

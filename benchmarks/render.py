@@ -88,6 +88,16 @@ def save_record(record: dict) -> Path:
     return path
 
 
+def save_or_write(record: dict, out: str | None) -> None:
+    """``save_record`` (the committed record, pages re-rendered), or with ``out`` (a script's ``--out``) the record
+    alone written there, no run time added, nothing rendered."""
+    if out:
+        record.pop("_t0", None)
+        Path(out).write_text(json.dumps(record, indent=1) + "\n")
+    else:
+        save_record(record)
+
+
 def _fmt(x: float) -> str:
     return f"{x:.3f}"
 
