@@ -94,8 +94,7 @@ def timed(step: str, argv: list[str], steps: dict) -> subprocess.CompletedProces
 def finished_search(run_dir: Path, n_trials: int) -> dict | None:
     """The search step of a run folder that already holds ``n_trials`` finished trials (a committed run, whose
     storage is not committed): its command and wall time from ``meta.json``; None when the search must run."""
-    from scalesearch.records import State, load_records, records_path
-    from scalesearch.records import run_wall_seconds
+    from scalesearch.records import State, load_records, records_path, run_wall_seconds
 
     meta = run_dir / "meta.json"
     if not (records_path(run_dir) and meta.is_file()):

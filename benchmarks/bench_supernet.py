@@ -42,8 +42,6 @@ SMOKE_SIZE = 128
 def supernet_study(run: Path, args: argparse.Namespace) -> Any:
     """The run's study with the supernet estimator over the elastic space of ``args`` (the topologies and fixed
     fields of the run's space kept; ``phi`` dropped: the elastic values are given directly)."""
-    from scalesearch.config import load_study
-
     raw = yaml.safe_load((run / "study.yaml").read_text())
     space = {k: v for k, v in raw["space"].items() if k != "phi"}
     space.update(fpn_channels=args.widths, fpn_repeats=args.repeats, head_repeats=args.heads,
@@ -54,15 +52,37 @@ def supernet_study(run: Path, args: argparse.Namespace) -> Any:
                      "estimator": "supernet", "sampler": "random", "threads_per_worker": args.threads,
                      "supernet": {"steps": args.steps, "calib_images": args.calib_images}}
     raw.pop("output", None)
-    data = raw.get("dataset", {}).get("path")
-    if data and not Path(data).is_absolute():
-        raw["dataset"]["path"] = str((ROOT / data).resolve())
     if args.smoke:
         raw["dataset"] = {"path": str(args.smoke_data)}
         raw["train"] = {**raw.get("train", {}), "warmup_steps": 0, "device": "cpu"}
+    return study_copy(raw)
+
+
+def study_copy(raw: dict[str, Any]) -> Any:
+    """A study edited from a run's study.yaml (``raw``), validated from a temporary copy: its relative dataset path
+    (relative to the repository root, as the committed studies write it) made absolute first."""
+    from scalesearch.config import load_study
+
+    data = raw.get("dataset", {}).get("path")
+    if data and not Path(data).is_absolute():
+        raw["dataset"]["path"] = str((ROOT / data).resolve())
     path = Path(tempfile.mkdtemp(prefix="supernet-study-")) / "study.yaml"
     path.write_text(yaml.safe_dump(raw))
     return load_study(path)
+
+
+def supernet_estimator(config: Any, cache_dir: Path, progress: bool = False) -> Any:
+    """The ``supernet`` estimator of ``config`` on its data, its features and supernets under ``cache_dir``
+    (prepared: nothing trained yet; each supernet is trained, or read back, on first use)."""
+    from scalesearch.search.estimators import StudyContext, StudyData
+    from scalesearch.search.estimators.supernet import SupernetEstimator
+    from scalesearch.search.objective import dataset_pairs, num_classes
+
+    train_pair, val_pair = dataset_pairs(config.dataset)
+    data = StudyData(train_pair, val_pair, num_classes(train_pair[1]))
+    estimator = SupernetEstimator(StudyContext(config, data, cache_dir, progress=progress))
+    estimator.prepare()
+    return estimator
 
 
 def score(estimator: Any, spec: Any) -> dict[str, Any]:
@@ -107,14 +127,10 @@ def prepared(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, dict], 
     ``args.cache_dir``: a rerun with the same settings trains nothing), each supernet's training summary, the
     elastic space and its number of sub-networks over all topologies."""
     from scalesearch.model.supernet import ElasticSpace
-    from scalesearch.search.estimators import StudyContext, StudyData
-    from scalesearch.search.estimators.supernet import SupernetEstimator
-    from scalesearch.search.objective import dataset_pairs, num_classes
 
     config = supernet_study(args.run, args)
-    train_pair, val_pair = dataset_pairs(config.dataset)
-    data = StudyData(train_pair, val_pair, num_classes(train_pair[1]))
-    estimator = SupernetEstimator(StudyContext(config, data, args.cache_dir, progress=True))
+    estimator = supernet_estimator(config, args.cache_dir, progress=True)
+    data = estimator.study.data
     estimator.prepare_run()
     training = {t: {"steps": r.steps, "seconds": round(r.seconds, 1), "cpu_seconds": round(r.cpu_seconds, 1),
                     "resumed_from": r.resumed_from, "final_loss": r.losses[-1] if r.losses else None}

@@ -88,6 +88,12 @@ def axis_row(anchor: dict[str, Any], probe: dict[str, Any]) -> dict[str, Any]:
             "alone_diff": None if d_alone is None else round(d_alone, 4), "p": p, "agree": agree}
 
 
+def trained_alone(points: list[dict[str, Any]]) -> tuple[list[int], dict[str, float]]:
+    """The seeds every point has and each point's trained-alone mean over them."""
+    shared = sorted(set.intersection(*(set(p["seeds"]) for p in points)))
+    return shared, {p["name"]: statistics.fmean(dict(zip(p["seeds"], p["maps"]))[s] for s in shared) for p in points}
+
+
 def ranking(points: list[dict[str, Any]], bootstrap: int) -> dict[str, Any]:
     """Kendall tau (``bench_estimators.row_stats``) of inherited mAP against the trained-alone mean over the seeds
     every point has, with the ceiling of that mean (``bench_estimators.ceiling_tau``)."""
@@ -95,8 +101,7 @@ def ranking(points: list[dict[str, Any]], bootstrap: int) -> dict[str, Any]:
 
     from scalesearch.fidelity import FidelityRecord
 
-    shared = sorted(set.intersection(*(set(p["seeds"]) for p in points)))
-    means = {p["name"]: statistics.fmean(dict(zip(p["seeds"], p["maps"]))[s] for s in shared) for p in points}
+    shared, means = trained_alone(points)
     rows = [FidelityRecord(group=p["name"], number=i, spec={}, flops=0.0, proxy_map=p["inherited"], factor=4.0,
                            steps=None, seconds=None, seeds=tuple(p["seeds"]), maps=tuple(p["maps"]), paired=True)
             for i, p in enumerate(points)]
@@ -121,28 +126,22 @@ def ranking_difference(points: list[dict[str, Any]], other: dict[str, float], bo
     """Kendall tau of the inherited mAPs ``other`` (point name -> mAP) minus that of the points' own (the run's
     supernets), against the trained-alone mean, with its paired bootstrap interval
     (``fidelity.bootstrap_difference``: each resample scores both on the same points)."""
-    from scalesearch.fidelity import FidelityRecord, bootstrap_difference
+    from bench_estimators import _pairs
 
-    shared = sorted(set.intersection(*(set(p["seeds"]) for p in points)))
+    from scalesearch.fidelity import bootstrap_difference
 
-    def rows(value: Any) -> list[Any]:
-        return [FidelityRecord(group=p["name"], number=i, spec={}, flops=0.0, proxy_map=value(p), factor=4.0,
-                               steps=None, seconds=None, seeds=(0,),
-                               maps=(statistics.fmean(dict(zip(p["seeds"], p["maps"]))[s] for s in shared),))
-                for i, p in enumerate(points)]
-
-    diff, low, high = bootstrap_difference(rows(lambda p: other[p["name"]]), rows(lambda p: p["inherited"]),
-                                           n=bootstrap, seed=0)
+    means = trained_alone(points)[1]
+    own = {p["name"]: p["inherited"] for p in points}
+    diff, low, high = bootstrap_difference(_pairs(other, means), _pairs(own, means), n=bootstrap, seed=0)
     return {"difference": round(diff, 4), "low": round(low, 4), "high": round(high, 4), "n": len(points)}
 
 
 def variant_study(run: Path, steps: int | None) -> Any:
     """The run's study with ``search.supernet.per_resolution`` (one supernet per topology and resolution; ``steps``
-    each, None: the option's default, the same compute per topology), the dataset path made absolute (the copy
-    lives in a temporary folder)."""
+    each, None: the option's default, the same compute per topology)."""
     import yaml
 
-    from scalesearch.config import load_study
+    from bench_supernet import study_copy
 
     raw = yaml.safe_load((run / "study.yaml").read_text())
     supernet = {**(raw["search"].get("supernet") or {}), "per_resolution": True}
@@ -152,22 +151,19 @@ def variant_study(run: Path, steps: int | None) -> Any:
     if steps is not None:
         supernet["steps"] = steps
     raw["search"]["supernet"] = supernet
-    data = raw["dataset"]["path"]
-    if not Path(data).is_absolute():
-        raw["dataset"]["path"] = str((ROOT / data).resolve())
-    path = Path(tempfile.mkdtemp(prefix="supernet-axes-study-")) / "study.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return load_study(path)
+    return study_copy(raw)
 
 
 def variant_estimator(run: Path, folder: Path, steps: int | None) -> Any:
     """The ``supernet`` estimator of ``variant_study``, its supernets under ``folder`` (each trained on first use,
     resumable; a rerun reads them back), reading the run's feature cache (a ``features`` link to
     ``RUN/estimator/features``)."""
+    from bench_supernet import supernet_estimator
+
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "features").exists():
         (folder / "features").symlink_to((run / "estimator" / "features").resolve(), target_is_directory=True)
-    return estimator_of(run, variant_study(run, steps), folder)
+    return supernet_estimator(variant_study(run, steps), folder)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -206,20 +202,6 @@ def anchors_of(run: Path, numbers: set[int]) -> dict[int, dict[str, Any]]:
             for n in sorted(rows)}
 
 
-def estimator_of(run: Path, config: Any, folder: Path | None = None) -> Any:
-    """The ``supernet`` estimator of ``config``, its supernets under ``folder`` (default ``RUN/estimator``: the
-    run's finished ones)."""
-    from scalesearch.search.estimators import StudyContext, StudyData
-    from scalesearch.search.estimators.supernet import SupernetEstimator
-    from scalesearch.search.objective import dataset_pairs, num_classes
-
-    train_pair, val_pair = dataset_pairs(config.dataset)
-    estimator = SupernetEstimator(StudyContext(config, StudyData(train_pair, val_pair, num_classes(train_pair[1])),
-                                               folder or run / "estimator"))
-    estimator.prepare()
-    return estimator
-
-
 def main() -> None:
     args = parser().parse_args()
     args.run = args.run.resolve()
@@ -227,6 +209,7 @@ def main() -> None:
 
     import torch
 
+    from bench_supernet import supernet_estimator
     from render import begin_record, save_or_write
 
     from scalesearch.config import load_study
@@ -239,7 +222,7 @@ def main() -> None:
                           bootstrap=args.bootstrap, probes=[f"{a}:{k}={v}" for a, k, v in probes])
     config = load_study(args.run / "study.yaml")
     anchors = anchors_of(args.run, {a for a, _, _ in probes})
-    estimator = estimator_of(args.run, config)
+    estimator = supernet_estimator(config, args.run / "estimator")
     for topology in sorted({a["spec"]["topology"] for a in anchors.values()} | {v for _, k, v in probes
                                                                                 if k == "topology"}):
         trained = estimator.supernet(topology)

@@ -8,9 +8,8 @@ import shlex
 from collections import Counter
 from typing import Any
 
-from scalesearch.records import CORE_KEYS, State, TrialRecord, machine_cores
+from scalesearch.records import CORE_KEYS, State, TrialRecord, machine_cores, run_wall_seconds
 from scalesearch.report.runs import Run
-from scalesearch.records import run_wall_seconds
 
 
 def state_counts(run: Run) -> dict[str, int]:
@@ -113,15 +112,14 @@ def run_time_line(run: Run) -> str:
     first = _time(run.meta.get("first_start"))
     resumed = f"; {runs} runs since {first:%Y-%m-%d %H:%M} UTC" if isinstance(runs, int) and runs > 1 and first else ""
     total = run_wall_seconds(run.meta) if resumed else None
-    if start and end and total is not None:  # the whole first, then the last call
-        wall = (end - start).total_seconds() / 60
-        return (f"{total / 60:.1f} min wall in {runs} calls since {first:%Y-%m-%d %H:%M} UTC (the last {wall:.1f} min, "
-                f"{start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC); {trials}")
+    if start and end:
+        wall, span = (end - start).total_seconds() / 60, f"{start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC"
+        if total is not None:  # the whole first, then the last call
+            return (f"{total / 60:.1f} min wall in {runs} calls since {first:%Y-%m-%d %H:%M} UTC (the last "
+                    f"{wall:.1f} min, {span}); {trials}")
+        return f"{wall:.1f} min wall ({span}){resumed}; {trials}"
     if total is not None:
         resumed += f", {total / 60:.1f} min wall in all"
-    if start and end:
-        wall = (end - start).total_seconds() / 60
-        return f"{wall:.1f} min wall ({start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC){resumed}; {trials}"
     if start:
         return f"started {start:%Y-%m-%d %H:%M} UTC, no end time recorded (crashed or still running){resumed}; {trials}"
     return f"no start/end time in meta.json; {trials}"

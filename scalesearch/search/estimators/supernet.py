@@ -122,6 +122,10 @@ class SupernetEstimator(Estimator):
         split = self.plan.values["resolution"] if self.study.config.search.supernet.per_resolution else (None,)
         return [(topology, resolution) for topology in self.plan.bases for resolution in split]
 
+    def unit_of(self, spec: Any) -> tuple[str, int | None]:
+        """The (topology, resolution) of ``units`` that scores ``spec``."""
+        return spec.topology, spec.resolution if self.study.config.search.supernet.per_resolution else None
+
     def prepare(self) -> None:
         from scalesearch.training.feature_cache import FeatureCache
 
@@ -161,12 +165,11 @@ class SupernetEstimator(Estimator):
 
         config, how = self.study.config, self.settings()
         cfg = dataclasses.replace(config.train_config, seed=config.seed)
-        values = self.plan.values if resolution is None else {**self.plan.values, "resolution": (resolution,)}
-        space = ElasticSpace(**values)
+        space = ElasticSpace(**self.values(resolution))
         base = self.plan.bases[topology]
         data = {r: self.features(base.replace(resolution=r)) for r in space.resolution}
         channels = [level.shape[1] for level in next(iter(data.values())).train.levels]
-        key, folder = self.checkpoint(topology, data, values, resolution)
+        key, folder = self.checkpoint(topology, data, resolution)
         before = torch.get_num_threads()
         threads = config.search.threads_per_worker or cfg.threads
         if threads:
@@ -185,18 +188,20 @@ class SupernetEstimator(Estimator):
         self.trained[name] = result
         return result
 
-    def checkpoint(self, topology: str, data: dict[int, Any], values: dict[str, tuple[Any, ...]] | None = None,
-                   resolution: int | None = None) -> tuple[str, Path | None]:
-        """(key, folder) of the supernet checkpoint of ``topology`` over ``values`` (default: the plan's; one
-        ``resolution`` of a per-resolution supernet names its folder too), ``data`` its feature entries by
-        resolution. The features enter the key by entry name (a digest of what they hold), not path: a moved run
+    def values(self, resolution: int | None = None) -> dict[str, tuple[Any, ...]]:
+        """The elastic values of a supernet: the plan's, or with one ``resolution`` (a per-resolution supernet)."""
+        return self.plan.values if resolution is None else {**self.plan.values, "resolution": (resolution,)}
+
+    def checkpoint(self, topology: str, data: dict[int, Any], resolution: int | None = None) -> tuple[str, Path | None]:
+        """(key, folder) of the supernet checkpoint of ``topology`` (at one ``resolution``, a per-resolution one),
+        ``data`` its feature entries by resolution. The features enter the key by entry name (a digest of what they hold), not path: a moved run
         folder or a dataset copied again (same bytes, new modification times) resumes its supernets."""
         from scalesearch.files import digest
 
         config, how = self.study.config, self.settings()
         cfg = dataclasses.replace(config.train_config, seed=config.seed)
         features = sorted(e.path.name if e.path is not None else "" for e in data.values())
-        key = digest({"base": self.plan.bases[topology].to_dict(), "space": values or self.plan.values,
+        key = digest({"base": self.plan.bases[topology].to_dict(), "space": self.values(resolution),
                       "how": dataclasses.asdict(how), "train": dataclasses.asdict(cfg), "features": features})
         stem = _slug(topology) + ("" if resolution is None else f"-{resolution}px")
         folder = self.study.cache_dir / "supernet" / f"{stem}-{key}" if self.study.cache_dir else None
@@ -211,7 +216,7 @@ class SupernetEstimator(Estimator):
         topology = spec.topology
         if topology not in self.plan.bases:
             raise UserError(f"space.topology: {topology!r} has no supernet (trained: {', '.join(self.plan.bases)})")
-        trained = self.supernet(topology, spec.resolution if self.study.config.search.supernet.per_resolution else None)
+        trained = self.supernet(*self.unit_of(spec))
         choice = {key: getattr(spec, key) for key in ELASTIC_KEYS}
         if not trained.model.space.contains(choice):
             raise UserError(f"search.estimator: supernet: the trial's {choice} lies outside the supernet's space "
